@@ -1,0 +1,16 @@
+"""The `pressroom` command: one entry point for everything a user does.
+
+Each area keeps its commands next to its code and exposes them as a `typer.Typer` named
+`commands`; this module only gathers them, importing lazily-heavy modules inside the commands.
+"""
+
+import typer
+
+from training.cli import commands as training_commands
+
+app = typer.Typer(
+    help="Pressroom: headline models with A/B testing and human feedback, on AWS or on one machine.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(training_commands)

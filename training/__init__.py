@@ -1,0 +1,1 @@
+"""Data preparation, training, evaluation and packaging of the Pressroom models."""
