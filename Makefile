@@ -8,6 +8,10 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 
 .PHONY: help venv tools lint typecheck pytest test templates models demo up bench clean
+.PHONY: workflows deploy publish-site logs destroy
+.PHONY: bench-serving
+.PHONY: bench-stats
+.PHONY: bench-api
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,13 +38,34 @@ lint: venv ## ruff check + ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+workflows: tools ## lint the GitHub workflows (zizmor, offline)
+	$(TOOLS_VENV)/bin/zizmor --offline .github/
+
 typecheck: venv ## mypy on the non-ML packages
 	$(BIN)/mypy
 
 pytest: venv ## the pytest suite alone
 	$(BIN)/pytest
 
-test: lint typecheck pytest ## everything CI checks
+test: lint typecheck workflows templates pytest ## everything CI checks
+
+# ---- template checks: lint, validate, build, and import each built function against its layer
+TEMPLATES := template-root.yaml $(wildcard apps/*/template.yaml)
+SAM_BUILD_DIR := build/templates/sam
+export SAM_CLI_TELEMETRY := 0
+
+templates: venv tools ## cfn-lint (+ project rules), sam validate --lint, sam build, import smoke test
+	@echo "==> cfn-lint on every template (.cfnlintrc; project rules in .cfnlint/rules)"
+	$(TOOLS_VENV)/bin/cfn-lint
+	@echo "==> the project rule E9101 rejects a serverless endpoint config with two variants"
+	$(TOOLS_VENV)/bin/cfn-lint .cfnlint/fixtures/serverless-two-variants.yaml | grep E9101 >/dev/null
+	@echo "==> sam validate --lint"
+	for template in $(TEMPLATES); do $(TOOLS_VENV)/bin/sam validate --lint -t $$template || exit 1; done
+	@echo "==> sam build (into $(SAM_BUILD_DIR))"
+	$(TOOLS_VENV)/bin/sam build -t template-root.yaml --build-dir $(SAM_BUILD_DIR) \
+		--cache-dir build/templates/sam-cache --cached
+	@echo "==> each built function imports against only its layer (fresh python3.11 -I -S)"
+	$(BIN)/python -m local.build_checks $(SAM_BUILD_DIR)
 
 models: venv ## train, evaluate and package all three models (full profile; skips what is up to date)
 	$(BIN)/pressroom build-all --profile full
@@ -48,5 +73,40 @@ models: venv ## train, evaluate and package all three models (full profile; skip
 demo: models ## everything: virtualenv, models, and the local stack on http://$(HOST):$(PORT)
 	$(BIN)/pressroom up --host $(HOST) --port $(PORT)
 
+up: venv ## the local stack (emulator, API, site) on http://$(HOST):$(PORT); builds missing models
+	$(BIN)/pressroom up --host $(HOST) --port $(PORT)
+
+# `bench` runs every benchmark; each area adds its own `bench: bench-<area>` prerequisite.
+bench: bench-serving ## run the benchmarks and update BENCHMARKS.md
+
+bench-serving: venv ## serving overhead, throughput vs a naive server, ONNX vs PyTorch (full artifacts if built)
+	$(BIN)/python -m benchmarks.serving
+
+bench: bench-stats
+bench-stats: venv ## /api/stats on PostgreSQL, 1M votes over 500k generations (goal < 200 ms)
+	$(BIN)/python -m benchmarks.stats
+
+bench: bench-api
+bench-api: venv ## end-to-end latency through the local stack beside the raw model call
+	$(BIN)/python -m benchmarks.api
+
 clean: ## remove build outputs (keeps the virtualenvs)
 	rm -rf build .aws-sam
+
+# ---- AWS operations (need AWS credentials; see infra/README.md). ENV is a samconfig.toml environment.
+ENV ?= dev
+SAM := $(TOOLS_VENV)/bin/sam
+
+deploy: venv tools ## sam build + sam deploy ENV=dev|prod, with the models the registry lets ENV serve
+	$(SAM) build --config-env $(ENV)
+	overrides="$$($(BIN)/pressroom release-parameters --env $(ENV))" && \
+		$(SAM) deploy --config-env $(ENV) $(SAM_DEPLOY_FLAGS) --parameter-overrides "$$overrides"
+
+publish-site: venv ## upload apps/frontend/site to ENV's bucket and invalidate its CloudFront cache
+	$(BIN)/pressroom publish-site --env $(ENV)
+
+logs: venv tools ## follow the Lambda logs of one app in ENV: make logs APP=inference-api ENV=dev
+	names="$$($(BIN)/pressroom log-names $(APP))" && $(SAM) logs --config-env $(ENV) --tail $$names
+
+destroy: tools ## delete ENV's stack (sam delete asks for confirmation)
+	$(SAM) delete --config-env $(ENV)

@@ -6,6 +6,10 @@ Each area keeps its commands next to its code and exposes them as a `typer.Typer
 
 import typer
 
+from local.deploy import commands as deploy_commands
+from local.publish import commands as publish_commands
+from local.sagemaker.cli import commands as sagemaker_commands
+from local.stack import commands as stack_commands
 from training.cli import commands as training_commands
 
 app = typer.Typer(
@@ -14,3 +18,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(training_commands)
+app.add_typer(publish_commands)
+app.add_typer(deploy_commands)
+app.add_typer(stack_commands)
+app.add_typer(sagemaker_commands)

@@ -1,0 +1,415 @@
+"""Benchmark the local model serving: each figure side by side with its baseline, one run.
+
+(a) overhead: p50/p95 of one generation through the SageMaker emulator over HTTP (boto3 ->
+    emulator -> worker -> `predict_fn`) against calling `predict_fn` in-process on the same
+    artifact and input. Goal: <= 10% at p50.
+(b) throughput: requests/s and p95 latency at 1, 4, 8 and 16 concurrent clients, emulator
+    (one worker per variant, dynamic batching, KV cache) against a naive server: Hugging Face
+    `pipeline("text-generation")` behind a plain `http.server` answering one request at a time.
+    Goal: >= 2x the baseline's req/s at 8 clients.
+(c) classifier runtime: ONNX Runtime against PyTorch at batch 1 and 16 on the same artifact,
+    with identical predictions checked. Goal: >= 2.5x at batch 1.
+
+Runs on the `full` artifacts when they are built, else `smoke` (the table says which). Prints
+rich tables and writes them to BENCHMARKS.md between this benchmark's markers.
+
+    .venv/bin/python -m benchmarks.serving [--profile full|smoke] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from local.sagemaker import Emulator
+from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT
+from local.sagemaker.worker import load_inference_module
+
+BENCHMARKS_FILE = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+START_MARKER = "<!-- bench-serving:start -->"
+END_MARKER = "<!-- bench-serving:end -->"
+GENERATOR = "headline-base"
+CLASSIFIER = "news-classifier"
+# Greedy decoding so both sides of each comparison do exactly the same work.
+GENERATION_PARAMETERS = {"max_new_tokens": 16, "do_sample": False}
+PROMPTS = [
+    "Government announces",
+    "Stocks fall as",
+    "Film star",
+    "Football club signs",
+    "New smartphone",
+    "Scientists discover",
+    "Minister resigns after",
+    "Record profits for",
+]
+HEADLINES = [
+    "Chancellor unveils spending plans for schools",
+    "Striker scores twice as champions win again",
+    "Chipmaker shares jump on strong demand",
+    "Oscar nominations announced for new drama",
+] * 4
+OVERHEAD_CALLS = 30
+CONCURRENCY_LEVELS = (1, 4, 8, 16)
+REQUESTS_PER_CLIENT = 2
+MIN_REQUESTS_PER_LEVEL = 16
+CLASSIFIER_CALLS = {1: 60, 16: 20}
+
+THROUGHPUT_HEADERS = [
+    "clients",
+    "naive req/s",
+    "naive p95 ms",
+    "emulator req/s",
+    "emulator p95 ms",
+    "speed-up",
+]
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """Seconds per call."""
+
+    samples: list[float]
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.samples) * 1000
+
+    @property
+    def p95_ms(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1000
+
+
+def timed(call: Callable[[], Any], count: int, label: str, progress: Progress) -> Latencies:
+    for _ in range(3):  # warm-up: first-call allocations and lazy imports are not steady state
+        call()
+    task = progress.add_task(label, total=count)
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+        progress.advance(task)
+    return Latencies(samples)
+
+
+def pick_profile(requested: str | None) -> str:
+    if requested:
+        return requested
+    full = DEFAULT_MODELS_ROOT / "full"
+    built = all(
+        (full / name / "model" / "config.json").is_file()
+        for name in (GENERATOR, CLASSIFIER, "headline-lite")
+    )
+    return "full" if built else "smoke"
+
+
+# ---- (a) overhead -------------------------------------------------------------------------
+
+
+def bench_overhead(
+    emulator: Emulator, endpoint: str, model_dir: Path, progress: Progress
+) -> list[list[str]]:
+    body = {"inputs": PROMPTS[0], "parameters": GENERATION_PARAMETERS}
+    inference = load_inference_module(model_dir)
+    model = inference.model_fn(str(model_dir))
+    direct = timed(
+        lambda: inference.predict_fn(body, model), OVERHEAD_CALLS, "predict_fn in-process", progress
+    )
+
+    runtime = emulator.client()
+    payload = json.dumps(body)
+
+    def over_http() -> None:
+        runtime.invoke_endpoint(
+            EndpointName=endpoint, TargetVariant="A", ContentType="application/json", Body=payload
+        )["Body"].read()
+
+    served = timed(over_http, OVERHEAD_CALLS, "emulator over HTTP", progress)
+    overhead = (served.p50_ms - direct.p50_ms) / direct.p50_ms * 100
+    return [
+        ["predict_fn in-process (baseline)", f"{direct.p50_ms:.1f}", f"{direct.p95_ms:.1f}", "—"],
+        [
+            "boto3 → emulator → worker",
+            f"{served.p50_ms:.1f}",
+            f"{served.p95_ms:.1f}",
+            f"{overhead:+.1f}% (goal ≤ 10%)",
+        ],
+    ]
+
+
+# ---- (b) throughput -----------------------------------------------------------------------
+
+
+class _NaiveHandler(BaseHTTPRequestHandler):
+    """POST a SageMaker-style JSON body, get `[{"generated_text"}]`; one request at a time."""
+
+    pipe: Any = None
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        request = json.loads(self.rfile.read(length))
+        parameters = request.get("parameters", {})
+        outputs = self.pipe(request["inputs"], **parameters)
+        body = json.dumps([{"generated_text": outputs[0]["generated_text"]}]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _NaiveServer(HTTPServer):
+    # Still one request at a time; the deeper accept queue only keeps waiting clients connected.
+    request_queue_size = 64
+
+
+def run_naive_server(model_dir: str, ports: Any) -> None:
+    """The baseline, in its own process like a real server: HF pipeline + http.server."""
+    from transformers import pipeline
+
+    _NaiveHandler.pipe = pipeline(
+        "text-generation", model=model_dir, tokenizer=model_dir, device="cpu"
+    )
+    server = _NaiveServer(("127.0.0.1", 0), _NaiveHandler)
+    ports.put(server.server_address[1])
+    server.serve_forever()
+
+
+def load_test(
+    send: Callable[[str], None], clients: int, label: str, progress: Progress
+) -> tuple[float, Latencies]:
+    """`clients` threads each send REQUESTS_PER_CLIENT (at least MIN_REQUESTS_PER_LEVEL in all)."""
+    per_client = max(REQUESTS_PER_CLIENT, -(-MIN_REQUESTS_PER_LEVEL // clients))
+    task = progress.add_task(label, total=clients * per_client)
+    samples: list[float] = []
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        for request in range(per_client):
+            started = time.perf_counter()
+            send(PROMPTS[(index + request) % len(PROMPTS)])
+            with lock:
+                samples.append(time.perf_counter() - started)
+            progress.advance(task)
+
+    send(PROMPTS[0])  # warm-up
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(client, range(clients)))
+    elapsed = time.perf_counter() - started
+    return len(samples) / elapsed, Latencies(samples)
+
+
+def bench_throughput(
+    emulator: Emulator, endpoint: str, model_dir: Path, progress: Progress
+) -> list[list[str]]:
+    local = threading.local()
+
+    def via_emulator(prompt: str) -> None:
+        if not hasattr(local, "runtime"):
+            local.runtime = emulator.client(max_pool_connections=32, read_timeout=300)
+        local.runtime.invoke_endpoint(
+            EndpointName=endpoint,
+            TargetVariant="A",
+            ContentType="application/json",
+            Body=json.dumps({"inputs": prompt, "parameters": GENERATION_PARAMETERS}),
+        )["Body"].read()
+
+    context = multiprocessing.get_context("spawn")
+    ports = context.Queue()
+    naive = context.Process(target=run_naive_server, args=(str(model_dir), ports), daemon=True)
+    naive.start()
+    try:
+        naive_url = f"http://127.0.0.1:{ports.get(timeout=600)}/"
+        http = httpx.Client(timeout=600, limits=httpx.Limits(max_connections=32))
+
+        def via_naive(prompt: str) -> None:
+            http.post(
+                naive_url, json={"inputs": prompt, "parameters": GENERATION_PARAMETERS}
+            ).raise_for_status()
+
+        rows = []
+        for clients in CONCURRENCY_LEVELS:
+            naive_rps, naive_latency = load_test(
+                via_naive, clients, f"naive server, {clients} clients", progress
+            )
+            served_rps, served_latency = load_test(
+                via_emulator, clients, f"emulator, {clients} clients", progress
+            )
+            speedup = served_rps / naive_rps
+            goal = " (goal ≥ 2x)" if clients == 8 else ""
+            rows.append(
+                [
+                    str(clients),
+                    f"{naive_rps:.2f}",
+                    f"{naive_latency.p95_ms:.0f}",
+                    f"{served_rps:.2f}",
+                    f"{served_latency.p95_ms:.0f}",
+                    f"{speedup:.2f}x{goal}",
+                ]
+            )
+        http.close()
+        return rows
+    finally:
+        naive.terminate()
+        naive.join(timeout=10)
+
+
+# ---- (c) classifier runtime ---------------------------------------------------------------
+
+
+def bench_classifier(model_dir: Path, progress: Progress) -> list[list[str]]:
+    inference = load_inference_module(model_dir)
+    if not (model_dir / inference.ONNX_FILE).is_file():
+        return [["(no model.onnx in the artifact)", "—", "—", "—", "—"]]
+    onnx = inference.load_model(model_dir, prefer_onnx=True)
+    torch_model = inference.load_model(model_dir, prefer_onnx=False)
+    rows = []
+    for batch, calls in CLASSIFIER_CALLS.items():
+        texts = HEADLINES[:batch]
+        same = _same_predictions(
+            inference.classify(onnx, texts), inference.classify(torch_model, texts)
+        )
+        pytorch = timed(
+            lambda texts=texts: inference.classify(torch_model, texts),
+            calls,
+            f"PyTorch, batch {batch}",
+            progress,
+        )
+        ort = timed(
+            lambda texts=texts: inference.classify(onnx, texts),
+            calls,
+            f"ONNX Runtime, batch {batch}",
+            progress,
+        )
+        goal = " (goal ≥ 2.5x)" if batch == 1 else ""
+        rows.append(
+            [
+                str(batch),
+                f"{pytorch.p50_ms:.2f}",
+                f"{ort.p50_ms:.2f}",
+                f"{pytorch.p50_ms / ort.p50_ms:.2f}x{goal}",
+                "yes" if same else "NO",
+            ]
+        )
+    return rows
+
+
+def _same_predictions(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> bool:
+    return all(
+        a["label"] == b["label"] and abs(a["score"] - b["score"]) < 1e-4
+        for a, b in zip(left, right, strict=True)
+    )
+
+
+# ---- report -------------------------------------------------------------------------------
+
+
+def render(title: str, headers: list[str], rows: list[list[str]]) -> tuple[Table, list[str]]:
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*row)
+    markdown = [f"| {' | '.join(headers)} |", f"|{'---|' * len(headers)}"]
+    markdown += [f"| {' | '.join(row)} |" for row in rows]
+    return table, [f"**{title}**", "", *markdown, ""]
+
+
+def write_section(profile: str, blocks: list[str]) -> None:
+    section = "\n".join(
+        [
+            START_MARKER,
+            "## Model serving (`make bench` → `python -m benchmarks.serving`)",
+            "",
+            f"Artifacts: **{profile}** profile. Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+            f" on {platform.machine()} with {os.cpu_count()} CPU cores (shared with other work),"
+            f" Python {platform.python_version()}. Generation: greedy,"
+            f" {GENERATION_PARAMETERS['max_new_tokens']} new tokens, `{GENERATOR}` (variant A).",
+            "",
+            *blocks,
+            END_MARKER,
+        ]
+    )
+    existing = BENCHMARKS_FILE.read_text() if BENCHMARKS_FILE.exists() else "# Benchmarks\n"
+    if START_MARKER in existing and END_MARKER in existing:
+        before, rest = existing.split(START_MARKER, 1)
+        after = rest.split(END_MARKER, 1)[1]
+        updated = before + section + after
+    else:
+        updated = existing.rstrip("\n") + "\n\n" + section + "\n"
+    BENCHMARKS_FILE.write_text(updated)
+    console.print(f"wrote {BENCHMARKS_FILE}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--profile", choices=["full", "smoke"], help="default: full if built, else smoke"
+    )
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = parser.parse_args()
+    profile = pick_profile(args.profile)
+    console.print(f"[bold]serving benchmarks on the {profile} artifacts[/]")
+    generator_dir = DEFAULT_MODELS_ROOT / profile / GENERATOR / "model"
+    classifier_dir = DEFAULT_MODELS_ROOT / profile / CLASSIFIER / "model"
+
+    blocks: list[str] = []
+
+    def report(title: str, headers: list[str], rows: list[list[str]]) -> None:
+        table, markdown = render(title, headers, rows)
+        console.print(table)
+        blocks.extend(markdown)
+
+    with Progress(console=console, transient=True) as progress:
+        report(
+            f"(c) Classifier runtime ({CLASSIFIER}), p50 per call",
+            ["batch", "PyTorch ms", "ONNX Runtime ms", "speed-up", "same predictions"],
+            bench_classifier(classifier_dir, progress),
+        )
+        with Emulator(profile, parameter_overrides={"HostingMode": "realtime"}, seed=1) as emulator:
+            endpoint = next(
+                name
+                for name, spec in emulator.endpoints.items()
+                if any(v.name == "A" for v in spec.variants)
+            )
+            report(
+                "(a) Serving overhead, one request at a time",
+                ["path", "p50 ms", "p95 ms", "overhead at p50"],
+                bench_overhead(emulator, endpoint, generator_dir, progress),
+            )
+            report(
+                "(b) Throughput under concurrent clients",
+                THROUGHPUT_HEADERS,
+                bench_throughput(emulator, endpoint, generator_dir, progress),
+            )
+    if not args.no_write:
+        write_section(profile, blocks)
+
+
+if __name__ == "__main__":
+    main()

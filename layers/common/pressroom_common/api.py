@@ -1,0 +1,183 @@
+"""The HTTP app factory every Lambda function uses: one place maps errors to responses.
+
+Handlers stay `return app.resolve(event, context)`; routes raise the domain errors of
+`pressroom_common.errors` and this module answers `{"error": {"code", "message", "details"}}`
+with the status the error carries. Request validation errors (pydantic, via Powertools'
+OpenAPI validation) name the field and the reason; anything unexpected becomes a logged 500
+with no stack trace in the body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    CORSConfig,
+    Response,
+    content_types,
+)
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+from pressroom_common.errors import DomainError
+from pressroom_common.models import ErrorResponse
+from pressroom_common.observability import logger
+from pressroom_common.settings import ApiSettings
+
+USER_ID_HEADER = "X-User-Id"
+REQUEST_ID_HEADER = "X-Request-Id"
+OPENAPI_PATH = "/api/openapi.json"
+
+
+def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI entries for a route's error statuses, all in the one error shape."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorResponse}},
+        }
+        for status in statuses
+    }
+
+
+def error_response(
+    status: HTTPStatus | int, code: str, message: str, details: Any = None
+) -> Response[str]:
+    """The one error body shape of the API."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return Response(
+        status_code=int(status),
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"error": error}),
+    )
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Turn pydantic errors into `{field, location, reason}`, without echoing the input back."""
+    described = []
+    for error in errors:
+        location, *path = [str(part) for part in error.get("loc", ())] or ["body"]
+        if error.get("type") == "json_invalid":
+            # Powertools reports a JSON syntax error at ("body", <character offset>).
+            path = []
+        described.append(
+            {
+                "field": ".".join(path) or location,
+                "location": location,
+                "reason": str(error.get("msg") or error.get("type", "invalid")),
+            }
+        )
+    return described
+
+
+def create_app(
+    settings: ApiSettings, *, title: str, with_openapi: bool = False
+) -> APIGatewayRestResolver:
+    """Build the resolver with validation, CORS from settings, error mapping and request ids.
+
+    `with_openapi` adds `GET /api/openapi.json`; only the function that owns it sets it.
+    """
+    cors = (
+        CORSConfig(
+            allow_origin=settings.cors_allowed_origins[0],
+            extra_origins=list(settings.cors_allowed_origins[1:]),
+            allow_headers=[USER_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
+            max_age=600,
+        )
+        if settings.cors_allowed_origins
+        else None
+    )
+    app = APIGatewayRestResolver(cors=cors, enable_validation=True)
+    logger.append_keys(stage=settings.stage)
+    app.use(middlewares=[_correlate_request])
+    _register_error_handlers(app)
+    if with_openapi:
+        _register_openapi_route(app, title)
+    return app
+
+
+def _correlate_request(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """Use API Gateway's request id as the correlation id of every log line, and echo it."""
+    request_id = app.current_event.request_context.request_id
+    logger.set_correlation_id(request_id)
+    response = next_middleware(app)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def _register_error_handlers(app: APIGatewayRestResolver) -> None:
+    handlers: dict[type[Exception], Callable[[Any], Response[str]]] = {
+        DomainError: _domain_error,
+        RequestValidationError: _request_validation_error,
+        NotFoundError: _route_not_found,
+        ServiceError: _service_error,
+        Exception: _unexpected_error,
+    }
+    for exception_type, handler in handlers.items():
+        app.exception_handler(exception_type)(_with_request_id(app, handler))
+
+
+def _with_request_id(
+    app: APIGatewayRestResolver, handler: Callable[[Any], Response[str]]
+) -> Callable[[Any], Response[str]]:
+    """Error responses skip the middleware chain, so they get the request id header here."""
+
+    def handle(error: Any) -> Response[str]:
+        response = handler(error)
+        response.headers[REQUEST_ID_HEADER] = app.current_event.request_context.request_id
+        return response
+
+    return handle
+
+
+def _domain_error(error: DomainError) -> Response[str]:
+    log = logger.warning if error.status >= HTTPStatus.INTERNAL_SERVER_ERROR else logger.info
+    log("request failed", extra={"error_code": error.code, "status": int(error.status)})
+    return error_response(error.status, error.code, error.message, error.details)
+
+
+def _request_validation_error(error: RequestValidationError) -> Response[str]:
+    details = describe_validation_errors(error.errors())
+    summary = "; ".join(f"{item['field']}: {item['reason']}" for item in details)
+    logger.info("request rejected", extra={"validation_errors": details})
+    return error_response(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", f"Invalid request: {summary}", details
+    )
+
+
+def _route_not_found(_: NotFoundError) -> Response[str]:
+    return error_response(HTTPStatus.NOT_FOUND, "route_not_found", "No such route")
+
+
+def _service_error(error: ServiceError) -> Response[str]:
+    code = HTTPStatus(error.status_code).phrase.lower().replace(" ", "_")
+    return error_response(error.status_code, code, str(error.msg))
+
+
+def _unexpected_error(error: Exception) -> Response[str]:
+    # The stack trace goes to the log (with the correlation id), never to the caller.
+    logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+    return error_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "Internal error; see the request id"
+    )
+
+
+def _register_openapi_route(app: APIGatewayRestResolver, title: str) -> None:
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    def openapi_document() -> Response[str]:
+        return Response(
+            status_code=HTTPStatus.OK,
+            content_type=content_types.APPLICATION_JSON,
+            body=app.get_openapi_json_schema(title=title, version="1.0.0"),
+        )

@@ -1,0 +1,263 @@
+"""The generate flow: route → generator (with one fallback) → classifier → record → respond.
+
+Everything here is plain Python over injected collaborators, so the Lambda handler is one line
+and tests drive the same code against the local emulator.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from pressroom_common.errors import DependencyFailed, DomainError
+from pressroom_common.models import (
+    Category,
+    GenerateRequest,
+    GenerateResponse,
+    GenerationParameters,
+    LatencyMs,
+    ModelRef,
+)
+from pressroom_common.observability import logger, record_metric, record_variant_metric
+from pressroom_common.routing import OVERRIDE_STRATEGY, Assignment, Router
+from pressroom_common.sagemaker import Deadline, SageMakerRuntime
+from pressroom_common.settings import HostingMode
+from pressroom_common.store.records import GenerationRecord
+from pressroom_common.users import hash_user_id
+
+FALLBACK_STRATEGY = "fallback"
+
+
+class GenerationRecorder(Protocol):
+    """The part of the feedback store the generate flow writes to."""
+
+    def record_generation(self, record: GenerationRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class Generated:
+    variant: str
+    text: str
+    latency_ms: float
+    fell_back_from: str | None
+
+
+class Generator:
+    """Calls the assigned variant and, when it fails, the other one once.
+
+    An explicit `variant` override never falls back: the caller asked for that model.
+    """
+
+    def __init__(self, runtime: SageMakerRuntime, router: Router, hosting_mode: HostingMode):
+        self._runtime = runtime
+        self._router = router
+        self._hosting_mode = hosting_mode
+
+    def generate(
+        self,
+        prompt: str,
+        parameters: GenerationParameters,
+        assignment: Assignment,
+        deadline: Deadline,
+    ) -> Generated:
+        payload = generator_payload(prompt, parameters)
+        try:
+            return self._invoke(assignment.variant, payload, deadline, fell_back_from=None)
+        except DomainError as error:
+            fallback = (
+                None
+                if assignment.strategy == OVERRIDE_STRATEGY
+                else self._router.fallback_for(assignment.variant)
+            )
+            if fallback is None or deadline.expired():
+                raise
+            logger.warning(
+                "variant failed; falling back",
+                extra={"variant": assignment.variant, "fallback": fallback, "error": error.code},
+            )
+            record_variant_metric("Fallbacks", 1, MetricUnit.Count, variant=assignment.variant)
+            return self._invoke(fallback, payload, deadline, fell_back_from=assignment.variant)
+
+    def _invoke(
+        self, variant: str, payload: dict[str, Any], deadline: Deadline, fell_back_from: str | None
+    ) -> Generated:
+        config = self._router.variant(variant)
+        # realtime: one endpoint, TargetVariant pins the variant; serverless: one endpoint each.
+        target = variant if self._hosting_mode == "realtime" else None
+        record_variant_metric("Invocations", 1, MetricUnit.Count, variant=variant)
+        try:
+            invocation = self._runtime.invoke_json(
+                config.endpoint_name, payload, deadline=deadline, target_variant=target
+            )
+            text = generated_text(invocation.body, config.endpoint_name)
+        except DomainError:
+            record_variant_metric("Errors", 1, MetricUnit.Count, variant=variant)
+            raise
+        record_variant_metric(
+            "ModelLatency", invocation.latency_ms, MetricUnit.Milliseconds, variant=variant
+        )
+        # SageMaker names the variant that answered; trust it over the one we asked for, so
+        # the record always joins to the model that wrote the text.
+        answered = invocation.invoked_variant
+        if answered is None or not self._router.has_variant(answered):
+            answered = variant
+        return Generated(answered, text, invocation.latency_ms, fell_back_from)
+
+
+def generator_payload(prompt: str, parameters: GenerationParameters) -> dict[str, Any]:
+    """The Hugging Face generator request of DESIGN §2.2."""
+    sampling = parameters.model_dump(exclude_none=True)
+    return {
+        "inputs": prompt,
+        "parameters": {**sampling, "do_sample": True, "return_full_text": False},
+    }
+
+
+def generated_text(body: Any, endpoint: str) -> str:
+    if (
+        isinstance(body, list)
+        and body
+        and isinstance(body[0], dict)
+        and isinstance(body[0].get("generated_text"), str)
+    ):
+        return str(body[0]["generated_text"])
+    raise DependencyFailed(f"Endpoint {endpoint} answered without generated_text")
+
+
+class Classifier:
+    """Tags a headline with a news category; a failure or a slow answer only loses the tag."""
+
+    def __init__(self, runtime: SageMakerRuntime, endpoint_name: str | None, timeout_s: float):
+        self._runtime = runtime
+        self._endpoint_name = endpoint_name
+        self._timeout_s = timeout_s
+
+    def classify(self, text: str, deadline: Deadline) -> tuple[Category | None, float | None]:
+        """Return the category (None on failure) and the time spent (None when not configured)."""
+        if self._endpoint_name is None:
+            return None, None
+        started = time.perf_counter()
+        own_deadline = Deadline(min(self._timeout_s, deadline.remaining()))
+        try:
+            invocation = self._runtime.invoke_json(
+                self._endpoint_name, {"inputs": text}, deadline=own_deadline
+            )
+            category = Category.model_validate(invocation.body[0])
+        except (DomainError, LookupError, TypeError, ValueError) as error:
+            # pydantic's ValidationError is a ValueError: a malformed answer is a failure too.
+            logger.warning(
+                "classifier failed; answering without a category",
+                extra={"endpoint": self._endpoint_name, "error": str(error)},
+            )
+            record_metric("ClassifierFailures", 1, MetricUnit.Count)
+            return None, elapsed_ms(started)
+        return category, elapsed_ms(started)
+
+
+def headline(prompt: str, text: str) -> str:
+    """The full headline a reader sees: the prompt continued by the generated text."""
+    if not text or text[0].isspace() or prompt[-1].isspace():
+        return prompt + text
+    return f"{prompt} {text}"
+
+
+def elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+class GenerationService:
+    def __init__(
+        self,
+        router: Router,
+        generator: Generator,
+        classifier: Classifier,
+        recorder: GenerationRecorder,
+        *,
+        deadline_s: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._router = router
+        self._generator = generator
+        self._classifier = classifier
+        self._recorder = recorder
+        self._deadline_s = deadline_s
+        self._clock = clock
+
+    def generate(self, request: GenerateRequest, user_id: str | None) -> GenerateResponse:
+        started = time.perf_counter()
+        deadline = Deadline(self._deadline_s)
+        user_hash = hash_user_id(user_id)
+        # Anonymous callers have no stable identity to stick to, so the strategy sees None.
+        assignment = self._router.assign(user_hash if user_id else None, request.variant)
+        parameters = request.parameters()
+        record = GenerationRecord(
+            id=str(uuid.uuid4()),
+            created_at=self._clock(),
+            user_hash=user_hash,
+            prompt=request.prompt,
+            text="",
+            variant=assignment.variant,
+            model_name=self._router.variant(assignment.variant).model_name,
+            model_version=self._router.variant(assignment.variant).model_version,
+            strategy=assignment.strategy,
+            parameters=parameters.model_dump(),
+            latency_model_ms=0,
+            latency_total_ms=0,
+        )
+        try:
+            generated = self._generator.generate(request.prompt, parameters, assignment, deadline)
+        except DomainError as error:
+            self._record_failure(record, error, elapsed_ms(started))
+            raise
+        category, classifier_ms = self._classifier.classify(
+            headline(request.prompt, generated.text), deadline
+        )
+        served = self._router.variant(generated.variant)
+        record = record.model_copy(
+            update={
+                "text": generated.text,
+                "variant": generated.variant,
+                "model_name": served.model_name,
+                "model_version": served.model_version,
+                "strategy": FALLBACK_STRATEGY if generated.fell_back_from else assignment.strategy,
+                "category_label": category.label if category else None,
+                "category_score": category.score if category else None,
+                "latency_model_ms": round(generated.latency_ms, 3),
+                "latency_classifier_ms": classifier_ms,
+                "latency_total_ms": elapsed_ms(started),
+            }
+        )
+        self._recorder.record_generation(record)
+        return GenerateResponse(
+            generation_id=record.id,
+            prompt=record.prompt,
+            text=record.text,
+            variant=record.variant,
+            model=ModelRef(name=record.model_name, version=record.model_version),
+            strategy=record.strategy,
+            category=category,
+            latency_ms=LatencyMs(
+                model=record.latency_model_ms,
+                classifier=classifier_ms,
+                total=record.latency_total_ms,
+            ),
+            created_at=record.created_at,
+        )
+
+    def _record_failure(
+        self, record: GenerationRecord, error: DomainError, total_ms: float
+    ) -> None:
+        """Keep failed requests in the error rate; a store outage must not mask the real error."""
+        failed = record.model_copy(update={"error_code": error.code, "latency_total_ms": total_ms})
+        try:
+            self._recorder.record_generation(failed)
+        except DomainError as store_error:
+            logger.warning(
+                "could not record a failed generation", extra={"error": store_error.code}
+            )

@@ -1,0 +1,87 @@
+"""Request and response bodies of the HTTP API (DESIGN §2.1), shared by handlers and tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+
+
+class GenerationParameters(BaseModel):
+    """Sampling parameters; the bounds keep one request's cost predictable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_new_tokens: int = Field(default=24, ge=1, le=64)
+    temperature: float = Field(default=0.8, gt=0, le=2)
+    top_k: int = Field(default=50, ge=0, le=200)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+
+
+class GenerateRequest(GenerationParameters):
+    prompt: Prompt
+    variant: VariantName | None = Field(
+        default=None, description="Pin a variant (overrides the routing strategy)"
+    )
+
+    def parameters(self) -> GenerationParameters:
+        return GenerationParameters.model_validate(self.model_dump(exclude={"prompt", "variant"}))
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class Category(BaseModel):
+    label: str
+    score: float
+
+
+class LatencyMs(BaseModel):
+    model: float
+    classifier: float | None
+    total: float
+
+
+class GenerateResponse(BaseModel):
+    generation_id: str
+    prompt: str
+    text: str
+    variant: str
+    model: ModelRef
+    strategy: str
+    category: Category | None
+    latency_ms: LatencyMs
+    created_at: datetime
+
+
+DependencyStatus = Literal["ok", "unavailable"]
+
+
+class DependencyHealth(BaseModel):
+    status: DependencyStatus
+    detail: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    endpoints: dict[str, DependencyHealth]
+    database: DependencyHealth
+
+
+class ErrorBody(BaseModel):
+    """The error shape, for the OpenAPI document (`pressroom_common.api` builds the bodies)."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

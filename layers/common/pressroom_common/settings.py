@@ -1,0 +1,71 @@
+"""Environment configuration, parsed once per cold start into pydantic settings.
+
+Templates set these variables on every function; the local gateway passes the same ones.
+Field names map to upper-case environment variables (`cors_allowed_origins` →
+`CORS_ALLOWED_ORIGINS`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+HostingMode = Literal["realtime", "serverless"]
+RoutingStrategyName = Literal["fixed"]
+
+
+class ApiSettings(BaseSettings):
+    """What every HTTP function needs: its stage and the origins allowed by CORS."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    stage: str = "local"
+    # Comma-separated; empty means same-origin only (the site and the API share one origin).
+    cors_allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+
+class VariantConfig(BaseModel):
+    """One generator variant: where it is served and which model it serves."""
+
+    model_config = {"frozen": True}
+
+    endpoint_name: str = Field(min_length=1)
+    model_name: str = Field(min_length=1)
+    model_version: str = Field(min_length=1)
+    weight: float = Field(ge=0)
+
+
+class GenerateSettings(ApiSettings):
+    """Configuration of the generate function (`VARIANTS` is JSON: name → `VariantConfig`)."""
+
+    hosting_mode: HostingMode = "realtime"
+    routing_strategy: RoutingStrategyName = "fixed"
+    variants: dict[str, VariantConfig]
+    classifier_endpoint_name: str | None = None
+    database_url: str
+
+    # API Gateway gives up after 29 s; answering 504 well before that keeps the error ours.
+    generate_deadline_s: float = Field(default=20.0, gt=0, le=27)
+    model_connect_timeout_s: float = Field(default=2.0, gt=0)
+    # One generator attempt; shorter than the deadline so a slow variant leaves time to fall back.
+    model_attempt_timeout_s: float = Field(default=12.0, gt=0)
+    model_max_attempts: int = Field(default=3, ge=1, le=10)
+    classifier_timeout_s: float = Field(default=2.0, gt=0)
+    health_timeout_s: float = Field(default=3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _variants_routable(self) -> GenerateSettings:
+        if not self.variants:
+            raise ValueError("VARIANTS must name at least one variant")
+        if sum(variant.weight for variant in self.variants.values()) <= 0:
+            raise ValueError("VARIANTS weights must add up to more than 0")
+        return self

@@ -1,0 +1,40 @@
+"""The feedback store: generations, votes and experiment statistics over one SQL schema.
+
+`open_store(url)` serves SQLite (local), PostgreSQL, and Aurora Serverless v2 through the RDS
+Data API; the Alembic migrations in `migrations/` are the only definition of the schema.
+"""
+
+from pressroom_common.store.errors import GenerationNotFoundError, StoreUnavailableError
+from pressroom_common.store.records import (
+    FeedbackRequest,
+    FeedbackResponse,
+    GenerationRecord,
+    Vote,
+    VoteRecord,
+)
+from pressroom_common.store.report import (
+    CredibleInterval,
+    ExperimentVerdict,
+    LatencyPercentiles,
+    StatsReport,
+    VariantStats,
+)
+from pressroom_common.store.store import WEIGHTED_STRATEGY, FeedbackStore, open_store
+
+__all__ = [
+    "WEIGHTED_STRATEGY",
+    "CredibleInterval",
+    "ExperimentVerdict",
+    "FeedbackRequest",
+    "FeedbackResponse",
+    "FeedbackStore",
+    "GenerationNotFoundError",
+    "GenerationRecord",
+    "LatencyPercentiles",
+    "StatsReport",
+    "StoreUnavailableError",
+    "VariantStats",
+    "Vote",
+    "VoteRecord",
+    "open_store",
+]

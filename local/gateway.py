@@ -1,0 +1,448 @@
+"""The local API Gateway: every `Api` route of the SAM templates, on 127.0.0.1, no Docker.
+
+It reads the root template and its nested apps (through `local.templates`), finds each REST
+API (`AWS::Serverless::Api`) with its routes — the `Api` events of functions in its template
+and the `aws_proxy` integrations of its `DefinitionBody` — and serves them the way API Gateway
+does: a REST proxy event per request (see `local.events`), the real handler invoked in-process
+with the environment the template gives the function, the stage's throttling as a token bucket
+(429), the integration timeout (504), and the API's `GatewayResponses` for its own errors.
+
+Each function runs as a small pool of independently loaded "instances": Lambda runs one event
+at a time per execution environment, and Powertools' resolver keeps the current event on the
+app object, so an instance is never shared by two requests at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import queue
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from local.events import proxy_event
+from local.functions import Handler, load_handler
+from local.templates import Resource, Stack
+
+# API Gateway stops waiting for an integration after 29 seconds.
+INTEGRATION_TIMEOUT_S = 29.0
+DEFAULT_INSTANCES_PER_FUNCTION = 4
+ANY_METHOD = "ANY"
+HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_OPENAPI_ANY_METHOD = "x-amazon-apigateway-any-method"
+_FUNCTION_ARN = re.compile(r"arn:[^:]+:lambda:[^:]*:[0-9]*:function:([A-Za-z0-9_-]+)")
+# API Gateway's built-in bodies and statuses, used where the API sets no GatewayResponses.
+_DEFAULT_STATUS = {
+    "THROTTLED": 429,
+    "INTEGRATION_TIMEOUT": 504,
+    "MISSING_AUTHENTICATION_TOKEN": 403,
+}
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class LambdaFunction:
+    """A function as its template declares it, with the environment resolved."""
+
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout_s: float
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    method: str
+    """Upper-case HTTP method, or ANY."""
+    resource: str
+    """The template path, e.g. `/api/generate` or `/api/{proxy+}`."""
+    function: LambdaFunction
+    pattern: re.Pattern[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", resource_pattern(self.resource))
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if self.method not in (method, ANY_METHOD):
+            return None
+        found = self.pattern.fullmatch(path)
+        return None if found is None else found.groupdict()
+
+    @property
+    def precedence(self) -> tuple[int, int, int]:
+        """API Gateway prefers literal paths over variables over greedy `{proxy+}`, and an
+        explicit method over ANY."""
+        segments = self.resource.strip("/").split("/")
+        greedy = sum(segment.endswith("+}") for segment in segments)
+        variables = sum(segment.startswith("{") for segment in segments)
+        return (greedy, variables, int(self.method == ANY_METHOD))
+
+
+@dataclass(frozen=True)
+class Throttle:
+    rate_per_s: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status: int | None
+    template: str | None
+
+
+@dataclass(frozen=True)
+class RestApi:
+    logical_id: str
+    stage: str
+    routes: tuple[ApiRoute, ...]
+    throttle: Throttle | None
+    gateway_responses: dict[str, GatewayResponse]
+    binary_media_types: tuple[str, ...] = ()
+
+    def route_for(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
+        for route in sorted(self.routes, key=lambda r: r.precedence):
+            parameters = route.match(method, path)
+            if parameters is not None:
+                return route, parameters
+        return None
+
+
+def resource_pattern(resource: str) -> re.Pattern[str]:
+    """`/api/{id}` → one segment per variable; `/{proxy+}` → the rest of the path."""
+    parts = []
+    for segment in resource.strip("/").split("/"):
+        if segment.startswith("{") and segment.endswith("+}"):
+            parts.append(f"(?P<{segment[1:-2]}>.+)")
+        elif segment.startswith("{") and segment.endswith("}"):
+            parts.append(f"(?P<{segment[1:-1]}>[^/]+)")
+        else:
+            parts.append(re.escape(segment))
+    return re.compile("/" + "/".join(parts))
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def discover_apis(root: Stack) -> list[RestApi]:
+    """Every `AWS::Serverless::Api` in the stack tree, with its routes and settings."""
+    functions = {
+        function.arn: function for stack in root.walk() for function in _functions_of(stack)
+    }
+    apis = []
+    for api in root.walk_resources("AWS::Serverless::Api"):
+        routes = [*_event_routes(api), *_definition_routes(api, functions)]
+        apis.append(
+            RestApi(
+                logical_id=api.logical_id,
+                stage=str(api.properties.get("StageName", "Prod")),
+                routes=tuple(routes),
+                throttle=_stage_throttle(api.properties.get("MethodSettings") or []),
+                gateway_responses={
+                    name: GatewayResponse(
+                        status=int(spec["StatusCode"]) if "StatusCode" in spec else None,
+                        template=(spec.get("ResponseTemplates") or {}).get("application/json"),
+                    )
+                    for name, spec in (api.properties.get("GatewayResponses") or {}).items()
+                },
+                # The template escapes "/" as "~1" (image~1png), as API Gateway's API does.
+                binary_media_types=tuple(
+                    str(media_type).replace("~1", "/")
+                    for media_type in api.properties.get("BinaryMediaTypes") or []
+                ),
+            )
+        )
+    return apis
+
+
+def _functions_of(stack: Stack) -> Iterator[LambdaFunction]:
+    for resource in stack.resources.values():
+        if resource.type != "AWS::Serverless::Function":
+            continue
+        properties = resource.properties
+        variables = (properties.get("Environment") or {}).get("Variables") or {}
+        yield LambdaFunction(
+            logical_id=resource.logical_id,
+            name=resource.physical_name,
+            arn=f"arn:aws:lambda:{stack.region}:{stack.account_id}:function:{resource.physical_name}",
+            code_dir=(stack.path.parent / str(properties["CodeUri"])).resolve(),
+            handler=str(properties["Handler"]),
+            environment={name: _env_text(value) for name, value in variables.items()},
+            timeout_s=float(properties.get("Timeout", 3)),
+            memory_mb=int(properties.get("MemorySize", 128)),
+        )
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _event_routes(api: Resource) -> Iterator[ApiRoute]:
+    """The `Api` events of functions in the API's own template that attach to it."""
+    for function in _functions_of(api.stack):
+        resource = api.stack.resources[function.logical_id]
+        for event in (resource.properties.get("Events") or {}).values():
+            properties = event.get("Properties") or {}
+            if event.get("Type") == "Api" and properties.get("RestApiId") in (
+                api.ref,
+                api.physical_name,
+            ):
+                yield ApiRoute(str(properties["Method"]).upper(), str(properties["Path"]), function)
+
+
+def _definition_routes(
+    api: Resource, functions: Mapping[str, LambdaFunction]
+) -> Iterator[ApiRoute]:
+    """`aws_proxy` integrations of the DefinitionBody that name a function of the stack tree."""
+    paths = (api.properties.get("DefinitionBody") or {}).get("paths") or {}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            integration = operation.get("x-amazon-apigateway-integration") or {}
+            if str(integration.get("type", "")).lower() != "aws_proxy":
+                continue
+            target = _FUNCTION_ARN.search(str(integration.get("uri", "")))
+            function = next(
+                (f for f in functions.values() if target and f.name == target.group(1)), None
+            )
+            if function is None:
+                raise LookupError(f"{api.logical_id} {method.upper()} {path}: no such function")
+            verb = ANY_METHOD if method == _OPENAPI_ANY_METHOD else method.upper()
+            yield ApiRoute(verb, path, function)
+
+
+def _stage_throttle(method_settings: list[dict[str, Any]]) -> Throttle | None:
+    """The stage-wide setting (`/*`, `*`); per-method settings are not emulated."""
+    for setting in method_settings:
+        stage_wide = setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*"
+        if stage_wide and {"ThrottlingRateLimit", "ThrottlingBurstLimit"} <= setting.keys():
+            return Throttle(
+                float(setting["ThrottlingRateLimit"]), int(setting["ThrottlingBurstLimit"])
+            )
+    return None
+
+
+# --------------------------------------------------------------------------- runtime pieces
+
+
+class TokenBucket:
+    """API Gateway's throttling: `burst` tokens, refilled at `rate_per_s`; thread-safe."""
+
+    def __init__(self, throttle: Throttle, clock: Any = time.monotonic) -> None:
+        self._rate = throttle.rate_per_s
+        self._capacity = float(throttle.burst)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+@dataclass
+class LambdaContext:
+    """What the Lambda runtime passes as `context` (the fields handlers and Powertools read)."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    deadline: float
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+class FunctionInstances:
+    """A fixed pool of loaded copies of one function; each serves one event at a time."""
+
+    def __init__(self, function: LambdaFunction, environment: Mapping[str, str], size: int) -> None:
+        self.function = function
+        self._idle: queue.Queue[Handler] = queue.Queue()
+        for _ in range(size):
+            self._idle.put(load_handler(function.code_dir, function.handler, environment))
+
+    def invoke(self, event: dict[str, Any], request_id: str) -> Any:
+        handler = self._idle.get()
+        try:
+            context = LambdaContext(
+                function_name=self.function.name,
+                memory_limit_in_mb=self.function.memory_mb,
+                invoked_function_arn=self.function.arn,
+                aws_request_id=request_id,
+                deadline=time.monotonic() + self.function.timeout_s,
+            )
+            return handler(event, context)
+        finally:
+            self._idle.put(handler)
+
+
+def lambda_environment(
+    function: LambdaFunction, region: str, overrides: Mapping[str, str]
+) -> dict[str, str]:
+    """The template's variables, the ones Lambda itself sets, then the local overrides."""
+    return {
+        **function.environment,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(function.timeout_s)),
+        **overrides,
+    }
+
+
+# --------------------------------------------------------------------------- the gateway
+
+
+class Gateway:
+    """An ASGI app serving one REST API's routes (under their own paths, e.g. `/api/...`)."""
+
+    def __init__(
+        self,
+        api: RestApi,
+        *,
+        region: str,
+        environment_overrides: Mapping[str, str],
+        instances_per_function: int = DEFAULT_INSTANCES_PER_FUNCTION,
+    ) -> None:
+        self.api = api
+        self._bucket = TokenBucket(api.throttle) if api.throttle else None
+        functions = {route.function.name: route.function for route in api.routes}
+        self._instances = {
+            name: FunctionInstances(
+                function,
+                lambda_environment(function, region, environment_overrides),
+                instances_per_function,
+            )
+            for name, function in functions.items()
+        }
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(1, len(functions) * instances_per_function),
+            thread_name_prefix="lambda",
+        )
+
+    def routes(self) -> list[StarletteRoute]:
+        """One Starlette route per API route prefix; matching and precedence happen here."""
+        prefixes = sorted(
+            {"/" + route.resource.strip("/").split("/")[0] for route in self.api.routes}
+        )
+        return [
+            StarletteRoute(f"{prefix}/{{rest:path}}", self.handle, methods=HTTP_METHODS)
+            for prefix in prefixes
+        ] + [StarletteRoute(prefix, self.handle, methods=HTTP_METHODS) for prefix in prefixes]
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def handle(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        path = request.url.path
+        found = self.api.route_for(request.method, path)
+        if found is None:
+            return self._gateway_error(
+                "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", request_id
+            )
+        if self._bucket is not None and not self._bucket.try_acquire():
+            return self._gateway_error("THROTTLED", "Too Many Requests", request_id)
+        route, path_parameters = found
+        event = proxy_event(
+            request.method,
+            path,
+            resource=route.resource,
+            path_parameters=path_parameters,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+            query=list(request.query_params.multi_items()),
+            body=(await request.body()) or None,
+            stage=self.api.stage,
+            source_ip=request.client.host if request.client else "127.0.0.1",
+            request_id=request_id,
+            binary_media_types=self.api.binary_media_types,
+        )
+        instances = self._instances[route.function.name]
+        future = self._executor.submit(instances.invoke, event, request_id)
+        timeout = min(INTEGRATION_TIMEOUT_S, route.function.timeout_s)
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
+            return self._gateway_error(
+                "INTEGRATION_TIMEOUT", "Endpoint request timed out", request_id
+            )
+        except Exception:  # the handler raised: Lambda reports an error, API Gateway a 502
+            return self._gateway_error("DEFAULT_5XX", "Internal server error", request_id, 502)
+        return self._proxy_response(result, request_id)
+
+    def _proxy_response(self, result: Any, request_id: str) -> Response:
+        if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
+            return self._gateway_error("DEFAULT_5XX", "Internal server error", request_id, 502)
+        headers: list[tuple[str, str]] = []
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers.extend((name, str(value)) for value in values)
+        for name, value in (result.get("headers") or {}).items():
+            if not any(existing.lower() == name.lower() for existing, _ in headers):
+                headers.append((name, str(value)))
+        headers.append(("x-amzn-RequestId", request_id))
+        body = result.get("body") or ""
+        content = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        response = Response(content=content, status_code=result["statusCode"])
+        response.raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in headers
+            if k.lower() != "content-length"
+        ] + [(b"content-length", str(len(content)).encode())]
+        return response
+
+    def _gateway_error(
+        self, response_type: str, message: str, request_id: str, status: int | None = None
+    ) -> Response:
+        """API Gateway's own answer, shaped by the API's GatewayResponses when it has them."""
+        default_status = status or _DEFAULT_STATUS.get(response_type, 500)
+        family = "DEFAULT_4XX" if default_status < 500 else "DEFAULT_5XX"
+        configured = self.api.gateway_responses.get(
+            response_type
+        ) or self.api.gateway_responses.get(family)
+        body = json.dumps({"message": message})
+        answered = default_status
+        if configured is not None:
+            answered = configured.status or default_status
+            if configured.template is not None:
+                body = (
+                    configured.template.replace("$context.error.messageString", json.dumps(message))
+                    .replace("$context.error.message", message)
+                    .replace("$context.requestId", request_id)
+                )
+        return Response(
+            body,
+            status_code=answered,
+            media_type="application/json",
+            headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": response_type},
+        )

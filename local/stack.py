@@ -1,0 +1,245 @@
+"""The whole Pressroom request path on one machine, on one origin (DESIGN §4).
+
+`LocalStack` starts the SageMaker Runtime emulator (endpoints from the templates), opens and
+migrates the feedback store, and serves on one port: every `/api` route of the templates through
+the local gateway (real handlers in-process) and the static site at `/`.
+
+Example::
+
+    with LocalStack("smoke", database_url="sqlite:///build/local/demo.db") as stack:
+        print(stack.url)  # http://127.0.0.1:<port>/ ; POST {url}api/generate ...
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import typer
+import uvicorn
+from rich.console import Console
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from local.gateway import Gateway, discover_apis
+from local.sagemaker import Emulator
+from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, REPO_ROOT, load_local_stacks
+from local.site import SITE_DIR, site_mount
+from local.templates import DEFAULT_REGION
+
+DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'build' / 'local' / 'pressroom.db'}"
+# botocore signs every request; the emulator checks no signature, so any credentials do.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+class BackgroundServer:
+    """Uvicorn serving an ASGI app from a thread, on a socket bound up front (port 0 works)."""
+
+    def __init__(self, app: Starlette, host: str, port: int) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._socket.getsockname()[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the local server failed to start (see the log above)")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the local server did not start in time")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=15)
+        self._socket.close()
+
+
+def serve_gateways(
+    gateways: list[Gateway], host: str, port: int, site_dir: Path | None
+) -> BackgroundServer:
+    routes: list[BaseRoute] = [route for gateway in gateways for route in gateway.routes()]
+    if site_dir is not None:
+        routes.append(site_mount(site_dir))
+    return BackgroundServer(Starlette(routes=routes), host, port)
+
+
+class LocalStack:
+    """Emulator + store + gateway + site; a context manager with `.url`.
+
+    `parameter_overrides` go to the root template (e.g. `HostingMode`, `ApiThrottlingRateLimit`,
+    `VariantAWeight`) and so reach both the emulator and the functions' environment;
+    `function_environment` adds variables to every function (e.g. a shorter
+    `GENERATE_DEADLINE_S`), after the local wiring of `function_overrides()`. `emulator`, when
+    given, is a running emulator of the same templates and overrides to share; otherwise the
+    stack starts (and stops) its own with `emulator_options`.
+    """
+
+    def __init__(
+        self,
+        profile: str = "full",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        database_url: str = DEFAULT_DATABASE_URL,
+        models_root: Path = DEFAULT_MODELS_ROOT,
+        parameter_overrides: Mapping[str, Any] | None = None,
+        site_dir: Path | None = SITE_DIR,
+        instances_per_function: int = 4,
+        emulator_options: Mapping[str, Any] | None = None,
+        emulator: Emulator | None = None,
+        function_environment: Mapping[str, str] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.database_url = database_url
+        self._host = host
+        self._port = port
+        self._models_root = models_root
+        self._overrides = dict(parameter_overrides or {})
+        self._site_dir = site_dir
+        self._instances = instances_per_function
+        self._emulator_options = dict(emulator_options or {})
+        self._function_environment = dict(function_environment or {})
+        # A running emulator passed in is shared (e.g. by a test session) and left running.
+        self.emulator: Emulator | None = emulator
+        self._owns_emulator = emulator is None
+        self.gateways: list[Gateway] = []
+        self._server: BackgroundServer | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local stack is not running")
+        return self._server.url
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from pressroom_common.store import open_store
+
+        try:
+            _prepare_sqlite_directory(self.database_url)
+            open_store(self.database_url, migrate=True)
+            if self._owns_emulator:
+                self.emulator = Emulator(
+                    self.profile,
+                    models_root=self._models_root,
+                    parameter_overrides=self._overrides,
+                    **self._emulator_options,
+                )
+                self.emulator.start()
+            self.gateways = self.build_gateways(self._overrides, self._function_environment)
+            self._server = serve_gateways(self.gateways, self._host, self._port, self._site_dir)
+            self._server.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def function_overrides(self) -> dict[str, str]:
+        """What the local runtime changes in every function's environment."""
+        if self.emulator is None:
+            raise RuntimeError("the local stack is not running")
+        return {
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.emulator.url,
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.emulator.url,
+            "DATABASE_URL": self.database_url,
+        }
+
+    def build_gateways(
+        self, parameter_overrides: Mapping[str, Any], function_environment: Mapping[str, str]
+    ) -> list[Gateway]:
+        """Gateways for every REST API of the templates, over this stack's emulator and store.
+
+        Tests use it to serve the same routes with other settings (a tighter throttle, a short
+        deadline) without starting a second emulator.
+        """
+        [root] = load_local_stacks(self.profile, self._models_root, None, parameter_overrides)
+        environment = {**self.function_overrides(), **function_environment}
+        return [
+            Gateway(
+                api,
+                region=DEFAULT_REGION,
+                environment_overrides=environment,
+                instances_per_function=self._instances,
+            )
+            for api in discover_apis(root)
+        ]
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for gateway in self.gateways:
+            gateway.close()
+        self.gateways = []
+        if self._owns_emulator and self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+
+
+def _prepare_sqlite_directory(database_url: str) -> None:
+    """SQLite creates the file but not its folder (e.g. build/local/ on a fresh clone)."""
+    prefix = "sqlite:///"
+    if database_url.startswith(prefix):
+        Path(database_url.removeprefix(prefix)).parent.mkdir(parents=True, exist_ok=True)
+
+
+commands = typer.Typer()
+
+
+@commands.command()
+def up(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port of the site and the API (0 = any free port)."),
+    profile: str = typer.Option("full", help="Model profile: full (the demo) or smoke (tiny)."),
+    database_url: str = typer.Option(
+        DEFAULT_DATABASE_URL, help="Feedback store: sqlite:///path or postgresql+psycopg://..."
+    ),
+) -> None:
+    """Run Pressroom on this machine: models, SageMaker emulator, API and site on one origin."""
+    from training.artifacts import ensure_artifacts
+
+    console = Console(stderr=True)
+    console.print(f"[bold]Models[/] ({profile} profile): building what is missing")
+    ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=console)
+    stack = LocalStack(profile, host=host, port=port, database_url=database_url)
+    with console.status("Starting the SageMaker emulator, the store and the API gateway"):
+        stack.start()
+    try:
+        console.print(
+            f"[bold green]Pressroom is up[/] at {stack.url}  (dashboard: {stack.url}dashboard.html,"
+            f" API: {stack.url}api/openapi.json)\nPress Ctrl-C to stop."
+        )
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    finally:
+        stack.stop()

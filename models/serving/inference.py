@@ -1,0 +1,313 @@
+"""Serving code shipped inside every model.tar.gz (as code/inference.py).
+
+The Hugging Face inference toolkit hooks (`model_fn`, `input_fn`, `predict_fn`, `output_fn`),
+so the same artifact runs in the Hugging Face DLC on SageMaker and in Pressroom's local runtime.
+One file serves both kinds of model, told apart by the saved config:
+
+- generators (causal LMs): `{"inputs": str | [str], "parameters": {...}}` ->
+  `[{"generated_text": str}]`, one headline (one line, stripped) per input;
+- the classifier: `{"inputs": str | [str]}` -> `[{"label": str, "score": float}]`, through
+  ONNX Runtime when `model.onnx` is in the artifact, else PyTorch (same predictions).
+
+`predict_fn` takes a batch (a list of inputs sharing one parameter set) so that a dynamic
+batcher can merge concurrent requests. Bad input raises `InvalidRequestError` whose message
+names the field; the serving layer answers it with a 4xx. This file must import nothing from
+the project: only the standard library, numpy, torch, transformers (and onnxruntime if used).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+logger = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPE = "application/json"
+ONNX_FILE = "model.onnx"
+MAX_INPUTS = 64
+MAX_INPUT_CHARS = 500
+CLASSIFIER_MAX_TOKENS = 128
+_MAX_SEED = 2**32 - 1
+# torch's random state is global: seeded sampling must not interleave with another generation.
+_GENERATION_LOCK = threading.Lock()
+
+
+class InvalidRequestError(ValueError):
+    """The request cannot be served as sent; the message names the field and the reason."""
+
+
+class UnsupportedContentTypeError(InvalidRequestError):
+    """The request or the accepted response uses a media type other than JSON (HTTP 415)."""
+
+
+@dataclass(frozen=True)
+class GenerationParameters:
+    """The allow-listed generation parameters, with their defaults."""
+
+    max_new_tokens: int = 32
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 0.95
+    do_sample: bool = True
+    seed: int | None = None
+    return_full_text: bool = True
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    kind: str  # "generator" or "classifier"
+    model: PreTrainedModel | None  # None when the classifier runs on ONNX Runtime
+    tokenizer: PreTrainedTokenizerBase
+    labels: dict[int, str] | None = None  # the classifier's id2label
+    onnx_session: Any = None  # onnxruntime.InferenceSession
+
+    @property
+    def runtime(self) -> str:
+        return "onnxruntime" if self.onnx_session is not None else "pytorch"
+
+
+# --- request validation -------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+# name -> (check, what the value must be)
+_PARAMETER_RULES: dict[str, tuple[Any, str]] = {
+    "max_new_tokens": (lambda v: _is_int(v) and 1 <= v <= 64, "an integer from 1 to 64"),
+    "temperature": (lambda v: _is_number(v) and 0 < v <= 2, "a number in (0, 2]"),
+    "top_k": (lambda v: _is_int(v) and 0 <= v <= 200, "an integer from 0 to 200"),
+    "top_p": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "do_sample": (lambda v: isinstance(v, bool), "true or false"),
+    "seed": (
+        lambda v: v is None or (_is_int(v) and 0 <= v <= _MAX_SEED),
+        "an integer from 0 to 2^32-1",
+    ),
+    "return_full_text": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def parse_parameters(raw: Any) -> GenerationParameters:
+    """Validate generation parameters against the allow-list and their bounds."""
+    if raw is None:
+        return GenerationParameters()
+    if not isinstance(raw, dict):
+        raise InvalidRequestError("parameters: must be a JSON object")
+    for name, value in raw.items():
+        if name not in _PARAMETER_RULES:
+            allowed = ", ".join(_PARAMETER_RULES)
+            raise InvalidRequestError(f"parameters.{name}: unknown parameter (allowed: {allowed})")
+        check, expected = _PARAMETER_RULES[name]
+        if not check(value):
+            raise InvalidRequestError(f"parameters.{name}: must be {expected}, got {value!r}")
+    params = replace(GenerationParameters(), **raw)
+    return replace(params, temperature=float(params.temperature), top_p=float(params.top_p))
+
+
+def parse_inputs(raw: Any) -> list[str]:
+    """`inputs` as a non-empty list of one-line texts (a single string is a batch of one)."""
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items:
+        raise InvalidRequestError("inputs: must be a string or a non-empty list of strings")
+    if len(items) > MAX_INPUTS:
+        raise InvalidRequestError(
+            f"inputs: at most {MAX_INPUTS} texts per request, got {len(items)}"
+        )
+    texts = []
+    for index, item in enumerate(items):
+        field = "inputs" if isinstance(raw, str) else f"inputs[{index}]"
+        if not isinstance(item, str):
+            raise InvalidRequestError(f"{field}: must be a string")
+        text = " ".join(item.split())  # a headline is one line
+        if not 1 <= len(text) <= MAX_INPUT_CHARS:
+            raise InvalidRequestError(f"{field}: must hold 1 to {MAX_INPUT_CHARS} characters")
+        texts.append(text)
+    return texts
+
+
+def parse_request(data: Any, kind: str) -> tuple[list[str], GenerationParameters | None]:
+    if not isinstance(data, dict):
+        raise InvalidRequestError("body: must be a JSON object with an `inputs` field")
+    unknown = sorted(set(data) - {"inputs", "parameters"})
+    if unknown:
+        raise InvalidRequestError(f"{unknown[0]}: unknown field (allowed: inputs, parameters)")
+    if "inputs" not in data:
+        raise InvalidRequestError("inputs: missing")
+    texts = parse_inputs(data["inputs"])
+    if kind == "classifier":
+        if data.get("parameters"):
+            raise InvalidRequestError("parameters: the classifier takes no parameters")
+        return texts, None
+    return texts, parse_parameters(data.get("parameters"))
+
+
+# --- the headline convention shared with training ----------------------------------------
+
+
+def headline_start_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The token a headline starts after (models without a BOS token start after EOS)."""
+    token_id = (
+        tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    )
+    if token_id is None:
+        raise ValueError("the tokenizer has neither a BOS nor an EOS token")
+    return int(token_id)
+
+
+def headline_prompt_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of the start of a headline: the start token, then the text."""
+    return [headline_start_id(tokenizer), *tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+
+# --- hooks --------------------------------------------------------------------------------
+
+
+def load_model(model_dir: str | Path, *, prefer_onnx: bool = True) -> LoadedModel:
+    """Load an artifact directory; `prefer_onnx=False` forces PyTorch for the classifier."""
+    model_dir = Path(model_dir)
+    config = AutoConfig.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    architectures = config.architectures or []
+    if any(name.endswith("ForSequenceClassification") for name in architectures):
+        labels = {int(k): v for k, v in config.id2label.items()}
+        onnx_path = model_dir / ONNX_FILE
+        if prefer_onnx and onnx_path.exists():
+            session = _onnx_session(onnx_path)
+            if session is not None:
+                return LoadedModel("classifier", None, tokenizer, labels, session)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        return LoadedModel("classifier", model, tokenizer, labels)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    return LoadedModel("generator", model, tokenizer)
+
+
+def _onnx_session(path: Path) -> Any:
+    try:
+        import onnxruntime  # only the classifier's ONNX path needs it
+    except ImportError:
+        logger.warning("onnxruntime is not installed; serving %s with PyTorch", path.parent)
+        return None
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def model_fn(model_dir: str) -> LoadedModel:
+    return load_model(model_dir)
+
+
+def input_fn(input_data: str | bytes, content_type: str) -> Any:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type != JSON_CONTENT_TYPE:
+        raise UnsupportedContentTypeError(
+            f"content_type: {content_type!r} is not supported; send {JSON_CONTENT_TYPE}"
+        )
+    try:
+        text = input_data.decode("utf-8") if isinstance(input_data, bytes) else input_data
+        return json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidRequestError(f"body: not valid UTF-8 JSON ({error})") from error
+
+
+def predict_fn(data: Any, model: LoadedModel) -> list[dict[str, Any]]:
+    texts, parameters = parse_request(data, model.kind)
+    if model.kind == "classifier":
+        return classify(model, texts)
+    assert parameters is not None
+    return [{"generated_text": text} for text in generate(model, texts, parameters)]
+
+
+def output_fn(prediction: list[dict[str, Any]], accept: str | None) -> str:
+    media_type = (accept or JSON_CONTENT_TYPE).split(";")[0].strip().lower()
+    if media_type not in (JSON_CONTENT_TYPE, "*/*"):
+        raise UnsupportedContentTypeError(
+            f"accept: {accept!r} is not supported; accept {JSON_CONTENT_TYPE}"
+        )
+    return json.dumps(prediction)
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+def generate(model: LoadedModel, prompts: list[str], params: GenerationParameters) -> list[str]:
+    """One headline per prompt, batched with left padding and the KV cache."""
+    tokenizer, lm = model.tokenizer, model.model
+    assert lm is not None
+    prompt_ids = [headline_prompt_ids(tokenizer, prompt) for prompt in prompts]
+    width = max(len(ids) for ids in prompt_ids)
+    pad_id = int(tokenizer.pad_token_id)
+    input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in prompt_ids])
+    attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompt_ids])
+    sampling = (
+        {"temperature": params.temperature, "top_k": params.top_k, "top_p": params.top_p}
+        if params.do_sample
+        else {"temperature": None, "top_k": None, "top_p": None}
+    )
+    with _GENERATION_LOCK, torch.inference_mode():
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        output = lm.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=params.max_new_tokens,
+            do_sample=params.do_sample,
+            use_cache=True,
+            pad_token_id=pad_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **sampling,
+        )
+    headlines = []
+    for ids, row in zip(prompt_ids, output, strict=True):
+        new_ids = row[width:].tolist()
+        # Decode prompt and continuation together so that word joins come out right.
+        full = tokenizer.decode(ids + new_ids, skip_special_tokens=True)
+        prompt_text = tokenizer.decode(ids, skip_special_tokens=True)
+        text = full if params.return_full_text else full[len(prompt_text) :]
+        headlines.append(text.strip().split("\n", 1)[0].strip())
+    return headlines
+
+
+def classifier_logits(model: LoadedModel, texts: list[str]) -> np.ndarray:
+    encoded = model.tokenizer(
+        texts, padding=True, truncation=True, max_length=CLASSIFIER_MAX_TOKENS, return_tensors="np"
+    )
+    if model.onnx_session is not None:
+        wanted = {i.name for i in model.onnx_session.get_inputs()}
+        feeds = {k: v.astype(np.int64) for k, v in encoded.items() if k in wanted}
+        return np.asarray(model.onnx_session.run(["logits"], feeds)[0])
+    assert model.model is not None
+    with torch.inference_mode():
+        tensors = {k: torch.from_numpy(v) for k, v in encoded.items()}
+        return model.model(**tensors).logits.numpy()
+
+
+def classify(model: LoadedModel, texts: list[str]) -> list[dict[str, Any]]:
+    assert model.labels is not None
+    logits = classifier_logits(model, texts).astype(np.float64)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    return [
+        {"label": model.labels[int(row.argmax())], "score": float(row.max())}
+        for row in probabilities
+    ]

@@ -1,0 +1,214 @@
+"""Votes from the generate page reach the store, and the dashboard shows what the store holds."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page, Route, expect
+from pressroom_common.api import error_response
+from pressroom_common.errors import DependencyUnavailable
+from pressroom_common.store import ExperimentVerdict, StatsReport
+
+from tests.e2e.pages import DashboardPage, GeneratePage, HeldRequests, VoteCounts
+from tests.fixtures.browser import PHONE_VIEWPORT, save_screenshot, wait_until_nothing_overflows
+
+pytestmark = pytest.mark.browser
+
+CHART_IDS = [
+    "chart-traffic",
+    "chart-uprate",
+    "chart-best",
+    "chart-loss",
+    "chart-latency",
+    "chart-errors",
+    "chart-votes",
+]
+
+
+@pytest.fixture
+def generate_page(page: Page, local_stack: Any) -> GeneratePage:
+    return GeneratePage(page, local_stack.url).open()
+
+
+@pytest.fixture
+def dashboard(page: Page, local_stack: Any) -> DashboardPage:
+    """The dashboard in a second tab of the same browser context (same user)."""
+    return DashboardPage(page.context.new_page(), local_stack.url)
+
+
+def test_a_vote_can_be_changed_and_the_dashboard_counts_follow(
+    generate_page: GeneratePage, dashboard: DashboardPage
+) -> None:
+    # Given a fresh headline and the dashboard's counts for the variant that wrote it
+    variant = generate_page.generate("Markets rally as")
+    before = dashboard.open().counts(variant)
+
+    # When the user votes up
+    generate_page.vote("up")
+    expect(generate_page.vote_button("down")).to_have_attribute("aria-pressed", "false")
+    # Then the dashboard counts one more up vote
+    assert dashboard.reload().counts(variant) == VoteCounts(before.up + 1, before.down)
+
+    # When the user changes their mind: still one vote, now down
+    generate_page.vote("down")
+    expect(generate_page.vote_button("up")).to_have_attribute("aria-pressed", "false")
+    assert dashboard.reload().counts(variant) == VoteCounts(before.up, before.down + 1)
+
+    # Clicking the active vote again sends nothing and changes nothing
+    sent: list[str] = []
+    generate_page.page.on("request", lambda request: sent.append(request.url))
+    generate_page.vote_button("down").click()
+    assert dashboard.reload().counts(variant) == VoteCounts(before.up, before.down + 1)
+    assert not [url for url in sent if url.endswith("/api/feedback")]
+    save_screenshot(generate_page.page, "generate-page-after-votes")
+
+
+def test_vote_buttons_are_disabled_while_the_vote_is_sent(generate_page: GeneratePage) -> None:
+    generate_page.generate("Storm warning for")
+    held = HeldRequests(generate_page.page, "**/api/feedback")
+
+    generate_page.vote_button("up").click()
+
+    expect(generate_page.vote_button("up")).to_be_disabled()
+    expect(generate_page.vote_button("down")).to_be_disabled()
+    expect(generate_page.vote_status).to_have_text("Saving your vote…")
+    held.release()
+    expect(generate_page.vote_status).to_have_text("Vote saved: good.")
+    expect(generate_page.vote_button("down")).to_be_enabled()
+
+
+def test_a_failed_vote_says_why_and_keeps_the_previous_vote(generate_page: GeneratePage) -> None:
+    generate_page.generate("Minister resigns after")
+    generate_page.vote("up")
+    body = error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        DependencyUnavailable.code,
+        "The feedback database is unavailable",
+    ).body
+
+    def database_down(route: Route) -> None:
+        route.fulfill(status=503, content_type="application/json", body=body)
+
+    generate_page.page.route("**/api/feedback", database_down)
+    generate_page.vote_button("down").click()
+
+    expect(generate_page.vote_status).to_have_text(
+        "Your vote was not saved: The feedback database is unavailable"
+    )
+    expect(generate_page.vote_button("up")).to_have_attribute("aria-pressed", "true")
+    expect(generate_page.vote_button("down")).to_have_attribute("aria-pressed", "false")
+    expect(generate_page.vote_button("down")).to_be_enabled()
+
+
+def test_the_dashboard_shows_every_number_as_text_and_draws_the_charts(
+    generate_page: GeneratePage, dashboard: DashboardPage
+) -> None:
+    variant = generate_page.generate("Tech giant unveils")
+    generate_page.vote("up")
+
+    dashboard.open()
+    page = dashboard.page
+
+    expect(page.locator("#verdict")).not_to_be_empty()
+    cells = dashboard.row(variant).locator("td").all_inner_texts()
+    traffic, impressions, up, down, up_rate, p_best, loss, p50, p95, errors = cells
+    percent = r"\d+\.\d%"
+    assert re.fullmatch(percent, traffic) and re.fullmatch(percent, p_best)
+    assert int(impressions) >= 1 and int(up) >= 1 and int(down) >= 0
+    assert re.fullmatch(rf"{percent}\n{percent}\u2013{percent}", up_rate)  # rate, then interval
+    assert re.fullmatch(r"\d+\.\d\d%", loss)
+    assert re.fullmatch(r"\d+ ms|\d+\.\d\d s", p50) and re.fullmatch(r"\d+ ms|\d+\.\d\d s", p95)
+    assert re.fullmatch(rf"{percent}\n\d+ of \d+", errors)
+    drawn = page.evaluate(
+        "(ids) => ids.filter((id) => Chart.getChart(id) !== undefined)", CHART_IDS
+    )
+    assert drawn == CHART_IDS
+    # Votes over time, summed over its slots, agrees with the totals (all test data is recent)
+    page.get_by_text("Votes over time as a table").click()
+    expect(page.locator("#votes-table tbody tr")).not_to_have_count(0)
+    header = page.locator("#votes-table thead th").all_text_contents()
+    column = header.index(f"{variant} up")
+    slot_counts = [
+        int(row.locator("th, td").nth(column).inner_text())
+        for row in page.locator("#votes-table tbody tr").all()
+    ]
+    assert sum(slot_counts) == int(up)
+    save_screenshot(page, "dashboard")
+
+    page.set_viewport_size(PHONE_VIEWPORT)
+    wait_until_nothing_overflows(page)
+    save_screenshot(page, "dashboard-phone")
+
+
+def _serve_stats(body: str, status: int = 200) -> Any:
+    def fulfil(route: Route) -> None:
+        route.fulfill(status=status, content_type="application/json", body=body)
+
+    return fulfil
+
+
+def test_the_dashboard_says_so_when_there_is_no_data(page: Page, local_stack: Any) -> None:
+    # An empty period, in the store's own report model (so the field names are the real ones)
+    empty = StatsReport(
+        since=datetime.now(UTC),
+        generated_at=datetime.now(UTC),
+        total_requests=0,
+        variants=[],
+        verdict=ExperimentVerdict(
+            probability_best={},
+            expected_loss={},
+            sample_ratio_mismatch_p_value=None,
+            weights={"A": 1.0, "B": 1.0},
+        ),
+    ).model_dump_json()
+    page.route("**/api/stats**", _serve_stats(empty))
+    DashboardPage(page, local_stack.url).open()
+
+    expect(page.get_by_role("heading", name="No data yet")).to_be_visible()
+    expect(page.locator("#stats-content")).to_be_hidden()
+    save_screenshot(page, "dashboard-empty")
+
+
+def test_the_dashboard_explains_a_failure_and_shows_no_stale_numbers(
+    generate_page: GeneratePage, dashboard: DashboardPage
+) -> None:
+    generate_page.generate("Bank raises rates")
+    dashboard.open()
+    expect(dashboard.page.locator("#stats-content")).to_be_visible()
+    body = error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        DependencyUnavailable.code,
+        "The feedback database is unavailable",
+    ).body
+    dashboard.page.route("**/api/stats**", _serve_stats(body, status=503))
+
+    dashboard.page.get_by_role("button", name="Refresh").click()
+
+    expect(dashboard.page.locator("#stats-error")).to_have_text(
+        "Could not load the statistics: The feedback database is unavailable"
+    )
+    expect(dashboard.page.locator("#stats-content")).to_be_hidden()
+    expect(dashboard.page.get_by_role("button", name="Refresh")).to_be_enabled()
+
+
+def test_choosing_a_period_asks_for_stats_since_then(
+    generate_page: GeneratePage, dashboard: DashboardPage
+) -> None:
+    generate_page.generate("Rail strike called off")
+    dashboard.open()
+    page = dashboard.page
+
+    with page.expect_request("**/api/stats?since=*") as request:
+        page.get_by_label("Period").select_option(label="Last hour")
+    dashboard.wait_until_loaded()
+
+    [since_text] = parse_qs(urlsplit(request.value.url).query)["since"]
+    since = datetime.fromisoformat(since_text)
+    assert abs((datetime.now(UTC) - since).total_seconds() - 3600) < 300
+    expect(page.locator("#votes-note")).to_contain_text("10-minute slot")
+    expect(dashboard.row(generate_page.field("variant").inner_text().split(" ")[0])).to_be_visible()

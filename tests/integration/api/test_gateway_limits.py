@@ -1,0 +1,93 @@
+"""The gateway's limits over real HTTP: the template's throttling (429) and the generate
+function's own deadline (504 before API Gateway would give up)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from local.stack import LocalStack, serve_gateways
+from tests.fixtures.stack import SESSION_PARAMETERS
+
+GENERATOR_ENDPOINT = "pressroom-dev-headline"
+
+
+@contextmanager
+def gateway_with(
+    stack: LocalStack,
+    parameters: Mapping[str, Any] | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """Serve the templates' routes with other parameters, over the stack's emulator and store."""
+    gateways = stack.build_gateways({**SESSION_PARAMETERS, **(parameters or {})}, environment or {})
+    server = serve_gateways(gateways, "127.0.0.1", 0, site_dir=None)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        for gateway in gateways:
+            gateway.close()
+
+
+def test_requests_beyond_the_templates_burst_are_throttled_429(local_stack: LocalStack) -> None:
+    with (
+        gateway_with(
+            local_stack, {"ApiThrottlingRateLimit": 1, "ApiThrottlingBurstLimit": 3}
+        ) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        statuses = [client.get("/api/openapi.json").status_code for _ in range(6)]
+        throttled = client.get("/api/openapi.json")
+
+    assert statuses[:3] == [200, 200, 200]
+    assert 429 in statuses[3:]
+    assert throttled.status_code == 429
+    assert throttled.json()["error"]["code"] == "throttled"
+
+
+def test_a_slow_endpoint_is_answered_504_by_the_function_and_recorded(
+    local_stack: LocalStack,
+) -> None:
+    assert local_stack.emulator is not None
+    answered_before = answered_by_variant_a(local_stack)
+    # Variant A (SmolLM2-135M) needs far longer than half a second for 16 tokens.
+    with gateway_with(local_stack, environment={"GENERATE_DEADLINE_S": "0.5"}) as url:
+        response = httpx.post(
+            f"{url}api/generate",
+            json={"prompt": "Too slow", "variant": "A", "max_new_tokens": 16},
+            timeout=60,
+        )
+
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "dependency_timeout"  # ours, not the gateway's
+    engine = sa.create_engine(local_stack.database_url)
+    with engine.connect() as connection:
+        codes = (
+            connection.execute(
+                sa.text("SELECT error_code FROM generations WHERE prompt = 'Too slow'")
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert codes == ["dependency_timeout"]
+    wait_until_answered(local_stack, answered_before)
+
+
+def answered_by_variant_a(stack: LocalStack) -> int:
+    assert stack.emulator is not None
+    stats = stack.emulator.stats(GENERATOR_ENDPOINT, "A")
+    return stats.invocations + stats.model_errors
+
+
+def wait_until_answered(stack: LocalStack, answered_before: int, timeout_s: float = 120) -> None:
+    """The abandoned generation still runs on variant A's worker; later tests need it idle."""
+    deadline = time.monotonic() + timeout_s
+    while answered_by_variant_a(stack) <= answered_before and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -1,0 +1,125 @@
+"""The API over real HTTP: local gateway → real handlers → SageMaker emulator (smoke models)
+→ SQLite store, on one origin with the site."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from local.stack import LocalStack
+from training.artifacts import Artifact
+
+# Small generations keep variant A (SmolLM2-135M even in the smoke profile) quick.
+FAST = {"max_new_tokens": 2}
+
+
+@pytest.fixture
+def client(local_stack: LocalStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=local_stack.url, timeout=60) as http:
+        yield http
+
+
+def stored(database_url: str, generation_id: str) -> dict[str, Any]:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            row = (
+                connection.execute(
+                    sa.text("SELECT * FROM generations WHERE id = :id"), {"id": generation_id}
+                )
+                .mappings()
+                .one()
+            )
+    finally:
+        engine.dispose()
+    return dict(row)
+
+
+def test_generate_over_http_answers_the_design_response_and_records_it(
+    client: httpx.Client, local_stack: LocalStack, smoke_artifacts: dict[str, Artifact]
+) -> None:
+    response = client.post(
+        "/api/generate",
+        json={"prompt": "Markets rally as", "variant": "B", "seed": 3, **FAST},
+        headers={"X-User-Id": "integration-reader"},
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["variant"] == "B"
+    assert body["model"] == {
+        "name": "headline-lite",
+        "version": smoke_artifacts["headline-lite"].manifest["version"],
+    }
+    assert body["category"]["label"] in {"business", "entertainment", "politics", "sport", "tech"}
+    assert body["latency_ms"]["total"] >= body["latency_ms"]["model"] > 0
+    row = stored(local_stack.database_url, body["generation_id"])
+    assert (row["variant"], row["text"], row["strategy"]) == ("B", body["text"], "override")
+
+
+def test_a_vote_on_a_generation_reaches_the_feedback_function_on_the_same_origin(
+    client: httpx.Client,
+) -> None:
+    generated = client.post("/api/generate", json={"prompt": "Vote on me", "variant": "B", **FAST})
+    generation_id = generated.json()["generation_id"]
+
+    vote = client.post(
+        "/api/feedback",
+        json={"generation_id": generation_id, "vote": "up"},
+        headers={"X-User-Id": "voter"},
+    )
+
+    assert vote.status_code == 200, vote.text
+    assert vote.json()["generation_id"] == generation_id
+
+
+def test_the_same_user_keeps_the_same_variant_over_http(client: httpx.Client) -> None:
+    variants = [
+        client.post(
+            "/api/generate", json={"prompt": "Sticky", **FAST}, headers={"X-User-Id": "sticky-9"}
+        ).json()
+        for _ in range(3)
+    ]
+
+    assert len({v["variant"] for v in variants}) == 1
+    assert {v["strategy"] for v in variants} == {"fixed"}
+
+
+def test_invalid_input_over_http_is_422_naming_the_field(client: httpx.Client) -> None:
+    response = client.post("/api/generate", json={"prompt": "x", "top_p": 1.5})
+
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "top_p"
+
+
+def test_an_unknown_api_route_is_a_404_in_the_error_shape(client: httpx.Client) -> None:
+    response = client.get("/api/does-not-exist")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "route_not_found", "message": "No such route"}}
+
+
+def test_the_site_and_the_openapi_document_share_the_origin(client: httpx.Client) -> None:
+    site = client.get("/")
+    document = client.get("/api/openapi.json")
+
+    assert site.status_code == 200 and "<html" in site.text.lower()
+    assert document.status_code == 200
+    assert "/api/generate" in document.json()["paths"]
+
+
+def test_health_reports_every_endpoint_in_service_and_the_database(client: httpx.Client) -> None:
+    health = client.get("/api/health").json()
+
+    assert health == {
+        "status": "ok",
+        "endpoints": {
+            name: {"status": "ok", "detail": None}
+            for name in ("generator-A", "generator-B", "classifier")
+        },
+        "database": {"status": "ok", "detail": None},
+    }

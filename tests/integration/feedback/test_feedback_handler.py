@@ -1,0 +1,227 @@
+"""The feedback Lambda handler driven with API Gateway proxy events, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pressroom_common.store import open_store
+from pressroom_common.users import hash_user_id
+
+from local.events import proxy_event
+from local.functions import load_handler
+from tests.fixtures.feedback import GenerationFactory
+from tests.fixtures.postgres import PostgresServer
+
+FUNCTION_DIR = Path(__file__).resolve().parents[3] / "apps" / "feedback" / "src" / "feedback"
+WEIGHTS = '{"A": 1, "B": 1}'
+
+Call = Callable[..., tuple[int, dict[str, Any]]]
+
+
+def invoke(handler: Any, method: str, path: str, **options: Any) -> tuple[int, dict[str, Any]]:
+    """Send one request through the handler; return (status, parsed JSON body)."""
+    body = options.pop("json", None)
+    headers = list(options.pop("headers", ()))
+    if body is not None:
+        headers.append(("Content-Type", "application/json"))
+        options["body"] = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = handler(proxy_event(method, path, headers=headers, **options), None)
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.fixture
+def call(store_url: str) -> Call:
+    open_store(store_url, migrate=True).engine.dispose()
+    handler = load_handler(
+        FUNCTION_DIR,
+        "app.handler",
+        {"DATABASE_URL": store_url, "VARIANT_WEIGHTS": WEIGHTS},
+    )
+    return lambda method, path, **options: invoke(handler, method, path, **options)
+
+
+@pytest.fixture
+def recorded(store_url: str, make_generation: GenerationFactory) -> list[str]:
+    store = open_store(store_url)
+    ids = ["g-a", "g-b"]
+    store.record_generation(make_generation(id="g-a", variant="A"))
+    store.record_generation(make_generation(id="g-b", variant="B"))
+    store.engine.dispose()
+    return ids
+
+
+def test_vote_answers_the_stored_vote(call: Call, recorded: list[str]) -> None:
+    status, body = call(
+        "POST",
+        "/api/feedback",
+        json={"generation_id": "g-a", "vote": "up"},
+        headers=[("X-User-Id", "reader-1")],
+    )
+    assert status == 200
+    assert (body["generation_id"], body["vote"]) == ("g-a", "up")
+    assert body["created_at"] == body["updated_at"]
+    assert "user_hash" not in body
+
+
+def test_voting_again_replaces_the_vote(call: Call, recorded: list[str], store_url: str) -> None:
+    reader = [("X-User-Id", "reader-1")]
+    _, first = call(
+        "POST", "/api/feedback", json={"generation_id": "g-a", "vote": "up"}, headers=reader
+    )
+    status, second = call(
+        "POST", "/api/feedback", json={"generation_id": "g-a", "vote": "down"}, headers=reader
+    )
+    assert status == 200
+    assert second["vote"] == "down"
+    assert second["created_at"] == first["created_at"]
+    assert second["updated_at"] > first["updated_at"]
+    store = open_store(store_url)
+    assert store.variant_counts()["A"] == (1, 0, 1)
+    assert store.record_vote("g-a", hash_user_id("reader-1"), "down").vote == "down"
+
+
+def test_vote_on_an_unknown_generation_answers_404(call: Call, recorded: list[str]) -> None:
+    status, body = call("POST", "/api/feedback", json={"generation_id": "nope", "vote": "up"})
+    assert status == 404
+    assert body["error"]["code"] == "generation_not_found"
+    assert "generation_id" in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"generation_id": "g-a", "vote": "sideways"}, "vote"),
+        ({"vote": "up"}, "generation_id"),
+        ({"generation_id": "   ", "vote": "up"}, "generation_id"),
+        ({"generation_id": "g-a", "vote": "up", "extra": 1}, "extra"),
+    ],
+)
+def test_bad_vote_answers_422_naming_the_field(
+    call: Call, recorded: list[str], payload: dict[str, Any], field: str
+) -> None:
+    status, body = call("POST", "/api/feedback", json=payload)
+    assert status == 422
+    assert field in [detail["field"] for detail in body["error"]["details"]]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=80),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+HOSTILE_BODIES = st.one_of(
+    JSON_VALUES,
+    st.fixed_dictionaries(
+        {
+            "generation_id": JSON_VALUES | st.text(max_size=200),
+            "vote": JSON_VALUES | st.sampled_from(["up", "down", "UP", ""]),
+        }
+    ),
+)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=HOSTILE_BODIES)
+def test_hostile_vote_bodies_never_answer_5xx_nor_store_a_partial_vote(
+    call: Call, recorded: list[str], store_url: str, body: object
+) -> None:
+    status, answer = call("POST", "/api/feedback", json=json.dumps(body).encode())
+    assert status in (200, 404, 422), answer
+    if status != 200:
+        assert set(answer) == {"error"}
+    store = open_store(store_url)
+    stored_votes = sum(up + down for _, up, down in store.variant_counts().values())
+    store.engine.dispose()
+    # One (anonymous) user: at most one vote per recorded generation, however many requests.
+    assert stored_votes <= len(recorded)
+
+
+def test_malformed_json_answers_422(call: Call, recorded: list[str]) -> None:
+    status, body = call("POST", "/api/feedback", json=b"{not json")
+    assert status == 422
+    assert body["error"]["code"] == "validation_error"
+
+
+def test_stats_report_votes_per_variant(call: Call, recorded: list[str]) -> None:
+    call("POST", "/api/feedback", json={"generation_id": "g-a", "vote": "up"})
+    call("POST", "/api/feedback", json={"generation_id": "g-b", "vote": "down"})
+    status, body = call("GET", "/api/stats")
+    assert status == 200
+    by_variant = {item["variant"]: item for item in body["variants"]}
+    assert (by_variant["A"]["up"], by_variant["A"]["down"]) == (1, 0)
+    assert (by_variant["B"]["up"], by_variant["B"]["down"]) == (0, 1)
+    assert body["verdict"]["weights"] == {"A": 1.0, "B": 1.0}
+    assert set(body["verdict"]["probability_best"]) == {"A", "B"}
+
+
+def test_stats_since_filters_and_treats_a_naive_time_as_utc(
+    call: Call, recorded: list[str]
+) -> None:
+    # The recorded generations were created at 2026-01-15T12:00Z.
+    status, body = call("GET", "/api/stats", query=[("since", "2026-01-15T12:00:01")])
+    assert status == 200
+    assert body["variants"] == []
+    assert body["since"].startswith("2026-01-15T12:00:01")
+    _, body = call("GET", "/api/stats", query=[("since", "2026-01-15T11:00:00+00:00")])
+    assert body["total_requests"] == 2
+
+
+def test_stats_with_a_bad_since_answers_422_naming_it(call: Call) -> None:
+    status, body = call("GET", "/api/stats", query=[("since", "last tuesday")])
+    assert status == 422
+    assert [detail["field"] for detail in body["error"]["details"]] == ["since"]
+
+
+def test_openapi_documents_both_routes_and_the_stats_model(store_url: str) -> None:
+    module_handler = load_handler(
+        FUNCTION_DIR, "app.handler", {"DATABASE_URL": store_url, "VARIANT_WEIGHTS": WEIGHTS}
+    )
+    schema = module_handler.__globals__["app"].get_openapi_schema().model_dump(by_alias=True)
+    assert {"/api/feedback", "/api/stats"} <= set(schema["paths"])
+    components = schema["components"]["schemas"]
+    assert {"StatsReport", "VariantStats", "FeedbackRequest", "FeedbackResponse"} <= set(components)
+
+
+@pytest.mark.postgres
+def test_database_down_answers_503_and_the_vote_is_not_stored(
+    postgres_server: PostgresServer, postgres_url: str, make_generation: GenerationFactory
+) -> None:
+    store = open_store(postgres_url, migrate=True)
+    store.record_generation(make_generation(id="g-a"))
+    handler = load_handler(
+        FUNCTION_DIR, "app.handler", {"DATABASE_URL": postgres_url, "VARIANT_WEIGHTS": WEIGHTS}
+    )
+    assert (
+        invoke(handler, "POST", "/api/feedback", json={"generation_id": "g-a", "vote": "up"})[0]
+        == 200
+    )
+
+    postgres_server.stop()
+    try:
+        status, body = invoke(
+            handler,
+            "POST",
+            "/api/feedback",
+            json={"generation_id": "g-a", "vote": "down"},
+            headers=[("X-User-Id", "reader-2")],
+        )
+        stats_status, _ = invoke(handler, "GET", "/api/stats")
+    finally:
+        postgres_server.start()
+
+    assert status == 503
+    assert body["error"]["code"] == "database_unavailable"
+    assert stats_status == 503
+    assert store.variant_counts() == {"A": (1, 1, 0)}
+    store.engine.dispose()

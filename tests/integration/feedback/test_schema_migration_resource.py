@@ -1,0 +1,210 @@
+"""The schema-migration custom resource answers CloudFormation exactly once, whatever happens.
+
+CloudFormation's pre-signed response URL is the one faked piece: a real HTTP server on
+127.0.0.1 that records the PUTs.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from pressroom_common.store import open_store
+from pressroom_common.store.migrations import MIGRATION_LOCK_ID
+
+from local.functions import load_handler
+from tests.fixtures.postgres import PostgresServer
+
+FUNCTION_DIR = Path(__file__).resolve().parents[3] / "apps" / "feedback" / "src" / "migrations"
+
+
+@dataclass
+class Answer:
+    content_type: str | None
+    body: dict[str, Any]
+
+
+class ResponseUrl:
+    """Stands in for the S3 pre-signed URL CloudFormation hands the custom resource."""
+
+    def __init__(self) -> None:
+        self.answers: queue.Queue[Answer] = queue.Queue()
+        answers = self.answers
+
+        class Recorder(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers["Content-Length"])
+                answers.put(
+                    Answer(self.headers.get("Content-Type"), json.loads(self.rfile.read(length)))
+                )
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/cfn-response?signature=x"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def all_answers(self) -> list[Answer]:
+        received = []
+        while not self.answers.empty():
+            received.append(self.answers.get_nowait())
+        return received
+
+
+class FakeContext:
+    def __init__(self, remaining_s: float) -> None:
+        self.remaining_s = remaining_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.remaining_s * 1000)
+
+
+@pytest.fixture
+def response_url() -> Iterator[ResponseUrl]:
+    server = ResponseUrl()
+    yield server
+    server.close()
+
+
+def cloudformation_event(request_type: str, response_url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "RequestType": request_type,
+        "ResponseURL": response_url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/pressroom-feedback/1",
+        "RequestId": f"request-{request_type}",
+        "LogicalResourceId": "SchemaMigration",
+        "ResourceType": "Custom::SchemaMigration",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:...", "CommonLayerArn": "arn:x"},
+        **extra,
+    }
+
+
+def run_resource(
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str | None,
+    event: dict[str, Any],
+    remaining_s: float = 300,
+) -> None:
+    if database_url is None:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("DATABASE_URL", database_url)
+    handler = load_handler(FUNCTION_DIR, "app.handler", {})
+    handler(event, FakeContext(remaining_s))
+
+
+def table_names(database_url: str) -> set[str]:
+    engine = open_store(database_url).engine
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_create_then_update_migrate_and_answer_success(
+    monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl, store_url: str
+) -> None:
+    run_resource(monkeypatch, store_url, cloudformation_event("Create", response_url.url))
+    run_resource(
+        monkeypatch,
+        store_url,
+        cloudformation_event(
+            "Update", response_url.url, PhysicalResourceId="pressroom-feedback-schema"
+        ),
+    )
+    create, update = response_url.all_answers()
+    assert create.body["Status"] == "SUCCESS"
+    assert update.body["Status"] == "SUCCESS"
+    assert create.content_type == ""  # the pre-signed URL is signed without a content type
+    assert create.body["PhysicalResourceId"] == update.body["PhysicalResourceId"]
+    assert create.body["RequestId"] == "request-Create"
+    assert create.body["LogicalResourceId"] == "SchemaMigration"
+    assert {"generations", "votes", "alembic_version"} <= table_names(store_url)
+
+
+def test_delete_keeps_the_data_and_answers_success(
+    monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl, store_url: str
+) -> None:
+    run_resource(monkeypatch, store_url, cloudformation_event("Create", response_url.url))
+    run_resource(
+        monkeypatch,
+        store_url,
+        cloudformation_event(
+            "Delete", response_url.url, PhysicalResourceId="pressroom-feedback-schema"
+        ),
+    )
+    statuses = [answer.body["Status"] for answer in response_url.all_answers()]
+    assert statuses == ["SUCCESS", "SUCCESS"]
+    assert {"generations", "votes"} <= table_names(store_url)
+
+
+def test_unreachable_database_answers_failed_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl
+) -> None:
+    closed_port_url = "postgresql+psycopg://nobody@127.0.0.1:9/feedback"
+    run_resource(
+        monkeypatch,
+        closed_port_url,
+        cloudformation_event("Create", response_url.url),
+        remaining_s=12,
+    )
+    (answer,) = response_url.all_answers()
+    assert answer.body["Status"] == "FAILED"
+    assert "StoreUnavailableError" in answer.body["Reason"]
+
+
+def test_missing_configuration_answers_failed_naming_it(
+    monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl
+) -> None:
+    run_resource(monkeypatch, None, cloudformation_event("Create", response_url.url))
+    (answer,) = response_url.all_answers()
+    assert answer.body["Status"] == "FAILED"
+    assert "database_url" in answer.body["Reason"]
+
+
+@pytest.mark.postgres
+def test_migration_that_outlives_the_lambda_answers_failed_before_the_timeout_and_only_once(
+    monkeypatch: pytest.MonkeyPatch,
+    response_url: ResponseUrl,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+) -> None:
+    # Another session holds the migration lock, so the upgrade blocks past the function's budget.
+    database = postgres_url.rsplit("/", 1)[1]
+    blocker = psycopg.connect(
+        f"host=127.0.0.1 port={postgres_server.port} user=pressroom dbname={database}"
+    )
+    blocker.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+    # 11.5 s left on the Lambda clock and a 10 s margin: the watchdog answers after ~1.5 s.
+    worker = threading.Thread(
+        target=run_resource,
+        args=(monkeypatch, postgres_url, cloudformation_event("Create", response_url.url), 11.5),
+    )
+    worker.start()
+    try:
+        answer = response_url.answers.get(timeout=30)
+    finally:
+        blocker.rollback()  # release the lock; the blocked upgrade then finishes
+        blocker.close()
+        worker.join(timeout=60)
+    assert answer.body["Status"] == "FAILED"
+    assert "timed out" in answer.body["Reason"]
+    assert not worker.is_alive()
+    assert response_url.all_answers() == []  # the late success is not sent

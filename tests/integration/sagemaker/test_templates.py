@@ -1,0 +1,222 @@
+"""The SageMaker resources of the real templates, resolved by local.templates as CloudFormation
+would, and the intrinsic functions the resolver supports (short-form YAML tags included)."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.sagemaker.endpoints import (
+    APP_TEMPLATES,
+    ROOT_TEMPLATE,
+    endpoint_specs,
+    load_local_stacks,
+)
+from local.templates import Stack, TemplateError, load_stack
+
+INFERENCE_API, CLASSIFIER = APP_TEMPLATES
+GENERATOR_PARAMETERS = {
+    "HeadlineBaseModelDataUrl": "s3://pressroom-models/headline-base/v1/model.tar.gz",
+    "HeadlineBaseModelVersion": "v1",
+    "HeadlineLiteModelDataUrl": "s3://pressroom-models/headline-lite/v2/model.tar.gz",
+    "HeadlineLiteModelVersion": "v2",
+}
+CLASSIFIER_PARAMETERS = {
+    "NewsClassifierModelDataUrl": "s3://pressroom-models/news-classifier/v3/model.tar.gz",
+    "NewsClassifierModelVersion": "v3",
+}
+
+
+def _generator_stack(**overrides: Any) -> Stack:
+    return load_stack(
+        INFERENCE_API, {**GENERATOR_PARAMETERS, **overrides}, placeholder_missing=True
+    )
+
+
+def _types(stack: Stack) -> list[str]:
+    return sorted(resource.type for resource in stack.resources.values())
+
+
+def test_realtime_mode_has_one_endpoint_with_weighted_variants_a_and_b() -> None:
+    stack = _generator_stack(HostingMode="realtime", VariantAWeight=4, VariantBWeight=1)
+
+    (endpoint,) = stack.walk_resources("AWS::SageMaker::Endpoint")
+    config = stack.find_by_name(
+        "AWS::SageMaker::EndpointConfig", endpoint.properties["EndpointConfigName"]
+    )
+    variants = config.properties["ProductionVariants"]
+    assert [(v["VariantName"], v["InitialVariantWeight"]) for v in variants] == [("A", 4), ("B", 1)]
+    models = [stack.find_by_name("AWS::SageMaker::Model", v["ModelName"]) for v in variants]
+    assert [m.metadata["Pressroom"]["Model"] for m in models] == ["headline-base", "headline-lite"]
+    assert stack.outputs["VariantAEndpointName"] == stack.outputs["VariantBEndpointName"]
+
+
+def test_serverless_mode_has_one_single_variant_endpoint_per_model() -> None:
+    stack = _generator_stack(HostingMode="serverless", ServerlessMaxConcurrency=7)
+
+    endpoints = list(stack.walk_resources("AWS::SageMaker::Endpoint"))
+    assert len(endpoints) == 2
+    for endpoint in endpoints:
+        config = stack.find_by_name(
+            "AWS::SageMaker::EndpointConfig", endpoint.properties["EndpointConfigName"]
+        )
+        (variant,) = config.properties["ProductionVariants"]
+        assert variant["ServerlessConfig"]["MaxConcurrency"] == 7
+        assert "InstanceType" not in variant
+    assert stack.outputs["VariantAEndpointName"] != stack.outputs["VariantBEndpointName"]
+
+
+def test_models_take_their_artifact_and_version_from_parameters() -> None:
+    stack = _generator_stack()
+
+    model = stack.resources["HeadlineLiteModel"].properties
+    container = model["PrimaryContainer"]
+    assert container["ModelDataUrl"] == GENERATOR_PARAMETERS["HeadlineLiteModelDataUrl"]
+    assert container["Environment"]["PRESSROOM_MODEL_VERSION"] == "v2"
+    assert container["Image"].startswith("763104351884.dkr.ecr.us-east-1.amazonaws.com/")
+    assert "huggingface-pytorch-inference" in container["Image"]
+    # No fixed physical name: CloudFormation must be free to replace models and configs.
+    assert "ModelName" not in model
+
+
+def test_execution_role_reads_only_the_two_artifacts() -> None:
+    stack = _generator_stack()
+
+    (policy,) = stack.resources["GeneratorExecutionRole"].properties["Policies"]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert statements["ReadModelArtifacts"]["Action"] == "s3:GetObject"
+    assert statements["ReadModelArtifacts"]["Resource"] == [
+        "arn:aws:s3:::pressroom-models/headline-base/v1/model.tar.gz",
+        "arn:aws:s3:::pressroom-models/headline-lite/v2/model.tar.gz",
+    ]
+
+
+def test_classifier_is_serverless_and_publishes_its_endpoint_name() -> None:
+    with_provisioning = load_stack(
+        CLASSIFIER, {**CLASSIFIER_PARAMETERS, "ClassifierProvisionedConcurrency": 2}
+    )
+    without = load_stack(CLASSIFIER, CLASSIFIER_PARAMETERS)
+
+    def serverless_config(stack: Stack) -> dict[str, Any]:
+        config = stack.resources["ClassifierEndpointConfig"].properties
+        return dict(config["ProductionVariants"][0]["ServerlessConfig"])
+
+    assert serverless_config(with_provisioning)["ProvisionedConcurrency"] == 2
+    assert "ProvisionedConcurrency" not in serverless_config(without)
+    name = without.outputs["ClassifierEndpointName"]
+    parameter = without.resources["ClassifierEndpointNameParameter"].properties
+    assert parameter == {
+        "Name": "/pressroom/dev/sagemaker/classifier/endpoint-name",
+        "Type": "String",
+        "Description": parameter["Description"],
+        "Value": name,
+    }
+
+
+def test_invalid_parameter_values_are_refused_naming_the_parameter() -> None:
+    with pytest.raises(TemplateError, match="HostingMode"):
+        _generator_stack(HostingMode="provisioned")
+    with pytest.raises(TemplateError, match="HeadlineBaseModelDataUrl"):
+        _generator_stack(HeadlineBaseModelDataUrl="https://example.com/model.tar.gz")
+    with pytest.raises(TemplateError, match="VariantAWeight"):
+        _generator_stack(VariantAWeight=-1)
+    with pytest.raises(TemplateError, match="unknown parameter"):
+        _generator_stack(HostingMod="realtime")
+
+
+@pytest.mark.skipif(not ROOT_TEMPLATE.is_file(), reason="template-root.yaml not written yet")
+@pytest.mark.parametrize("mode", ["realtime", "serverless"])
+def test_root_template_yields_the_emulated_endpoints_in_both_modes(mode: str) -> None:
+    stacks = load_local_stacks("smoke", Path("build/models"), None, {"HostingMode": mode})
+
+    specs = endpoint_specs(stacks, "smoke", Path("build/models"))
+
+    served = sorted((variant.name, variant.model_name) for s in specs for variant in s.variants)
+    assert served == [
+        ("A", "headline-base"),
+        ("AllTraffic", "news-classifier"),
+        ("B", "headline-lite"),
+    ]
+    generator_endpoints = [s for s in specs if s.variants[0].model_name != "news-classifier"]
+    assert len(generator_endpoints) == (1 if mode == "realtime" else 2)
+    assert all(s.serverless == (mode == "serverless") for s in generator_endpoints)
+
+
+# ---- the resolver itself, on a small template that uses every supported intrinsic
+
+PARENT = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Env: {Type: String, Default: dev, AllowedValues: [dev, prod]}
+  Sizes: {Type: CommaDelimitedList, Default: "small,large"}
+Mappings:
+  Regions:
+    us-east-1: {Short: use1}
+Conditions:
+  IsProd: !Equals [!Ref Env, prod]
+  IsDev: !Not [!Condition IsProd]
+  DevInUse1: !And [!Condition IsDev, !Equals [!Ref "AWS::Region", us-east-1]]
+  Either: !Or [!Condition IsProd, !Condition DevInUse1]
+Resources:
+  Child:
+    Type: AWS::Serverless::Application
+    Properties:
+      Location: child.yaml
+      Parameters:
+        Prefix: !Join ["-", [!Ref Env, !FindInMap [Regions, !Ref "AWS::Region", Short]]]
+  Bucket:
+    Type: AWS::S3::Bucket
+    Condition: IsProd
+    Properties: {BucketName: prod-bucket}
+  Topic:
+    Type: AWS::SNS::Topic
+    Properties:
+      TopicName: !Sub
+        - "${Prefix}-${Size}-${AWS::AccountId}-${!Literal}"
+        - Prefix: !GetAtt Child.Outputs.Prefixed
+          Size: !Select [1, !Ref Sizes]
+      Tags: !If [IsProd, [{Key: bucket, Value: !Ref Bucket}], !Ref "AWS::NoValue"]
+Outputs:
+  TopicArn:
+    Value: !GetAtt Topic.Arn
+  Both: {Condition: Either, Value: !Split [",", "a,b"]}
+  Cidrs: {Value: !Cidr ["10.0.0.0/16", 2, 8]}
+"""
+CHILD = """
+Parameters:
+  Prefix: {Type: String}
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+Outputs:
+  Prefixed: {Value: !Sub "${Prefix}-${Queue}"}
+"""
+
+
+def test_resolver_handles_nested_apps_conditions_and_every_intrinsic(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text(PARENT)
+    (tmp_path / "child.yaml").write_text(CHILD)
+
+    stack = load_stack(tmp_path / "parent.yaml", stack_name="demo")
+
+    queue = stack.nested["Child"].resources["Queue"].physical_name
+    assert stack.nested["Child"].parameters == {"Prefix": "dev-use1"}
+    assert "Bucket" not in stack.resources  # its condition is false
+    topic = stack.resources["Topic"]
+    assert topic.properties == {
+        "TopicName": f"dev-use1-{queue}-large-123456789012-${{Literal}}",
+    }
+    assert stack.outputs["TopicArn"] == (
+        f"arn:aws:sns:us-east-1:123456789012:dev-use1-{queue}-large-123456789012-${{Literal}}"
+    )
+    assert stack.outputs["Both"] == ["a", "b"]
+    assert stack.outputs["Cidrs"] == ["10.0.0.0/24", "10.0.1.0/24"]
+    assert stack.conditions == {"IsProd": False, "IsDev": True, "DevInUse1": True, "Either": True}
+
+
+def test_resolver_reports_a_ref_to_a_resource_whose_condition_is_false(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text(PARENT.replace("!If [IsProd, ", "!If [IsDev, "))
+    (tmp_path / "child.yaml").write_text(CHILD)
+
+    with pytest.raises(TemplateError, match="Ref to Bucket, whose condition is false"):
+        load_stack(tmp_path / "parent.yaml")

@@ -1,0 +1,175 @@
+"""The packaged smoke artifacts: layout, manifest, and the DESIGN §2.2 contract via the hooks."""
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.serving.inference import (
+    InvalidRequestError,
+    input_fn,
+    load_model,
+    model_fn,
+    output_fn,
+    predict_fn,
+)
+from training.artifacts import Artifact, ensure_artifacts
+from training.data import LABELS
+
+GENERATORS = ("headline-base", "headline-lite")
+MANIFEST_FIELDS = {
+    "name",
+    "version",
+    "base_model",
+    "data_fingerprint",
+    "metrics",
+    "created_at",
+    "profile",
+}
+
+
+def _invoke(model: object, body: dict[str, object]) -> list[dict[str, object]]:
+    data = input_fn(json.dumps(body).encode(), "application/json")
+    return json.loads(output_fn(predict_fn(data, model), "application/json"))
+
+
+@pytest.mark.parametrize("name", [*GENERATORS, "news-classifier"])
+def test_artifact_has_the_sagemaker_layout_and_a_manifest(
+    smoke_artifacts: dict[str, Artifact], name: str
+) -> None:
+    artifact = smoke_artifacts[name]
+    assert set(artifact.manifest) >= MANIFEST_FIELDS
+    assert artifact.manifest["name"] == name and artifact.manifest["profile"] == "smoke"
+    model_files = {
+        p.relative_to(artifact.directory).as_posix()
+        for p in artifact.directory.rglob("*")
+        if p.is_file()
+    }
+    assert {
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "code/inference.py",
+        "code/requirements.txt",
+    } <= model_files
+    assert (artifact.directory / "README.md").read_text().startswith("---\n")
+    with tarfile.open(artifact.tarball) as archive:
+        members = {m.name for m in archive.getmembers() if m.isfile()}
+    assert members == model_files
+    assert ("model.onnx" in model_files) == (name == "news-classifier")
+
+
+def test_unchanged_artifacts_are_not_rebuilt(smoke_artifacts: dict[str, Artifact]) -> None:
+    root = smoke_artifacts["headline-lite"].directory.parents[2]
+    again = ensure_artifacts("smoke", ["headline-lite"], root=root)
+    assert again["headline-lite"].manifest == smoke_artifacts["headline-lite"].manifest
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_generator_answers_one_single_line_headline_per_input(
+    smoke_artifacts: dict[str, Artifact], name: str
+) -> None:
+    model = model_fn(str(smoke_artifacts[name].directory))
+    single = _invoke(
+        model, {"inputs": "Government plans", "parameters": {"max_new_tokens": 6, "seed": 1}}
+    )
+    assert len(single) == 1 and set(single[0]) == {"generated_text"}
+    batch = _invoke(
+        model,
+        {
+            "inputs": ["Stocks", "A much longer prompt about football"],
+            "parameters": {"max_new_tokens": 6, "seed": 1},
+        },
+    )
+    assert len(batch) == 2
+    for item, prompt in zip(batch, ["Stocks", "A much longer prompt about football"], strict=True):
+        text = item["generated_text"]
+        assert isinstance(text, str) and "\n" not in text and text == text.strip()
+        assert text.startswith(prompt)  # return_full_text defaults to true
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_generation_is_reproducible_with_a_seed_and_can_omit_the_prompt(
+    smoke_artifacts: dict[str, Artifact], name: str
+) -> None:
+    model = model_fn(str(smoke_artifacts[name].directory))
+    parameters = {"max_new_tokens": 8, "seed": 42, "temperature": 1.5, "top_k": 0, "top_p": 1.0}
+    first = _invoke(model, {"inputs": "Scientists", "parameters": parameters})
+    second = _invoke(model, {"inputs": "Scientists", "parameters": parameters})
+    assert first == second
+    greedy = {"max_new_tokens": 8, "do_sample": False}
+    full = _invoke(model, {"inputs": "Scientists", "parameters": greedy})[0]["generated_text"]
+    tail = _invoke(
+        model, {"inputs": "Scientists", "parameters": {**greedy, "return_full_text": False}}
+    )
+    assert not tail[0]["generated_text"].startswith("Scientists") or full.startswith(
+        "Scientists Scientists"
+    )
+    assert full.startswith("Scientists")
+
+
+@pytest.mark.parametrize("name", [*GENERATORS, "news-classifier"])
+def test_bad_requests_raise_invalid_request_naming_the_field(
+    smoke_artifacts: dict[str, Artifact], name: str
+) -> None:
+    model = model_fn(str(smoke_artifacts[name].directory))
+    with pytest.raises(InvalidRequestError, match=r"^inputs: "):
+        predict_fn({"inputs": []}, model)
+    if name in GENERATORS:
+        with pytest.raises(
+            InvalidRequestError,
+            match=r"^parameters\.max_new_tokens: must be an integer from 1 to 64",
+        ):
+            predict_fn({"inputs": "x", "parameters": {"max_new_tokens": 500}}, model)
+
+
+def test_classifier_answers_a_label_and_score_per_input(
+    smoke_artifacts: dict[str, Artifact],
+) -> None:
+    model = model_fn(str(smoke_artifacts["news-classifier"].directory))
+    assert model.runtime == "onnxruntime"
+    answer = _invoke(
+        model, {"inputs": ["Stocks fall as oil rises", "Chelsea win the cup", "New phone unveiled"]}
+    )
+    assert len(answer) == 3
+    for item in answer:
+        assert set(item) == {"label", "score"} and item["label"] in LABELS
+        assert 1 / len(LABELS) <= item["score"] <= 1
+    assert _invoke(model, {"inputs": "Stocks fall as oil rises"}) == answer[:1]
+
+
+def test_onnx_and_pytorch_give_identical_predictions(smoke_artifacts: dict[str, Artifact]) -> None:
+    directory: Path = smoke_artifacts["news-classifier"].directory
+    onnx, torch_model = load_model(directory), load_model(directory, prefer_onnx=False)
+    assert (onnx.runtime, torch_model.runtime) == ("onnxruntime", "pytorch")
+    headlines = [
+        "Ink helps drive democracy in Asia",
+        "Chelsea sack manager after cup exit",
+        "Oscar nominations announced",
+        "Chip maker profits soar on strong demand for phones and laptops this quarter",
+        "MPs vote on budget",
+    ]
+    from_onnx = predict_fn({"inputs": headlines}, onnx)
+    from_torch = predict_fn({"inputs": headlines}, torch_model)
+    assert [p["label"] for p in from_onnx] == [p["label"] for p in from_torch]
+    np.testing.assert_allclose(
+        [p["score"] for p in from_onnx], [p["score"] for p in from_torch], rtol=0, atol=1e-5
+    )
+
+
+def test_a_stale_artifact_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = ensure_artifacts("smoke", ["headline-lite"], root=tmp_path)["headline-lite"]
+    first_weights = (first.directory / "model.safetensors").read_bytes()
+    marker = first.directory / "marker"
+    marker.touch()
+    assert ensure_artifacts("smoke", ["headline-lite"], root=tmp_path)["headline-lite"] == first
+    assert marker.exists(), "an up-to-date artifact is left alone"
+    # Any change to the definition, the code or the data changes the build key.
+    monkeypatch.setattr("training.artifacts.build_key", lambda *_: "changed")
+    rebuilt = ensure_artifacts("smoke", ["headline-lite"], root=tmp_path)["headline-lite"]
+    assert not marker.exists(), "a stale artifact is rebuilt from scratch"
+    # Same seed, same data, same code: the retrained weights are the same, byte for byte.
+    assert (rebuilt.directory / "model.safetensors").read_bytes() == first_weights
+    assert not list((tmp_path / "smoke").glob(".headline-lite.*")), "no staging leftovers"

@@ -1,0 +1,463 @@
+"""The generate function in-process: an API Gateway proxy event in, a proxy response out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from botocore.exceptions import ClientError
+from botocore.stub import ANY
+from pressroom_common.health import HealthChecker, endpoint_checks
+
+from tests.unit.api.conftest import (
+    CLASSIFIER_ENDPOINT,
+    REALTIME_ENDPOINT,
+    SERVERLESS_VARIANTS,
+    VARIANTS,
+    GenerateFunction,
+    loaded_generate_function,
+    streaming,
+)
+
+
+def stored_generations(function: GenerateFunction) -> list[dict[str, Any]]:
+    engine = sa.create_engine(function.database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT * FROM generations")).mappings().all()
+    engine.dispose()
+    return [dict(row) for row in rows]
+
+
+def test_generate_answers_the_design_response_and_records_the_generation(
+    generate_function: GenerateFunction,
+) -> None:
+    generate_function.model_answers(" rates rise again", "B")
+    generate_function.classifier_answers("business", 0.91)
+
+    status, headers, body = generate_function.call(
+        "POST",
+        "/api/generate",
+        {"prompt": "  Bank of England ", "variant": "B", "seed": 7},
+        headers={"X-User-Id": "reader-1"},
+    )
+
+    assert status == 200, body
+    assert body["prompt"] == "Bank of England"
+    assert body["text"] == " rates rise again"
+    assert body["variant"] == "B"
+    assert body["model"] == {"name": "headline-lite", "version": "lite-v1"}
+    assert body["strategy"] == "override"
+    assert body["category"] == {"label": "business", "score": 0.91}
+    assert set(body["latency_ms"]) == {"model", "classifier", "total"}
+    assert body["latency_ms"]["total"] >= body["latency_ms"]["model"]
+    assert headers["X-Request-Id"]
+    [row] = stored_generations(generate_function)
+    assert row["id"] == body["generation_id"]
+    assert (row["variant"], row["model_name"], row["model_version"]) == (
+        "B",
+        "headline-lite",
+        "lite-v1",
+    )
+    assert row["category_label"] == "business"
+    assert row["error_code"] is None
+
+
+def test_realtime_hosting_pins_the_assigned_variant_with_target_variant(
+    generate_function: GenerateFunction,
+) -> None:
+    generate_function.generator.add_response(
+        "invoke_endpoint",
+        {"Body": streaming([{"generated_text": " wins"}]), "InvokedProductionVariant": "A"},
+        expected_params={
+            "EndpointName": REALTIME_ENDPOINT,
+            "TargetVariant": "A",
+            "Body": ANY,
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        },
+    )
+    generate_function.classifier.add_response(
+        "invoke_endpoint",
+        {"Body": streaming([{"label": "sport", "score": 0.8}])},
+        expected_params={
+            "EndpointName": CLASSIFIER_ENDPOINT,
+            "Body": ANY,
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        },
+    )
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x", "variant": "A"}
+    )
+
+    assert status == 200, body
+    generate_function.generator.assert_no_pending_responses()
+    generate_function.classifier.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("request_body", "field"),
+    [
+        ({"prompt": "   "}, "prompt"),
+        ({"prompt": "x" * 501}, "prompt"),
+        ({}, "prompt"),
+        ({"prompt": "x", "max_new_tokens": 0}, "max_new_tokens"),
+        ({"prompt": "x", "max_new_tokens": 65}, "max_new_tokens"),
+        ({"prompt": "x", "temperature": 0}, "temperature"),
+        ({"prompt": "x", "temperature": 2.5}, "temperature"),
+        ({"prompt": "x", "top_k": 201}, "top_k"),
+        ({"prompt": "x", "top_p": 0}, "top_p"),
+        ({"prompt": "x", "seed": "seven"}, "seed"),
+        ({"prompt": "x", "variant": "A; DROP TABLE"}, "variant"),
+        ({"prompt": "x", "surprise": True}, "surprise"),
+        ({"prompt": 42}, "prompt"),
+    ],
+)
+def test_invalid_generate_request_is_422_naming_the_field(
+    generate_function: GenerateFunction, request_body: dict[str, Any], field: str
+) -> None:
+    status, _, body = generate_function.call("POST", "/api/generate", request_body)
+
+    assert status == 422
+    assert body["error"]["code"] == "validation_error"
+    assert field in [detail["field"] for detail in body["error"]["details"]]
+    assert field in body["error"]["message"]
+    assert stored_generations(generate_function) == []
+
+
+def test_malformed_json_is_422_on_the_body(generate_function: GenerateFunction) -> None:
+    status, _, body = generate_function.call("POST", "/api/generate", raw_body=b'{"prompt": ')
+
+    assert status == 422
+    assert body["error"]["details"][0]["field"] == "body"
+
+
+def test_unknown_variant_override_is_422_naming_variant(
+    generate_function: GenerateFunction,
+) -> None:
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x", "variant": "C"}
+    )
+
+    assert status == 422
+    assert body["error"]["details"][0]["field"] == "variant"
+    assert stored_generations(generate_function) == []
+
+
+def test_a_failing_variant_is_answered_by_the_other_one(
+    generate_function: GenerateFunction,
+) -> None:
+    user = user_assigned_to(generate_function, "A")
+    generate_function.model_fails("ServiceUnavailable", 503)
+    generate_function.model_answers(" saved by B", "B")
+    generate_function.classifier_answers("tech", 0.7)
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x"}, headers={"X-User-Id": user}
+    )
+
+    assert status == 200, body
+    assert (body["variant"], body["strategy"]) == ("B", "fallback")
+    assert body["model"]["name"] == "headline-lite"
+
+
+def test_an_explicit_variant_never_falls_back(generate_function: GenerateFunction) -> None:
+    generate_function.model_fails("ModelError", 424)
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x", "variant": "A"}
+    )
+
+    assert status == 502
+    assert body["error"]["code"] == "dependency_failed"
+    generate_function.generator.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("aws_code", "http_status", "status", "code"),
+    [
+        ("ServiceUnavailable", 503, 503, "dependency_unavailable"),
+        ("ModelNotReadyException", 429, 503, "dependency_unavailable"),
+        ("ModelError", 424, 502, "dependency_failed"),
+        ("InternalFailure", 500, 502, "dependency_failed"),
+    ],
+)
+def test_both_variants_failing_is_answered_with_the_dependency_status_and_recorded(
+    generate_function: GenerateFunction, aws_code: str, http_status: int, status: int, code: str
+) -> None:
+    generate_function.model_fails(aws_code, http_status)
+    generate_function.model_fails(aws_code, http_status)
+
+    answered, _, body = generate_function.call("POST", "/api/generate", {"prompt": "x"})
+
+    assert answered == status
+    assert body["error"]["code"] == code
+    assert "Traceback" not in str(body)
+    [row] = stored_generations(generate_function)
+    assert row["error_code"] == code
+    assert row["text"] == ""
+
+
+def test_throttling_is_retried_before_giving_up(generate_function: GenerateFunction) -> None:
+    generate_function.model_fails("ThrottlingException", 400)
+    generate_function.model_answers(" after a retry", "A")
+    generate_function.classifier_answers("tech", 0.7)
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x", "variant": "A"}
+    )
+
+    assert status == 200, body
+    assert body["text"] == " after a retry"
+
+
+def test_classifier_failure_still_answers_200_without_a_category(
+    generate_function: GenerateFunction,
+) -> None:
+    generate_function.model_answers(" headline", "A")
+    generate_function.classifier.add_client_error(
+        "invoke_endpoint", service_error_code="ServiceUnavailable", http_status_code=503
+    )
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x", "variant": "A"}
+    )
+
+    assert status == 200, body
+    assert body["category"] is None
+    [row] = stored_generations(generate_function)
+    assert row["category_label"] is None and row["text"] == " headline"
+
+
+def test_classifier_answer_of_the_wrong_shape_counts_as_a_failure(
+    generate_function: GenerateFunction,
+) -> None:
+    generate_function.model_answers(" headline", "A")
+    generate_function.classifier.add_response(
+        "invoke_endpoint", {"Body": streaming({"unexpected": True})}
+    )
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x", "variant": "A"}
+    )
+
+    assert status == 200 and body["category"] is None
+
+
+def test_generator_answer_without_generated_text_is_502(
+    generate_function: GenerateFunction,
+) -> None:
+    generate_function.generator.add_response("invoke_endpoint", {"Body": streaming([{"x": 1}])})
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x", "variant": "A"}
+    )
+
+    assert status == 502 and body["error"]["code"] == "dependency_failed"
+
+
+class FakeSageMakerControl:
+    """DescribeEndpoint at the AWS boundary, answering per endpoint (checks run in parallel)."""
+
+    def __init__(self, endpoints: dict[str, dict[str, Any]]) -> None:
+        self._endpoints = endpoints
+
+    def describe_endpoint(self, *, EndpointName: str) -> dict[str, Any]:
+        if EndpointName not in self._endpoints:
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "Could not find endpoint"}},
+                "DescribeEndpoint",
+            )
+        return self._endpoints[EndpointName]
+
+
+def use_control_client(function: GenerateFunction, client: FakeSageMakerControl) -> None:
+    module = function.module
+    module.health_checker = HealthChecker(
+        client,
+        endpoint_checks(module.settings),
+        module.store,
+        executor=module.executor,
+        timeout_s=module.settings.health_timeout_s,
+    )
+
+
+def test_health_reports_each_endpoint_and_the_database(generate_function: GenerateFunction) -> None:
+    use_control_client(
+        generate_function,
+        FakeSageMakerControl(
+            {
+                REALTIME_ENDPOINT: {
+                    "EndpointStatus": "InService",
+                    "ProductionVariants": [{"VariantName": "A"}],
+                }
+            }
+        ),
+    )
+
+    status, _, body = generate_function.call("GET", "/api/health")
+
+    assert status == 200
+    assert body["database"]["status"] == "ok"
+    assert body["endpoints"]["generator-A"]["status"] == "ok"
+    assert body["endpoints"]["generator-B"] == {"status": "unavailable", "detail": "no variant B"}
+    assert body["endpoints"]["classifier"]["status"] == "unavailable"
+    assert body["status"] == "degraded"
+
+
+def test_health_is_ok_when_everything_is_in_service(generate_function: GenerateFunction) -> None:
+    in_service = {
+        "EndpointStatus": "InService",
+        "ProductionVariants": [{"VariantName": "A"}, {"VariantName": "B"}],
+    }
+    use_control_client(
+        generate_function,
+        FakeSageMakerControl({REALTIME_ENDPOINT: in_service, CLASSIFIER_ENDPOINT: in_service}),
+    )
+
+    status, _, body = generate_function.call("GET", "/api/health")
+
+    assert status == 200 and body["status"] == "ok"
+
+
+def test_openapi_document_lists_the_routes(generate_function: GenerateFunction) -> None:
+    status, _, body = generate_function.call("GET", "/api/openapi.json")
+
+    assert status == 200
+    assert {"/api/generate", "/api/health"} <= set(body["paths"])
+    schema = body["components"]["schemas"]["GenerateRequest"]
+    assert schema["properties"]["max_new_tokens"]["maximum"] == 64
+    responses = body["paths"]["/api/generate"]["post"]["responses"]
+    assert {"200", "422", "429", "502", "503", "504"} <= set(responses)
+    assert "ErrorResponse" in body["components"]["schemas"]
+
+
+def test_unknown_route_is_a_json_404(generate_function: GenerateFunction) -> None:
+    status, _, body = generate_function.call("GET", "/api/nothing-here")
+
+    assert status == 404 and body["error"]["code"] == "route_not_found"
+
+
+def test_cors_headers_only_for_the_configured_origin(generate_function: GenerateFunction) -> None:
+    _, allowed, _ = generate_function.call(
+        "GET", "/api/openapi.json", headers={"Origin": "https://news.example.com"}
+    )
+    _, other, _ = generate_function.call(
+        "GET", "/api/openapi.json", headers={"Origin": "https://evil.example.com"}
+    )
+
+    assert allowed["Access-Control-Allow-Origin"] == "https://news.example.com"
+    assert "Access-Control-Allow-Origin" not in other
+
+
+def user_assigned_to(function: GenerateFunction, variant: str) -> str:
+    """A user id that the sticky strategy sends to `variant` (found by trying ids in order)."""
+    from pressroom_common.users import hash_user_id
+
+    router = function.module.router
+    return next(
+        user
+        for user in (f"reader-{n}" for n in range(1000))
+        if router.assign(hash_user_id(user)).variant == variant
+    )
+
+
+def test_health_flags_a_realtime_variant_without_instances(
+    generate_function: GenerateFunction,
+) -> None:
+    use_control_client(
+        generate_function,
+        FakeSageMakerControl(
+            {
+                REALTIME_ENDPOINT: {
+                    "EndpointStatus": "Updating",
+                    "ProductionVariants": [
+                        {"VariantName": "A", "CurrentInstanceCount": 1},
+                        {"VariantName": "B", "CurrentInstanceCount": 0},
+                    ],
+                },
+                CLASSIFIER_ENDPOINT: {"EndpointStatus": "InService"},
+            }
+        ),
+    )
+
+    _, _, body = generate_function.call("GET", "/api/health")
+
+    assert body["endpoints"]["generator-A"]["status"] == "ok"
+    assert body["endpoints"]["generator-B"]["status"] == "unavailable"
+    assert body["endpoints"]["classifier"]["status"] == "ok"
+
+
+def test_cors_preflight_is_answered_for_the_configured_origin(
+    generate_function: GenerateFunction,
+) -> None:
+    status, headers, _ = generate_function.call(
+        "OPTIONS",
+        "/api/feedback",
+        headers={"Origin": "https://news.example.com", "Access-Control-Request-Method": "POST"},
+        raw_body=b"",
+    )
+
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] == "https://news.example.com"
+    assert "X-User-Id" in headers["Access-Control-Allow-Headers"]
+
+
+def test_serverless_hosting_calls_the_variants_own_endpoint_without_target_variant(
+    serverless_generate_function: GenerateFunction,
+) -> None:
+    function = serverless_generate_function
+    function.generator.add_response(
+        "invoke_endpoint",
+        {"Body": streaming([{"generated_text": " lite"}])},
+        expected_params={
+            "EndpointName": SERVERLESS_VARIANTS["B"]["endpoint_name"],
+            "Body": ANY,
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        },
+    )
+    function.classifier_answers("tech", 0.6)
+
+    status, _, body = function.call("POST", "/api/generate", {"prompt": "x", "variant": "B"})
+
+    assert status == 200, body
+    assert body["model"]["name"] == "headline-lite"
+    function.generator.assert_no_pending_responses()
+
+
+def test_the_variant_sagemaker_says_answered_is_the_one_recorded(
+    generate_function: GenerateFunction,
+) -> None:
+    generate_function.model_answers(" from B", "B")  # asked for A, SageMaker says B answered
+    generate_function.classifier_answers("tech", 0.6)
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x", "variant": "A"}
+    )
+
+    assert status == 200
+    assert (body["variant"], body["model"]["name"]) == ("B", "headline-lite")
+    [row] = stored_generations(generate_function)
+    assert (row["variant"], row["model_name"]) == ("B", "headline-lite")
+
+
+def test_an_unreachable_database_is_503_and_health_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unreachable = f"sqlite:///{tmp_path / 'no-such-dir' / 'feedback.db'}"
+    with loaded_generate_function(
+        tmp_path, monkeypatch, "realtime", VARIANTS, database_url=unreachable
+    ) as function:
+        function.model_answers(" text", "A")
+        function.classifier_answers("tech", 0.6)
+        status, _, body = function.call("POST", "/api/generate", {"prompt": "x", "variant": "A"})
+        use_control_client(function, FakeSageMakerControl({}))
+        _, _, health = function.call("GET", "/api/health")
+
+    assert status == 503
+    assert body["error"]["code"] == "database_unavailable"
+    assert health["database"]["status"] == "unavailable"

