@@ -28,14 +28,23 @@ def serve_emulator(
     seed: Annotated[int | None, typer.Option(help="seed of the weighted variant choice")] = None,
 ) -> None:
     """Serve the SageMaker Runtime emulator for the templates' endpoints until Ctrl-C."""
-    from local.sagemaker import Emulator
+    from local.sagemaker import Emulator, WorkerStartError
+    from local.templates import TemplateError
 
     console = Console(stderr=True)
-    emulator = Emulator(
-        profile, host=host, port=port, parameter_overrides={"HostingMode": hosting_mode}, seed=seed
-    )
-    with console.status(f"Loading {len(emulator.endpoints)} endpoint(s) ({profile} models)"):
-        emulator.start()
+    try:
+        emulator = Emulator(
+            profile,
+            host=host,
+            port=port,
+            parameter_overrides={"HostingMode": hosting_mode},
+            seed=seed,
+        )
+        with console.status(f"Loading {len(emulator.endpoints)} endpoint(s) ({profile} models)"):
+            emulator.start()
+    except (TemplateError, FileNotFoundError, WorkerStartError) as error:
+        console.print(f"[red]Cannot start the emulator:[/] {error}")
+        raise typer.Exit(1) from error
     try:
         for name, spec in emulator.endpoints.items():
             variants = ", ".join(

@@ -101,7 +101,8 @@ class Emulator:
     `profile` picks `models_root/<profile>/<model-name>/model` for each variant.
     `templates` defaults to `template-root.yaml` (or the app templates before it exists);
     `parameter_overrides` go to every template that declares them (e.g. `HostingMode`,
-    `VariantAWeight`). `seed` makes the weighted variant choice reproducible.
+    `VariantAWeight`). `seed` makes the weighted variant choice reproducible. Single use:
+    start it once (or enter it once) and stop it at the end.
     """
 
     def __init__(
@@ -224,7 +225,7 @@ class Emulator:
         while not self._server.started:
             if not self._thread.is_alive():
                 raise RuntimeError("the SageMaker emulator's HTTP server failed to start")
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
 
     # ---- what callers use
 

@@ -9,11 +9,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Page, Route, expect
-from pressroom_common.api import error_response
+from playwright.sync_api import Page, expect
 from pressroom_common.errors import DependencyUnavailable
 from pressroom_common.store import ExperimentVerdict, StatsReport
 
+from tests.e2e.network import answer_json, error_body
 from tests.e2e.pages import DashboardPage, GeneratePage, HeldRequests, VoteCounts
 from tests.fixtures.browser import PHONE_VIEWPORT, save_screenshot, wait_until_nothing_overflows
 
@@ -28,6 +28,8 @@ CHART_IDS = [
     "chart-errors",
     "chart-votes",
 ]
+
+DATABASE_DOWN = error_body(DependencyUnavailable, "The feedback database is unavailable")
 
 
 @pytest.fixture
@@ -85,16 +87,9 @@ def test_vote_buttons_are_disabled_while_the_vote_is_sent(generate_page: Generat
 def test_a_failed_vote_says_why_and_keeps_the_previous_vote(generate_page: GeneratePage) -> None:
     generate_page.generate("Minister resigns after")
     generate_page.vote("up")
-    body = error_response(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        DependencyUnavailable.code,
-        "The feedback database is unavailable",
-    ).body
-
-    def database_down(route: Route) -> None:
-        route.fulfill(status=503, content_type="application/json", body=body)
-
-    generate_page.page.route("**/api/feedback", database_down)
+    generate_page.page.route(
+        "**/api/feedback", answer_json(HTTPStatus.SERVICE_UNAVAILABLE, DATABASE_DOWN)
+    )
     generate_page.vote_button("down").click()
 
     expect(generate_page.vote_status).to_have_text(
@@ -145,13 +140,6 @@ def test_the_dashboard_shows_every_number_as_text_and_draws_the_charts(
     save_screenshot(page, "dashboard-phone")
 
 
-def _serve_stats(body: str, status: int = 200) -> Any:
-    def fulfil(route: Route) -> None:
-        route.fulfill(status=status, content_type="application/json", body=body)
-
-    return fulfil
-
-
 def test_the_dashboard_says_so_when_there_is_no_data(page: Page, local_stack: Any) -> None:
     # An empty period, in the store's own report model (so the field names are the real ones)
     empty = StatsReport(
@@ -166,7 +154,7 @@ def test_the_dashboard_says_so_when_there_is_no_data(page: Page, local_stack: An
             weights={"A": 1.0, "B": 1.0},
         ),
     ).model_dump_json()
-    page.route("**/api/stats**", _serve_stats(empty))
+    page.route("**/api/stats**", answer_json(HTTPStatus.OK, empty))
     DashboardPage(page, local_stack.url).open()
 
     expect(page.get_by_role("heading", name="No data yet")).to_be_visible()
@@ -180,12 +168,9 @@ def test_the_dashboard_explains_a_failure_and_shows_no_stale_numbers(
     generate_page.generate("Bank raises rates")
     dashboard.open()
     expect(dashboard.page.locator("#stats-content")).to_be_visible()
-    body = error_response(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        DependencyUnavailable.code,
-        "The feedback database is unavailable",
-    ).body
-    dashboard.page.route("**/api/stats**", _serve_stats(body, status=503))
+    dashboard.page.route(
+        "**/api/stats**", answer_json(HTTPStatus.SERVICE_UNAVAILABLE, DATABASE_DOWN)
+    )
 
     dashboard.page.get_by_role("button", name="Refresh").click()
 

@@ -8,10 +8,10 @@ from http import HTTPStatus
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Route, expect
-from pressroom_common.api import error_response
+from playwright.sync_api import Page, expect
 from pressroom_common.errors import DependencyUnavailable
 
+from tests.e2e.network import answer_json, error_body
 from tests.e2e.pages import MODEL_OF_VARIANT, NEWS_CATEGORIES, GeneratePage, HeldRequests
 from tests.fixtures.browser import PHONE_VIEWPORT, save_screenshot, wait_until_nothing_overflows
 
@@ -111,25 +111,14 @@ def test_an_empty_prompt_is_refused_in_words(generate_page: GeneratePage) -> Non
     expect(generate_page.prompt).to_be_focused()
 
 
-def _fulfil_with_json(status: int, body: str) -> Any:
-    def fulfil(route: Route) -> None:
-        route.fulfill(status=status, content_type="application/json", body=body)
-
-    return fulfil
-
-
-UNAVAILABLE = error_response(
-    HTTPStatus.SERVICE_UNAVAILABLE,
-    DependencyUnavailable.code,
-    "The headline model is unavailable right now",
-).body
+UNAVAILABLE = error_body(DependencyUnavailable, "The headline model is unavailable right now")
 
 
 @pytest.mark.parametrize(
     ("answer", "shown"),
     [
         pytest.param(
-            _fulfil_with_json(503, UNAVAILABLE),
+            answer_json(HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE),
             "The headline model is unavailable right now",
             id="api-error-body",
         ),
@@ -180,7 +169,7 @@ def test_validation_details_from_the_api_mark_the_named_field(generate_page: Gen
             }
         }
     )
-    generate_page.page.route("**/api/generate", _fulfil_with_json(422, body))
+    generate_page.page.route("**/api/generate", answer_json(HTTPStatus.UNPROCESSABLE_ENTITY, body))
 
     generate_page.submit("Markets rally as")
 

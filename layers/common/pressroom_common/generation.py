@@ -91,6 +91,7 @@ class Generator:
         # realtime: one endpoint, TargetVariant pins the variant; serverless: one endpoint each.
         target = variant if self._hosting_mode == "realtime" else None
         record_variant_metric("Invocations", 1, MetricUnit.Count, variant=variant)
+        started = time.perf_counter()
         try:
             invocation = self._runtime.invoke_json(
                 config.endpoint_name, payload, deadline=deadline, target_variant=target
@@ -98,10 +99,12 @@ class Generator:
             text = generated_text(invocation.body, config.endpoint_name)
         except DomainError:
             record_variant_metric("Errors", 1, MetricUnit.Count, variant=variant)
+            self._router.record_outcome(variant, ok=False, latency_ms=elapsed_ms(started))
             raise
         record_variant_metric(
             "ModelLatency", invocation.latency_ms, MetricUnit.Milliseconds, variant=variant
         )
+        self._router.record_outcome(variant, ok=True, latency_ms=invocation.latency_ms)
         # SageMaker names the variant that answered; trust it over the one we asked for, so
         # the record always joins to the model that wrote the text.
         answered = invocation.invoked_variant

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pressroom_common.errors import ValidationError
+from pressroom_common.experiments import Guardrail, ThompsonSampling, VariantCountsSource
 from pressroom_common.settings import RoutingStrategyName, VariantConfig
 
 OVERRIDE_STRATEGY = "override"
@@ -70,16 +71,45 @@ def pick_by_weight(position: float, variants: Mapping[str, VariantConfig]) -> st
     return names[-1]  # float rounding can leave the cumulative sum a hair under 1
 
 
-def build_strategy(name: RoutingStrategyName) -> RoutingStrategy:
-    """The strategy a deployment's `ROUTING_STRATEGY` names (new strategies register here)."""
-    strategies: dict[RoutingStrategyName, Callable[[], RoutingStrategy]] = {"fixed": FixedWeights}
+def build_strategy(
+    name: RoutingStrategyName,
+    *,
+    counts: VariantCountsSource | None = None,
+    warmup_impressions: int = 100,
+    refresh_s: float = 5.0,
+) -> RoutingStrategy:
+    """The strategy a deployment's `ROUTING_STRATEGY` names (new strategies register here).
+
+    `thompson` reads the vote counts from `counts` (the feedback store) and routes its warm-up
+    by the weights.
+    """
+
+    def thompson() -> RoutingStrategy:
+        if counts is None:
+            raise ValueError("thompson routing needs the feedback store's vote counts")
+        return ThompsonSampling(
+            counts, FixedWeights(), warmup_impressions=warmup_impressions, refresh_s=refresh_s
+        )
+
+    strategies: dict[RoutingStrategyName, Callable[[], RoutingStrategy]] = {
+        "fixed": FixedWeights,
+        "thompson": thompson,
+    }
     return strategies[name]()
 
 
 class Router:
-    def __init__(self, strategy: RoutingStrategy, variants: Mapping[str, VariantConfig]) -> None:
+    """`guardrail`, when given, takes failing variants out of routing (not out of overrides)."""
+
+    def __init__(
+        self,
+        strategy: RoutingStrategy,
+        variants: Mapping[str, VariantConfig],
+        guardrail: Guardrail | None = None,
+    ) -> None:
         self._strategy = strategy
         self._variants = dict(variants)
+        self._guardrail = guardrail
 
     def assign(self, user_hash: str | None, override: str | None = None) -> Assignment:
         if override is not None:
@@ -90,7 +120,13 @@ class Router:
                     details=[{"field": "variant", "location": "body", "reason": "unknown variant"}],
                 )
             return Assignment(override, OVERRIDE_STRATEGY)
-        return Assignment(self._strategy.choose(user_hash, self._variants), self._strategy.name)
+        routable = self._guardrail.healthy(self._variants) if self._guardrail else self._variants
+        return Assignment(self._strategy.choose(user_hash, routable), self._strategy.name)
+
+    def record_outcome(self, variant: str, *, ok: bool, latency_ms: float) -> None:
+        """One generator invocation's result, for the guardrail."""
+        if self._guardrail is not None:
+            self._guardrail.record(variant, ok=ok, latency_ms=latency_ms)
 
     def fallback_for(self, variant: str) -> str | None:
         """The variant that answers when `variant` fails: another one, heaviest first."""

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 HostingMode = Literal["realtime", "serverless"]
-RoutingStrategyName = Literal["fixed"]
+RoutingStrategyName = Literal["fixed", "thompson"]
 
 
 class ApiSettings(BaseSettings):
@@ -61,6 +61,19 @@ class GenerateSettings(ApiSettings):
     model_max_attempts: int = Field(default=3, ge=1, le=10)
     classifier_timeout_s: float = Field(default=2.0, gt=0)
     health_timeout_s: float = Field(default=3.0, gt=0)
+
+    # Thompson sampling (ROUTING_STRATEGY=thompson): weights split traffic until every variant
+    # has this many impressions; feedback counts are re-read at most every `refresh_s`.
+    thompson_warmup_impressions: int = Field(default=100, ge=0)
+    thompson_refresh_s: float = Field(default=5.0, gt=0)
+    # Guardrail (any strategy): drain a variant whose error rate or p95 model latency over the
+    # sliding window crosses a threshold, for a cool-down; the last healthy variant stays.
+    guardrail_enabled: bool = True
+    guardrail_window_s: float = Field(default=60.0, gt=0)
+    guardrail_min_requests: int = Field(default=20, ge=1)
+    guardrail_max_error_rate: float = Field(default=0.5, gt=0, le=1)
+    guardrail_max_p95_latency_ms: float = Field(default=10_000.0, gt=0)
+    guardrail_cooldown_s: float = Field(default=120.0, gt=0)
 
     @model_validator(mode="after")
     def _variants_routable(self) -> GenerateSettings:

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pressroom_common.api import USER_ID_HEADER, create_app, error_responses
+from pressroom_common.experiments import build_guardrail
 from pressroom_common.generation import Classifier, GenerationService, Generator
 from pressroom_common.health import HealthChecker, endpoint_checks
 from pressroom_common.models import GenerateRequest, GenerateResponse, HealthResponse
@@ -35,7 +36,16 @@ generator_client = _client("sagemaker-runtime", settings.model_attempt_timeout_s
 classifier_client = _client("sagemaker-runtime", settings.classifier_timeout_s)
 control_client = _client("sagemaker", settings.health_timeout_s)
 
-router = Router(build_strategy(settings.routing_strategy), settings.variants)
+router = Router(
+    build_strategy(
+        settings.routing_strategy,
+        counts=store,
+        warmup_impressions=settings.thompson_warmup_impressions,
+        refresh_s=settings.thompson_refresh_s,
+    ),
+    settings.variants,
+    guardrail=build_guardrail(settings),
+)
 service = GenerationService(
     router,
     Generator(

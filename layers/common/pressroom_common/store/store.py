@@ -69,6 +69,19 @@ class _VariantAggregate:
         return self.requests - self.errors
 
 
+@dataclass(frozen=True)
+class TrafficBucket:
+    """One variant's requests and votes in one time bucket (votes by their generation's time)."""
+
+    start: datetime
+    variant: str
+    model_name: str
+    requests: int
+    errors: int
+    up: int
+    down: int
+
+
 class FeedbackStore:
     """Records generations and votes, and aggregates them into experiment statistics."""
 
@@ -149,6 +162,58 @@ class FeedbackStore:
         with self._transaction("the vote counts") as connection:
             aggregates = self._aggregate(connection, since=None, with_latency=False)
         return {item.variant: (item.impressions, item.up, item.down) for item in aggregates}
+
+    def traffic_over_time(self, bucket_s: int) -> list[TrafficBucket]:
+        """Requests, errors and votes per variant and `bucket_s`-second bucket, oldest first.
+
+        Aggregated in SQL (two GROUP BYs), so a report of a million votes moves a few rows.
+        """
+        if bucket_s < 1:
+            raise ValueError(f"bucket_s must be at least 1 second, got {bucket_s}")
+        failed = generations.c.error_code.is_not(None)
+        requests_bucket = self._bucket_index(generations.c.created_at, bucket_s)
+        votes_bucket = self._bucket_index(votes.c.generation_created_at, bucket_s)
+        requests_query = sa.select(
+            requests_bucket.label("bucket"),
+            generations.c.variant,
+            # A variant serves one model (its name is fixed; only the version moves).
+            sa.func.max(generations.c.model_name).label("model_name"),
+            sa.func.count().label("requests"),
+            sa.func.count().filter(failed).label("errors"),
+        ).group_by(requests_bucket, generations.c.variant)
+        votes_query = sa.select(
+            votes_bucket.label("bucket"),
+            votes.c.variant,
+            sa.func.count().filter(votes.c.vote == Vote.UP.value).label("up"),
+            sa.func.count().filter(votes.c.vote == Vote.DOWN.value).label("down"),
+        ).group_by(votes_bucket, votes.c.variant)
+        with self._transaction("the traffic over time") as connection:
+            request_rows = connection.execute(requests_query).all()
+            vote_rows = {
+                (int(row.bucket), row.variant): row for row in connection.execute(votes_query)
+            }
+        buckets = []
+        for row in request_rows:
+            voted = vote_rows.get((int(row.bucket), row.variant))
+            buckets.append(
+                TrafficBucket(
+                    start=datetime.fromtimestamp(int(row.bucket) * bucket_s, UTC),
+                    variant=row.variant,
+                    model_name=row.model_name,
+                    requests=row.requests,
+                    errors=row.errors,
+                    up=voted.up if voted else 0,
+                    down=voted.down if voted else 0,
+                )
+            )
+        return sorted(buckets, key=lambda bucket: (bucket.start, bucket.variant))
+
+    def _bucket_index(self, column: Any, bucket_s: int) -> Any:
+        """floor(seconds since the epoch / bucket_s) of a timestamp column, per dialect."""
+        if self._engine.dialect.name == "sqlite":
+            # Naive UTC text; integer division floors the (positive) epoch seconds.
+            return sa.cast(sa.func.strftime("%s", column), sa.Integer) // bucket_s
+        return sa.cast(sa.func.floor(sa.extract("epoch", column) / bucket_s), sa.BigInteger)
 
     def stats(self, since: datetime | None, weights: Mapping[str, float]) -> StatsReport:
         """Per-variant statistics and the experiment verdict over generations since `since`."""

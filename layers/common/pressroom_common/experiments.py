@@ -1,0 +1,234 @@
+"""Adaptive experiments: Thompson-sampling routing on feedback, and a per-variant guardrail.
+
+`ThompsonSampling` is a `RoutingStrategy` (see `routing`): it reads the variants' vote counts
+from the feedback store, at most once every few seconds per Lambda instance, and routes each
+request to the variant whose up-rate drawn from its Beta posterior is highest. `Guardrail`
+watches every variant's outcomes in a sliding window and takes a failing or slow variant out of
+routing for a cool-down. Both keep their state in-process (one Lambda instance each), so neither
+adds a database query to a request.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from pressroom_common.errors import DomainError
+from pressroom_common.observability import logger, record_variant_metric
+from pressroom_common.settings import GenerateSettings, VariantConfig
+
+Clock = Callable[[], float]
+
+
+class VariantCountsSource(Protocol):
+    """The part of the feedback store Thompson sampling reads."""
+
+    def variant_counts(self) -> dict[str, tuple[int, int, int]]: ...
+
+
+class WeightedStrategy(Protocol):
+    """What routes the warm-up (`routing.FixedWeights`), kept structural to avoid an import
+    cycle: the routing module registers this one."""
+
+    def choose(self, user_hash: str | None, variants: Mapping[str, VariantConfig]) -> str: ...
+
+
+class ThompsonSampling:
+    """Route each request to the variant with the highest up-rate drawn from its posterior.
+
+    Until every variant has `warmup_impressions` impressions, traffic follows the weights
+    (`warmup`), so each variant gets a fair first look. After that, a variant's up-rate is drawn
+    from Beta(1 + up, 1 + down) and the highest draw wins: a clearly better variant gets almost
+    all traffic, while an uncertain one keeps being explored. Variants with weight 0 are out of
+    the experiment. Counts are cached for `refresh_s`; if the store cannot be read, the last
+    counts are used (and before any, the weights).
+    """
+
+    name = "thompson"
+
+    def __init__(
+        self,
+        counts: VariantCountsSource,
+        warmup: WeightedStrategy,
+        *,
+        warmup_impressions: int = 100,
+        refresh_s: float = 5.0,
+        rng: random.Random | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._counts = counts
+        self._warmup = warmup
+        self._warmup_impressions = warmup_impressions
+        self._refresh_s = refresh_s
+        self._rng = rng or random.Random()  # noqa: S311 - exploration, not cryptography
+        self._clock = clock
+        self._cached: dict[str, tuple[int, int, int]] | None = None
+        self._read_at = -math.inf
+        self._lock = threading.Lock()
+
+    def choose(self, user_hash: str | None, variants: Mapping[str, VariantConfig]) -> str:
+        eligible = sorted(name for name, variant in variants.items() if variant.weight > 0)
+        counts = self._current_counts()
+        if counts is None or any(
+            counts.get(name, (0, 0, 0))[0] < self._warmup_impressions for name in eligible
+        ):
+            return self._warmup.choose(user_hash, variants)
+        draws = {
+            name: self._rng.betavariate(1 + counts[name][1], 1 + counts[name][2])
+            for name in eligible
+        }
+        return max(eligible, key=lambda name: draws[name])
+
+    def _current_counts(self) -> dict[str, tuple[int, int, int]] | None:
+        with self._lock:
+            now = self._clock()
+            if now - self._read_at >= self._refresh_s:
+                # Stamp first: a failing store is retried after `refresh_s`, not on every request.
+                self._read_at = now
+                try:
+                    self._cached = self._counts.variant_counts()
+                except DomainError as error:
+                    logger.warning(
+                        "thompson sampling could not refresh the vote counts; using the last ones",
+                        extra={"error": error.code, "has_counts": self._cached is not None},
+                    )
+            return self._cached
+
+
+@dataclass(frozen=True)
+class GuardrailThresholds:
+    window_s: float = 60.0
+    min_requests: int = 20
+    max_error_rate: float = 0.5
+    max_p95_latency_ms: float = 10_000.0
+    cooldown_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    at: float
+    ok: bool
+    latency_ms: float
+
+
+class Guardrail:
+    """Drain a variant whose recent error rate or p95 latency crosses a threshold.
+
+    Outcomes (one per generator invocation, fed by the generate flow) are kept for `window_s`;
+    once a variant has `min_requests` of them, crossing `max_error_rate` or
+    `max_p95_latency_ms` (p95 of the successful calls) drains it for `cooldown_s`: routing skips
+    it until then, and it comes back with a fresh window. The last healthy variant in the
+    experiment is never drained, since answering slowly beats not answering.
+    """
+
+    def __init__(
+        self,
+        variants: Mapping[str, VariantConfig],
+        thresholds: GuardrailThresholds,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        # The variants routing may send traffic to; one of them always stays in service.
+        self._routed = frozenset(name for name, config in variants.items() if config.weight > 0)
+        self._thresholds = thresholds
+        self._clock = clock
+        self._outcomes: dict[str, deque[_Outcome]] = {}
+        self._drained_until: dict[str, float] = {}
+        self._held: set[str] = set()  # tripped, but kept as the last healthy variant
+        self._lock = threading.Lock()
+
+    def record(self, variant: str, *, ok: bool, latency_ms: float) -> None:
+        now = self._clock()
+        with self._lock:
+            window = self._outcomes.setdefault(variant, deque())
+            window.append(_Outcome(now, ok, latency_ms))
+            while window and window[0].at <= now - self._thresholds.window_s:
+                window.popleft()
+            if variant not in self._drained_until:
+                self._check(variant, window, now)
+
+    def healthy(self, variants: Mapping[str, VariantConfig]) -> dict[str, VariantConfig]:
+        """The variants routing may use now; restores those whose cool-down has passed."""
+        with self._lock:
+            self._restore_due(self._clock())
+            return {name: config for name, config in variants.items() if self.is_serving(name)}
+
+    def is_serving(self, variant: str) -> bool:
+        return variant not in self._drained_until
+
+    def _check(self, variant: str, window: deque[_Outcome], now: float) -> None:
+        if len(window) < self._thresholds.min_requests:
+            return
+        reason = self._breach(window)
+        if reason is None:
+            self._held.discard(variant)
+            return
+        others_serving = any(
+            name != variant and name not in self._drained_until for name in self._routed
+        )
+        if not others_serving:
+            if variant not in self._held:
+                self._held.add(variant)
+                logger.warning(
+                    "guardrail tripped on the last healthy variant; keeping it in service",
+                    extra={"variant": variant, **reason},
+                )
+            return
+        self._drained_until[variant] = now + self._thresholds.cooldown_s
+        logger.warning(
+            "guardrail drained a variant",
+            extra={"variant": variant, "cooldown_s": self._thresholds.cooldown_s, **reason},
+        )
+        record_variant_metric("GuardrailDrains", 1, MetricUnit.Count, variant=variant)
+
+    def _breach(self, window: deque[_Outcome]) -> dict[str, object] | None:
+        """Why the window breaches a threshold (for the log), or None."""
+        errors = sum(1 for outcome in window if not outcome.ok)
+        error_rate = errors / len(window)
+        latencies = sorted(outcome.latency_ms for outcome in window if outcome.ok)
+        p95 = latencies[math.ceil(0.95 * len(latencies)) - 1] if latencies else None
+        evidence: dict[str, object] = {
+            "window_requests": len(window),
+            "error_rate": round(error_rate, 4),
+            "p95_latency_ms": p95,
+        }
+        if error_rate > self._thresholds.max_error_rate:
+            return {"reason": "error_rate", "threshold": self._thresholds.max_error_rate, **evidence}
+        if p95 is not None and p95 > self._thresholds.max_p95_latency_ms:
+            return {
+                "reason": "p95_latency",
+                "threshold": self._thresholds.max_p95_latency_ms,
+                **evidence,
+            }
+        return None
+
+    def _restore_due(self, now: float) -> None:
+        for variant, until in list(self._drained_until.items()):
+            if now >= until:
+                del self._drained_until[variant]
+                self._outcomes.pop(variant, None)  # judged afresh, not on the failures it had
+                logger.info("guardrail restored a variant", extra={"variant": variant})
+
+
+def build_guardrail(settings: GenerateSettings) -> Guardrail | None:
+    """The deployment's guardrail, or None when `GUARDRAIL_ENABLED` is false."""
+    if not settings.guardrail_enabled:
+        return None
+    return Guardrail(
+        settings.variants,
+        GuardrailThresholds(
+            window_s=settings.guardrail_window_s,
+            min_requests=settings.guardrail_min_requests,
+            max_error_rate=settings.guardrail_max_error_rate,
+            max_p95_latency_ms=settings.guardrail_max_p95_latency_ms,
+            cooldown_s=settings.guardrail_cooldown_s,
+        ),
+    )

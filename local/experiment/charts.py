@@ -1,0 +1,180 @@
+"""PNG charts and one HTML page of an experiment report (matplotlib, headless Agg backend)."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: files only
+
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from pressroom_common.store.statistics import beta_quantile  # noqa: E402
+
+from local.experiment.report import ExperimentReport, srm_line  # noqa: E402
+
+POSTERIORS_PNG = "posteriors.png"
+UP_RATE_PNG = "up-rate-over-time.png"
+TRAFFIC_PNG = "traffic-split.png"
+REPORT_HTML = "report.html"
+
+
+def write_report_files(report: ExperimentReport, out_dir: Path) -> list[Path]:
+    """Write the three charts and `report.html` into `out_dir`; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    charts = {
+        POSTERIORS_PNG: posterior_chart(report),
+        UP_RATE_PNG: up_rate_chart(report),
+        TRAFFIC_PNG: traffic_chart(report),
+    }
+    written = []
+    for name, figure in charts.items():
+        path = out_dir / name
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        written.append(path)
+    page = out_dir / REPORT_HTML
+    page.write_text(report_html(report), encoding="utf-8")
+    return [*written, page]
+
+
+def posterior_chart(report: ExperimentReport) -> Figure:
+    """Each variant's Beta(1 + up, 1 + down) density of its up-rate."""
+    figure, axes = plt.subplots(figsize=(7, 4))
+    x = np.linspace(0.0005, 0.9995, 2000)
+    for item in report.stats.variants:
+        a, b = 1.0 + item.up, 1.0 + item.down
+        log_norm = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+        density = np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - log_norm)
+        probability = report.stats.verdict.probability_best[item.variant]
+        axes.plot(x, density, label=f"{report.label(item.variant)}  P(best) {probability:.2f}")
+        axes.fill_between(x, density, alpha=0.15)
+    axes.set(xlabel="up-rate", ylabel="posterior density", title="Posterior of each up-rate")
+    axes.legend()
+    return figure
+
+
+def _cumulative_by_variant(
+    report: ExperimentReport,
+) -> dict[str, list[tuple[object, int, int, int]]]:
+    """Per variant: (bucket start, cumulative requests, cumulative up, cumulative down)."""
+    series: dict[str, list[tuple[object, int, int, int]]] = defaultdict(list)
+    totals: dict[str, tuple[int, int, int]] = defaultdict(lambda: (0, 0, 0))
+    for bucket in report.timeline:
+        requests, up, down = totals[bucket.variant]
+        totals[bucket.variant] = (requests + bucket.requests, up + bucket.up, down + bucket.down)
+        series[bucket.variant].append((bucket.start, *totals[bucket.variant]))
+    return series
+
+
+def up_rate_chart(report: ExperimentReport) -> Figure:
+    """Cumulative up-rate per variant over time, with its 95% credible band."""
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for variant, points in sorted(_cumulative_by_variant(report).items()):
+        voted = [(start, up, down) for start, _, up, down in points if up + down]
+        if not voted:
+            continue
+        starts = [start for start, _, _ in voted]
+        rates = [up / (up + down) for _, up, down in voted]
+        low = [beta_quantile(1 + up, 1 + down, 0.025) for _, up, down in voted]
+        high = [beta_quantile(1 + up, 1 + down, 0.975) for _, up, down in voted]
+        (line,) = axes.plot(starts, rates, marker=".", label=report.label(variant))
+        axes.fill_between(starts, low, high, color=line.get_color(), alpha=0.15)
+    axes.set(
+        xlabel=f"time (UTC, {report.bucket_s}s buckets)",
+        ylabel="cumulative up-rate",
+        title="Up-rate over time (95% credible band)",
+    )
+    axes.legend()
+    figure.autofmt_xdate()
+    return figure
+
+
+def traffic_chart(report: ExperimentReport) -> Figure:
+    """Each variant's share of the requests in each time bucket, stacked."""
+    figure, axes = plt.subplots(figsize=(7, 4))
+    starts = sorted({bucket.start for bucket in report.timeline})
+    variants = sorted({bucket.variant for bucket in report.timeline})
+    requests = {(bucket.start, bucket.variant): bucket.requests for bucket in report.timeline}
+    totals = [sum(requests.get((start, v), 0) for v in variants) for start in starts]
+    shares = [
+        [requests.get((start, v), 0) / total for start, total in zip(starts, totals, strict=True)]
+        for v in variants
+    ]
+    if starts:
+        axes.stackplot(starts, shares, labels=[report.label(v) for v in variants], alpha=0.8)
+    axes.set(
+        xlabel=f"time (UTC, {report.bucket_s}s buckets)",
+        ylabel="share of requests",
+        ylim=(0, 1),
+        title="Traffic split over time",
+    )
+    axes.legend(loc="upper left")
+    figure.autofmt_xdate()
+    return figure
+
+
+def report_html(report: ExperimentReport) -> str:
+    """A self-contained page (beside the PNGs); every value is escaped."""
+    stats = report.stats
+    rows = "\n".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(cell)}</td>"
+            for cell in (
+                report.label(item.variant),
+                str(item.impressions),
+                f"{item.up + item.down}",
+                "–" if item.up_rate is None else f"{item.up_rate:.3f}",
+                f"{item.up_rate_interval.low:.3f} – {item.up_rate_interval.high:.3f}",
+                f"{stats.verdict.probability_best[item.variant]:.3f}",
+                f"{stats.verdict.expected_loss[item.variant]:.4f}",
+                f"{item.error_rate:.1%}",
+                f"{item.traffic_share:.1%}",
+            )
+        )
+        + "</tr>"
+        for item in stats.variants
+    )
+    headers = "".join(
+        f"<th>{name}</th>"
+        for name in (
+            "variant",
+            "impressions",
+            "votes",
+            "up-rate",
+            "95% interval",
+            "P(best)",
+            "expected loss",
+            "errors",
+            "traffic",
+        )
+    )
+    images = "\n".join(
+        f'<figure><img src="{name}" alt="{alt}"></figure>'
+        for name, alt in (
+            (POSTERIORS_PNG, "Posterior of each up-rate"),
+            (UP_RATE_PNG, "Up-rate over time"),
+            (TRAFFIC_PNG, "Traffic split over time"),
+        )
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Pressroom experiment report</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}</style></head>
+<body><h1>Pressroom experiment report</h1>
+<p>Generated {html.escape(stats.generated_at.isoformat())}; {stats.total_requests} requests.</p>
+<p><strong>Verdict:</strong> {html.escape(report.verdict)}</p>
+<table><thead><tr>{headers}</tr></thead><tbody>
+{rows}
+</tbody></table>
+<p>{html.escape(srm_line(stats))}</p>
+{images}
+</body></html>
+"""

@@ -1,0 +1,189 @@
+"""The experiment's state from the feedback store: per-variant table, SRM check, verdict.
+
+The statistics themselves (Beta posteriors, P(best), expected loss, the SRM test) come from the
+store's `stats()` and `pressroom_common.store.statistics`; this module only adds what a reader
+of the terminal report needs on top: the difference between the two leaders with its interval,
+a plain-language verdict, and the sample size a planned experiment needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from statistics import NormalDist
+
+from pressroom_common.store import FeedbackStore, StatsReport
+from pressroom_common.store.store import TrafficBucket
+from rich.console import Console
+from rich.table import Table
+
+# Below this many votes on every variant the verdict stays "not enough data yet": P(best) from a
+# handful of votes swings too much to act on.
+MIN_VOTES_PER_VARIANT = 30
+DECISION_PROBABILITY = 0.95
+# Sample-ratio mismatch below this p-value means the traffic split itself is broken.
+SRM_ALARM_P_VALUE = 0.001
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Up-rate of `leader` minus that of `runner_up`, with a 95% credible interval."""
+
+    leader: str
+    runner_up: str
+    estimate: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class ExperimentReport:
+    stats: StatsReport
+    timeline: list[TrafficBucket]
+    bucket_s: int
+    models: dict[str, str]  # variant -> model name
+    difference: Difference | None
+    verdict: str
+
+    def label(self, variant: str) -> str:
+        model = self.models.get(variant)
+        return f"{model} ({variant})" if model else variant
+
+
+def build_report(
+    store: FeedbackStore, weights: Mapping[str, float], *, bucket_s: int = 60
+) -> ExperimentReport:
+    stats = store.stats(None, weights)
+    timeline = store.traffic_over_time(bucket_s)
+    models = {bucket.variant: bucket.model_name for bucket in timeline}
+    difference = leader_difference(stats)
+    return ExperimentReport(
+        stats=stats,
+        timeline=timeline,
+        bucket_s=bucket_s,
+        models=models,
+        difference=difference,
+        verdict=verdict(stats, models),
+    )
+
+
+def difference_interval(
+    better: tuple[int, int], worse: tuple[int, int], probability: float = 0.95
+) -> tuple[float, float, float]:
+    """Posterior mean and central interval of rate(better) - rate(worse), from (up, down) counts.
+
+    Each rate is Beta(1 + up, 1 + down); their difference is close to normal once each side has
+    a few dozen votes, so the interval is mean +- z * sqrt(var_a + var_b).
+    """
+
+    def moments(up: int, down: int) -> tuple[float, float]:
+        a, b = 1.0 + up, 1.0 + down
+        return a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1.0))
+
+    mean_a, var_a = moments(*better)
+    mean_b, var_b = moments(*worse)
+    z = NormalDist().inv_cdf(0.5 + probability / 2)
+    spread = z * math.sqrt(var_a + var_b)
+    estimate = mean_a - mean_b
+    return estimate, estimate - spread, estimate + spread
+
+
+def leader_difference(stats: StatsReport) -> Difference | None:
+    """The leader (highest P(best)) against the runner-up; None with fewer than two variants."""
+    ranked = sorted(stats.variants, key=lambda item: -stats.verdict.probability_best[item.variant])
+    if len(ranked) < 2:
+        return None
+    leader, runner_up = ranked[0], ranked[1]
+    estimate, low, high = difference_interval(
+        (leader.up, leader.down), (runner_up.up, runner_up.down)
+    )
+    return Difference(leader.variant, runner_up.variant, estimate, low, high)
+
+
+def verdict(stats: StatsReport, models: Mapping[str, str]) -> str:
+    """One sentence a reader can act on."""
+    if len(stats.variants) < 2:
+        return "Not enough data yet: fewer than two variants have served traffic."
+    short = [item.variant for item in stats.variants if item.up + item.down < MIN_VOTES_PER_VARIANT]
+    if short:
+        return (
+            f"Not enough data yet: {', '.join(short)} "
+            f"{'has' if len(short) == 1 else 'have'} fewer than {MIN_VOTES_PER_VARIANT} votes."
+        )
+    best = max(stats.verdict.probability_best, key=lambda name: stats.verdict.probability_best[name])
+    probability = stats.verdict.probability_best[best]
+    name = models.get(best, best)
+    if probability >= DECISION_PROBABILITY:
+        return f"{name} is better with {probability:.0%} probability."
+    return (
+        f"No clear winner yet: {name} leads with {probability:.0%} probability of being best "
+        f"(deciding needs {DECISION_PROBABILITY:.0%})."
+    )
+
+
+def sample_size_per_variant(
+    baseline_rate: float, difference: float, *, alpha: float = 0.05, power: float = 0.8
+) -> int:
+    """Votes per variant for a two-sided two-proportion z-test to detect `difference`.
+
+    n = (z_{1-alpha/2} * sqrt(2 p (1-p)) + z_power * sqrt(p1 (1-p1) + p2 (1-p2)))^2 / d^2,
+    with p the mean of the two rates (Fleiss' formula without continuity correction).
+    """
+    if not 0 < baseline_rate < 1:
+        raise ValueError(f"baseline_rate must be in (0, 1), got {baseline_rate}")
+    other = baseline_rate + difference
+    if difference == 0 or not 0 < other < 1:
+        raise ValueError(
+            f"difference must be non-zero and keep the rate in (0, 1); got {difference} "
+            f"on a baseline of {baseline_rate}"
+        )
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"alpha and power must be in (0, 1); got alpha={alpha}, power={power}")
+    normal = NormalDist()
+    pooled = (baseline_rate + other) / 2
+    numerator = normal.inv_cdf(1 - alpha / 2) * math.sqrt(2 * pooled * (1 - pooled))
+    numerator += normal.inv_cdf(power) * math.sqrt(
+        baseline_rate * (1 - baseline_rate) + other * (1 - other)
+    )
+    return math.ceil(numerator**2 / difference**2)
+
+
+def print_report(report: ExperimentReport, console: Console) -> None:
+    stats = report.stats
+    table = Table(title=f"Experiment: {stats.total_requests} requests", title_justify="left")
+    for column in ("variant", "impressions", "votes", "up-rate", "95% interval", "P(best)"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    table.add_column("expected loss", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("traffic", justify="right")
+    for item in stats.variants:
+        table.add_row(
+            report.label(item.variant),
+            str(item.impressions),
+            f"{item.up + item.down} ({item.up} up)",
+            "–" if item.up_rate is None else f"{item.up_rate:.3f}",
+            f"{item.up_rate_interval.low:.3f} – {item.up_rate_interval.high:.3f}",
+            f"{stats.verdict.probability_best[item.variant]:.3f}",
+            f"{stats.verdict.expected_loss[item.variant]:.4f}",
+            f"{item.error_rate:.1%}",
+            f"{item.traffic_share:.1%}",
+        )
+    console.print(table)
+    if report.difference is not None:
+        diff = report.difference
+        console.print(
+            f"Up-rate difference {report.label(diff.leader)} − {report.label(diff.runner_up)}: "
+            f"{diff.estimate:+.3f} (95% interval {diff.low:+.3f} to {diff.high:+.3f})"
+        )
+    console.print(srm_line(stats))
+    console.print(f"[bold]Verdict:[/] {report.verdict}")
+
+
+def srm_line(stats: StatsReport) -> str:
+    p_value = stats.verdict.sample_ratio_mismatch_p_value
+    weights = ", ".join(f"{name}={weight:g}" for name, weight in stats.verdict.weights.items())
+    if p_value is None:
+        return f"Sample-ratio check (weights {weights}): no weight-routed traffic to test."
+    status = "MISMATCH: the split is broken" if p_value < SRM_ALARM_P_VALUE else "ok"
+    return f"Sample-ratio check (weights {weights}): p = {p_value:.4g} ({status})."
