@@ -7,6 +7,7 @@ Each area keeps its commands next to its code and exposes them as a `typer.Typer
 import typer
 
 from local.deploy import commands as deploy_commands
+from local.experiment.cli import commands as experiment_commands
 from local.publish import commands as publish_commands
 from local.sagemaker.cli import commands as sagemaker_commands
 from local.stack import commands as stack_commands
@@ -22,3 +23,4 @@ app.add_typer(publish_commands)
 app.add_typer(deploy_commands)
 app.add_typer(stack_commands)
 app.add_typer(sagemaker_commands)
+app.add_typer(experiment_commands)

@@ -8,8 +8,9 @@ with the environment the template gives the function, the stage's throttling as 
 (429), the integration timeout (504), and the API's `GatewayResponses` for its own errors.
 
 Each function runs as a small pool of independently loaded "instances": Lambda runs one event
-at a time per execution environment, and Powertools' resolver keeps the current event on the
-app object, so an instance is never shared by two requests at once.
+at a time per execution environment, so an instance is never shared by two requests at once.
+Powertools keeps the event being resolved on its `BaseRouter` class, though (one event per
+process on Lambda), so the gateway makes it per thread: see `_resolve_events_per_thread`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
@@ -38,6 +40,8 @@ from local.templates import Resource, Stack
 
 # API Gateway stops waiting for an integration after 29 seconds.
 INTEGRATION_TIMEOUT_S = 29.0
+# API Gateway's payload quota: a larger request body is answered 413 without calling the function.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_INSTANCES_PER_FUNCTION = 4
 ANY_METHOD = "ANY"
 HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -48,6 +52,7 @@ _DEFAULT_STATUS = {
     "THROTTLED": 429,
     "INTEGRATION_TIMEOUT": 504,
     "MISSING_AUTHENTICATION_TOKEN": 403,
+    "REQUEST_TOO_LARGE": 413,
 }
 
 
@@ -243,6 +248,36 @@ def _stage_throttle(method_settings: list[dict[str, Any]]) -> Throttle | None:
 # --------------------------------------------------------------------------- runtime pieces
 
 
+def _resolve_events_per_thread() -> None:
+    """Keep each resolver's current event and context per thread.
+
+    `ApiGatewayResolver.resolve` stores the event on the `BaseRouter` class, shared by every
+    resolver of the process. On Lambda that is one event at a time; here function instances
+    resolve concurrently in one process, and without this a feedback call could validate the
+    body of a generate call that arrived meanwhile (the reliability load run found it).
+    """
+    per_thread = threading.local()
+    resolve_once = ApiGatewayResolver.resolve
+
+    def resolve(self: ApiGatewayResolver, event: Any, context: Any) -> dict[str, Any]:
+        per_thread.event = self._to_proxy_event(event)
+        per_thread.context = context
+        return resolve_once(self, event, context)
+
+    def thread_value(name: str) -> property:
+        return property(
+            lambda _self: getattr(per_thread, name),
+            lambda _self, value: setattr(per_thread, name, value),
+        )
+
+    setattr(ApiGatewayResolver, "resolve", resolve)  # noqa: B010 - patching a library class
+    setattr(ApiGatewayResolver, "current_event", thread_value("event"))  # noqa: B010
+    setattr(ApiGatewayResolver, "lambda_context", thread_value("context"))  # noqa: B010
+
+
+_resolve_events_per_thread()
+
+
 class TokenBucket:
     """API Gateway's throttling: `burst` tokens, refilled at `rate_per_s`; thread-safe."""
 
@@ -375,6 +410,9 @@ class Gateway:
         if self._bucket is not None and not self._bucket.try_acquire():
             return self._gateway_error("THROTTLED", "Too Many Requests", request_id)
         route, path_parameters = found
+        body = await _body_within(request, MAX_PAYLOAD_BYTES)
+        if body is None:
+            return self._gateway_error("REQUEST_TOO_LARGE", "Request Too Large", request_id)
         event = proxy_event(
             request.method,
             path,
@@ -382,7 +420,7 @@ class Gateway:
             path_parameters=path_parameters,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
             query=list(request.query_params.multi_items()),
-            body=(await request.body()) or None,
+            body=body or None,
             stage=self.api.stage,
             source_ip=request.client.host if request.client else "127.0.0.1",
             request_id=request_id,
@@ -446,3 +484,16 @@ class Gateway:
             media_type="application/json",
             headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": response_type},
         )
+
+
+async def _body_within(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it is over `limit` bytes (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            return None
+    return bytes(body)

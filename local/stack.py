@@ -15,7 +15,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -192,6 +193,27 @@ class LocalStack:
             )
             for api in discover_apis(root)
         ]
+
+    @contextmanager
+    def alternate_gateway(
+        self,
+        parameter_overrides: Mapping[str, Any] | None = None,
+        function_environment: Mapping[str, str] | None = None,
+    ) -> Iterator[str]:
+        """The same routes on a second port with other template parameters or function variables
+        (a tighter throttle, a short deadline), over this stack's emulator and store; yields the
+        URL. Fault and limit checks use it to change one thing without restarting the stack."""
+        gateways = self.build_gateways(
+            {**self._overrides, **(parameter_overrides or {})}, function_environment or {}
+        )
+        server = serve_gateways(gateways, self._host, 0, site_dir=None)
+        try:
+            server.start()
+            yield server.url
+        finally:
+            server.stop()
+            for gateway in gateways:
+                gateway.close()
 
     def stop(self) -> None:
         if self._server is not None:

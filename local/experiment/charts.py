@@ -5,18 +5,19 @@ from __future__ import annotations
 import html
 import math
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
 
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from pressroom_common.store.statistics import beta_quantile  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from pressroom_common.store.statistics import beta_quantile
 
-from local.experiment.report import ExperimentReport, srm_line  # noqa: E402
+from local.experiment.report import ExperimentReport, srm_line
 
 POSTERIORS_PNG = "posteriors.png"
 UP_RATE_PNG = "up-rate-over-time.png"
@@ -61,15 +62,20 @@ def posterior_chart(report: ExperimentReport) -> Figure:
 
 def _cumulative_by_variant(
     report: ExperimentReport,
-) -> dict[str, list[tuple[object, int, int, int]]]:
+) -> dict[str, list[tuple[datetime, int, int, int]]]:
     """Per variant: (bucket start, cumulative requests, cumulative up, cumulative down)."""
-    series: dict[str, list[tuple[object, int, int, int]]] = defaultdict(list)
+    series: dict[str, list[tuple[datetime, int, int, int]]] = defaultdict(list)
     totals: dict[str, tuple[int, int, int]] = defaultdict(lambda: (0, 0, 0))
     for bucket in report.timeline:
         requests, up, down = totals[bucket.variant]
         totals[bucket.variant] = (requests + bucket.requests, up + bucket.up, down + bucket.down)
         series[bucket.variant].append((bucket.start, *totals[bucket.variant]))
     return series
+
+
+def _utc_axis(moments: list[datetime]) -> np.ndarray:
+    """Timestamps as numpy datetime64 (naive UTC), which matplotlib plots as dates."""
+    return np.array([moment.replace(tzinfo=None) for moment in moments], dtype="datetime64[s]")
 
 
 def up_rate_chart(report: ExperimentReport) -> Figure:
@@ -79,7 +85,7 @@ def up_rate_chart(report: ExperimentReport) -> Figure:
         voted = [(start, up, down) for start, _, up, down in points if up + down]
         if not voted:
             continue
-        starts = [start for start, _, _ in voted]
+        starts = _utc_axis([start for start, _, _ in voted])
         rates = [up / (up + down) for _, up, down in voted]
         low = [beta_quantile(1 + up, 1 + down, 0.025) for _, up, down in voted]
         high = [beta_quantile(1 + up, 1 + down, 0.975) for _, up, down in voted]
@@ -107,13 +113,15 @@ def traffic_chart(report: ExperimentReport) -> Figure:
         for v in variants
     ]
     if starts:
-        axes.stackplot(starts, shares, labels=[report.label(v) for v in variants], alpha=0.8)
-    axes.set(
-        xlabel=f"time (UTC, {report.bucket_s}s buckets)",
-        ylabel="share of requests",
-        ylim=(0, 1),
-        title="Traffic split over time",
-    )
+        axes.stackplot(
+            _utc_axis(starts), shares, labels=[report.label(v) for v in variants], alpha=0.8
+        )
+        axes.set(
+            xlabel=f"time (UTC, {report.bucket_s}s buckets)",
+            ylabel="share of requests",
+            ylim=(0, 1),
+            title="Traffic split over time",
+        )
     axes.legend(loc="upper left")
     figure.autofmt_xdate()
     return figure
@@ -130,8 +138,8 @@ def report_html(report: ExperimentReport) -> str:
                 report.label(item.variant),
                 str(item.impressions),
                 f"{item.up + item.down}",
-                "–" if item.up_rate is None else f"{item.up_rate:.3f}",
-                f"{item.up_rate_interval.low:.3f} – {item.up_rate_interval.high:.3f}",
+                "-" if item.up_rate is None else f"{item.up_rate:.3f}",
+                f"{item.up_rate_interval.low:.3f} to {item.up_rate_interval.high:.3f}",
                 f"{stats.verdict.probability_best[item.variant]:.3f}",
                 f"{stats.verdict.expected_loss[item.variant]:.4f}",
                 f"{item.error_rate:.1%}",

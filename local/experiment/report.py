@@ -111,7 +111,9 @@ def verdict(stats: StatsReport, models: Mapping[str, str]) -> str:
             f"Not enough data yet: {', '.join(short)} "
             f"{'has' if len(short) == 1 else 'have'} fewer than {MIN_VOTES_PER_VARIANT} votes."
         )
-    best = max(stats.verdict.probability_best, key=lambda name: stats.verdict.probability_best[name])
+    best = max(
+        stats.verdict.probability_best, key=lambda name: stats.verdict.probability_best[name]
+    )
     probability = stats.verdict.probability_best[best]
     name = models.get(best, best)
     if probability >= DECISION_PROBABILITY:
@@ -162,8 +164,8 @@ def print_report(report: ExperimentReport, console: Console) -> None:
             report.label(item.variant),
             str(item.impressions),
             f"{item.up + item.down} ({item.up} up)",
-            "–" if item.up_rate is None else f"{item.up_rate:.3f}",
-            f"{item.up_rate_interval.low:.3f} – {item.up_rate_interval.high:.3f}",
+            "-" if item.up_rate is None else f"{item.up_rate:.3f}",
+            f"{item.up_rate_interval.low:.3f} to {item.up_rate_interval.high:.3f}",
             f"{stats.verdict.probability_best[item.variant]:.3f}",
             f"{stats.verdict.expected_loss[item.variant]:.4f}",
             f"{item.error_rate:.1%}",
@@ -173,7 +175,7 @@ def print_report(report: ExperimentReport, console: Console) -> None:
     if report.difference is not None:
         diff = report.difference
         console.print(
-            f"Up-rate difference {report.label(diff.leader)} − {report.label(diff.runner_up)}: "
+            f"Up-rate difference {report.label(diff.leader)} minus {report.label(diff.runner_up)}: "
             f"{diff.estimate:+.3f} (95% interval {diff.low:+.3f} to {diff.high:+.3f})"
         )
     console.print(srm_line(stats))

@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 import threading
@@ -101,7 +102,9 @@ class Emulator:
     `profile` picks `models_root/<profile>/<model-name>/model` for each variant.
     `templates` defaults to `template-root.yaml` (or the app templates before it exists);
     `parameter_overrides` go to every template that declares them (e.g. `HostingMode`,
-    `VariantAWeight`). `seed` makes the weighted variant choice reproducible. Single use:
+    `VariantAWeight`). `seed` makes the weighted variant choice reproducible.
+    `threads_per_worker` (default: the CPU cores shared out among the workers) caps each
+    worker's torch threads, since all variants share this machine's cores. Single use:
     start it once (or enter it once) and stop it at the end.
     """
 
@@ -122,6 +125,7 @@ class Emulator:
         log_dir: Path | None = None,
         startup_timeout_s: float = 600.0,
         invocation_timeout_s: float = INVOCATION_TIMEOUT_S,
+        threads_per_worker: int | None = None,
     ) -> None:
         stacks = load_local_stacks(profile, models_root, templates, parameter_overrides)
         self.endpoints: dict[str, EndpointSpec] = {
@@ -135,6 +139,10 @@ class Emulator:
         self._startup_timeout_s = startup_timeout_s
         self._invocation_timeout_s = invocation_timeout_s
         log_root = log_dir or models_root.parent / "logs" / "sagemaker"
+        variant_count = sum(len(endpoint.variants) for endpoint in self.endpoints.values())
+        self.threads_per_worker = threads_per_worker or max(
+            1, (os.cpu_count() or 1) // max(1, variant_count)
+        )
         self._variants: dict[tuple[str, str], _Variant] = {
             (endpoint.name, variant.name): _Variant(
                 endpoint,
@@ -145,6 +153,7 @@ class Emulator:
                     log_root / endpoint.name / f"{variant.name}.log",
                     batching or BatchingConfig(),
                     restart or RestartPolicy(),
+                    self.threads_per_worker,
                 ),
             )
             for endpoint in self.endpoints.values()

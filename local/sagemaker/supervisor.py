@@ -54,8 +54,10 @@ class WorkerSupervisor:
         log_path: Path,
         batching: BatchingConfig,
         restart: RestartPolicy,
+        threads: int,
     ) -> None:
         self.label = label
+        self.threads = threads
         self.model_dir = model_dir
         self.log_path = log_path
         self.batching = batching
@@ -175,8 +177,16 @@ class WorkerSupervisor:
                 pass_fds=(write_fd,),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
+                # Never written: the worker exits when it reads EOF, i.e. when we die.
+                stdin=subprocess.PIPE,
+                env={
+                    **os.environ,
+                    "PYTHONUNBUFFERED": "1",
+                    "TOKENIZERS_PARALLELISM": "false",
+                    # Workers share the CPU: more threads than cores only adds contention.
+                    "OMP_NUM_THREADS": str(self.threads),
+                    "MKL_NUM_THREADS": str(self.threads),
+                },
             )
         os.close(write_fd)
         with os.fdopen(read_fd) as announce:
@@ -189,6 +199,8 @@ class WorkerSupervisor:
                 self._state = WorkerState.READY
                 self._changed.notify_all()
         self._process.wait()
+        if self._process.stdin is not None:
+            self._process.stdin.close()
         with self._changed:
             self._port = None
             if self._state is WorkerState.READY:

@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -180,8 +181,15 @@ def _error(status: int, error: Exception) -> Response:
     )
 
 
+def _exit_with_parent() -> None:
+    """Exit when stdin (a pipe the supervisor never writes) closes: the emulator is gone."""
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+
 def serve(model_dir: Path, port_fd: int, batching: BatchingConfig) -> None:
-    """Load the model, announce the port on `port_fd`, serve until SIGTERM."""
+    """Load the model, announce the port on `port_fd`, serve until SIGTERM or parent exit."""
+    threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
     started = time.perf_counter()
     handler = InferenceHandler(model_dir)
     logger.info("loaded %s in %.1fs", model_dir, time.perf_counter() - started)

@@ -31,11 +31,14 @@ def test_generating_shows_the_headline_variant_model_category_and_latency(
     generate_page.set_setting("max_new_tokens", "12")
 
     # When the user generates
-    variant = generate_page.generate("Markets rally as")
+    with generate_page.page.expect_response("**/api/generate") as answer:
+        variant = generate_page.generate("Markets rally as")
 
-    # Then the card shows the prompt and the model's continuation, and who wrote it
+    # Then the card shows the prompt and, exactly, the model's continuation, and who wrote it
     expect(generate_page.field("prompt")).to_have_text("Markets rally as")
-    assert generate_page.field("text").text_content() != ""
+    continuation = answer.value.json()["text"]
+    shown = generate_page.field("text").text_content()
+    assert shown == (continuation or " (the model added nothing)")
     assert variant in MODEL_OF_VARIANT
     expect(generate_page.field("model")).to_contain_text(f"{MODEL_OF_VARIANT[variant]} @ ")
     category = generate_page.field("category").inner_text()

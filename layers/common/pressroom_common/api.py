@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NoReturn
 
 from aws_lambda_powertools.event_handler import (
     APIGatewayRestResolver,
@@ -24,6 +24,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError, Servic
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.request import Request
 
 from pressroom_common.errors import DomainError
 from pressroom_common.models import ErrorResponse
@@ -78,12 +79,20 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     return described
 
 
-def create_app(
-    settings: ApiSettings, *, title: str, with_openapi: bool = False
-) -> APIGatewayRestResolver:
+def caller_id(request: Request) -> str | None:
+    """The route dependency naming the caller: the `X-User-Id` header, if any."""
+    return request.headers.get(USER_ID_HEADER)
+
+
+def unprovided(dependency: str) -> NoReturn:
+    """Body of a route dependency that the serving function must provide (see `routes`)."""
+    raise LookupError(f"this function does not provide {dependency}")
+
+
+def create_app(settings: ApiSettings) -> APIGatewayRestResolver:
     """Build the resolver with validation, CORS from settings, error mapping and request ids.
 
-    `with_openapi` adds `GET /api/openapi.json`; only the function that owns it sets it.
+    The routes come from `pressroom_common.routes`: each function serves its own router.
     """
     cors = (
         CORSConfig(
@@ -100,8 +109,6 @@ def create_app(
     logger.append_keys(stage=settings.stage)
     app.use(middlewares=[_correlate_request])
     _register_error_handlers(app)
-    if with_openapi:
-        _register_openapi_route(app, title)
     return app
 
 
@@ -171,13 +178,3 @@ def _unexpected_error(error: Exception) -> Response[str]:
     return error_response(
         HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "Internal error; see the request id"
     )
-
-
-def _register_openapi_route(app: APIGatewayRestResolver, title: str) -> None:
-    @app.get(OPENAPI_PATH, include_in_schema=False)
-    def openapi_document() -> Response[str]:
-        return Response(
-            status_code=HTTPStatus.OK,
-            content_type=content_types.APPLICATION_JSON,
-            body=app.get_openapi_json_schema(title=title, version="1.0.0"),
-        )

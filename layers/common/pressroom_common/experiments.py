@@ -201,7 +201,11 @@ class Guardrail:
             "p95_latency_ms": p95,
         }
         if error_rate > self._thresholds.max_error_rate:
-            return {"reason": "error_rate", "threshold": self._thresholds.max_error_rate, **evidence}
+            return {
+                "reason": "error_rate",
+                "threshold": self._thresholds.max_error_rate,
+                **evidence,
+            }
         if p95 is not None and p95 > self._thresholds.max_p95_latency_ms:
             return {
                 "reason": "p95_latency",

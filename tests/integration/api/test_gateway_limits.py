@@ -4,41 +4,19 @@ function's own deadline (504 before API Gateway would give up)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
-from local.stack import LocalStack, serve_gateways
-from tests.fixtures.stack import SESSION_PARAMETERS
+from local.stack import LocalStack
 
 GENERATOR_ENDPOINT = "pressroom-dev-headline"
 
 
-@contextmanager
-def gateway_with(
-    stack: LocalStack,
-    parameters: Mapping[str, Any] | None = None,
-    environment: Mapping[str, str] | None = None,
-) -> Iterator[str]:
-    """Serve the templates' routes with other parameters, over the stack's emulator and store."""
-    gateways = stack.build_gateways({**SESSION_PARAMETERS, **(parameters or {})}, environment or {})
-    server = serve_gateways(gateways, "127.0.0.1", 0, site_dir=None)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-        for gateway in gateways:
-            gateway.close()
-
-
 def test_requests_beyond_the_templates_burst_are_throttled_429(local_stack: LocalStack) -> None:
     with (
-        gateway_with(
-            local_stack, {"ApiThrottlingRateLimit": 1, "ApiThrottlingBurstLimit": 3}
+        local_stack.alternate_gateway(
+            {"ApiThrottlingRateLimit": 1, "ApiThrottlingBurstLimit": 3}
         ) as url,
         httpx.Client(base_url=url, timeout=30) as client,
     ):
@@ -57,7 +35,7 @@ def test_a_slow_endpoint_is_answered_504_by_the_function_and_recorded(
     assert local_stack.emulator is not None
     answered_before = answered_by_variant_a(local_stack)
     # Variant A (SmolLM2-135M) needs far longer than half a second for 16 tokens.
-    with gateway_with(local_stack, environment={"GENERATE_DEADLINE_S": "0.5"}) as url:
+    with local_stack.alternate_gateway(function_environment={"GENERATE_DEADLINE_S": "0.5"}) as url:
         response = httpx.post(
             f"{url}api/generate",
             json={"prompt": "Too slow", "variant": "A", "max_new_tokens": 16},

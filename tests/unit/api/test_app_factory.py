@@ -25,7 +25,7 @@ from tests.unit.api.conftest import LAMBDA_CONTEXT
 
 
 def app_raising(error: Exception) -> APIGatewayRestResolver:
-    app = create_app(ApiSettings(), title="test")
+    app = create_app(ApiSettings())
 
     @app.get("/api/fail")
     def fail() -> dict[str, Any]:
@@ -79,7 +79,7 @@ def test_an_unexpected_exception_is_a_500_without_internals() -> None:
 
 
 def test_no_cors_headers_without_configured_origins() -> None:
-    app = create_app(ApiSettings(), title="test")
+    app = create_app(ApiSettings())
 
     @app.get("/api/ok")
     def ok() -> dict[str, str]:

@@ -1,8 +1,9 @@
 """The generate function: POST /api/generate, GET /api/health, GET /api/openapi.json.
 
 Everything is built once per cold start from the environment the template sets; the routes
-only hand over to the common layer. botocore itself reads `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`
-and `AWS_ENDPOINT_URL_SAGEMAKER`, which point the clients at the local emulator.
+are declared in the common layer (`pressroom_common.routes`) and use what this module builds.
+botocore itself reads `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` and `AWS_ENDPOINT_URL_SAGEMAKER`,
+which point the clients at the local emulator.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -10,11 +11,11 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pressroom_common.api import USER_ID_HEADER, create_app, error_responses
+from pressroom_common.api import create_app
 from pressroom_common.experiments import build_guardrail
 from pressroom_common.generation import Classifier, GenerationService, Generator
 from pressroom_common.health import HealthChecker, endpoint_checks
-from pressroom_common.models import GenerateRequest, GenerateResponse, HealthResponse
+from pressroom_common.routes import document, generate
 from pressroom_common.routing import Router, build_strategy
 from pressroom_common.sagemaker import SageMakerRuntime, runtime_client_config
 from pressroom_common.settings import GenerateSettings
@@ -78,27 +79,10 @@ health_checker = HealthChecker(
     executor=executor,
     timeout_s=settings.health_timeout_s,
 )
-app = create_app(settings, title="Pressroom API", with_openapi=True)
-
-
-@app.post(
-    "/api/generate",
-    summary="Generate a headline from a prompt with one of the A/B variants",
-    responses={
-        200: {
-            "description": "The generated headline, its variant, model, category and latencies",
-            "content": {"application/json": {"model": GenerateResponse}},
-        },
-        **error_responses(422, 429, 502, 503, 504),
-    },
-)
-def generate(request: GenerateRequest) -> GenerateResponse:
-    return service.generate(request, app.current_event.headers.get(USER_ID_HEADER))
-
-
-@app.get("/api/health", summary="Status of each SageMaker endpoint and of the database")
-def health() -> HealthResponse:
-    return health_checker.check()
+app = create_app(settings)
+# Late-bound, so the routes always use this module's current objects.
+generate.serve(app, service=lambda: service, health=lambda: health_checker)
+document.serve(app)
 
 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

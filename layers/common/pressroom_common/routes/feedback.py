@@ -1,0 +1,86 @@
+"""POST /api/feedback and GET /api/stats: the routes of the feedback function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Depends
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from pressroom_common.api import caller_id, error_responses, unprovided
+from pressroom_common.store import FeedbackRequest, FeedbackResponse, FeedbackStore, StatsReport
+from pressroom_common.users import hash_user_id
+
+router = Router()
+
+
+def feedback_store() -> FeedbackStore:
+    unprovided("feedback_store")
+
+
+def variant_weights() -> Mapping[str, float]:
+    unprovided("variant_weights")
+
+
+def serve(
+    app: APIGatewayRestResolver,
+    *,
+    store: Callable[[], FeedbackStore],
+    weights: Callable[[], Mapping[str, float]],
+) -> None:
+    """Serve these routes on `app` with the function's store and the template's variant weights."""
+    app.include_router(router)
+    app.dependency_overrides[feedback_store] = store
+    app.dependency_overrides[variant_weights] = weights
+
+
+@router.post(
+    "/api/feedback",
+    summary="Vote on a generated headline",
+    responses={
+        200: {
+            "description": "The stored vote",
+            "content": {"application/json": {"model": FeedbackResponse}},
+        },
+        **error_responses(404, 422, 429, 503),
+    },
+)
+def feedback(
+    request: FeedbackRequest,
+    store: Annotated[FeedbackStore, Depends(feedback_store)],
+    user_id: Annotated[str | None, Depends(caller_id)],
+) -> FeedbackResponse:
+    """One vote per user and generation: voting again replaces the earlier vote.
+
+    A 2xx means the vote is committed; an unknown `generation_id` answers 404, and a database
+    outage 503 with nothing stored.
+    """
+    stored = store.record_vote(request.generation_id, hash_user_id(user_id), request.vote)
+    return FeedbackResponse.model_validate(stored.model_dump())
+
+
+@router.get(
+    "/api/stats",
+    summary="A/B experiment statistics per variant",
+    responses={
+        200: {
+            "description": "Per-variant statistics and the experiment verdict",
+            "content": {"application/json": {"model": StatsReport}},
+        },
+        **error_responses(422, 429, 503),
+    },
+)
+def stats(
+    store: Annotated[FeedbackStore, Depends(feedback_store)],
+    weights: Annotated[Mapping[str, float], Depends(variant_weights)],
+    since: Annotated[
+        datetime | None,
+        Query(description="ISO 8601; only generations created at or after it (UTC if no zone)"),
+    ] = None,
+) -> StatsReport:
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return store.stats(since, weights)

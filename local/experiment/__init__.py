@@ -1,0 +1,1 @@
+"""The A/B experiment from the outside: `pressroom report`, `sample-size` and `simulate`."""

@@ -1,0 +1,224 @@
+"""`pressroom report`, `pressroom sample-size` and `pressroom simulate`."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from local.sagemaker.endpoints import REPO_ROOT
+from local.stack import DEFAULT_DATABASE_URL
+
+commands = typer.Typer()
+
+ROOT_TEMPLATE = REPO_ROOT / "template-root.yaml"
+
+
+def parse_assignments(values: list[str], option: str) -> dict[str, float]:
+    """`["A=0.6", "B=0.5"]` -> {"A": 0.6, "B": 0.5}; a bad entry names the option."""
+    parsed: dict[str, float] = {}
+    for value in values:
+        name, separator, number = value.partition("=")
+        try:
+            if not separator or not name.strip():
+                raise ValueError
+            parsed[name.strip()] = float(number)
+        except ValueError:
+            raise typer.BadParameter(
+                f"expected VARIANT=NUMBER, got {value!r}", param_hint=option
+            ) from None
+    return parsed
+
+
+def template_weights() -> dict[str, float]:
+    """The default variant weights of the root template (what `pressroom up` runs with)."""
+    from local.templates import load_template
+
+    parameters = load_template(ROOT_TEMPLATE)["Parameters"]
+    return {
+        variant: float(parameters[f"Variant{variant}Weight"]["Default"]) for variant in ("A", "B")
+    }
+
+
+@commands.command()
+def report(
+    database_url: Annotated[
+        str, typer.Option(help="Feedback store: sqlite:///path or postgresql+psycopg://...")
+    ] = DEFAULT_DATABASE_URL,
+    weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Configured weight VARIANT=W for the SRM check (repeat); default: the template's."
+        ),
+    ] = None,
+    bucket_s: Annotated[int, typer.Option(min=1, help="Time bucket of the charts, seconds.")] = 60,
+    out: Annotated[
+        Path | None, typer.Option(help="Write PNG charts and report.html into this folder.")
+    ] = None,
+) -> None:
+    """The experiment's state: per-variant table, sample-ratio check and verdict (and charts)."""
+    from pressroom_common.errors import DomainError
+    from pressroom_common.store import open_store
+
+    from local.experiment.report import build_report, print_report
+
+    console = Console()
+    weights = parse_assignments(weight, "--weight") if weight else template_weights()
+    try:
+        store = open_store(database_url)
+        experiment = build_report(store, weights, bucket_s=bucket_s)
+    except DomainError as error:
+        console.print(f"[red]Cannot read the feedback store:[/] {error.message}")
+        raise typer.Exit(1) from None
+    if not experiment.stats.variants:
+        console.print("No generations recorded yet: run `pressroom up` or `pressroom simulate`.")
+        raise typer.Exit(0)
+    print_report(experiment, console)
+    if out is not None:
+        from local.experiment.charts import write_report_files
+
+        for path in write_report_files(experiment, out):
+            console.print(f"wrote {path}")
+
+
+@commands.command("sample-size")
+def sample_size(
+    baseline: Annotated[float, typer.Option(help="Up-rate of the current variant, e.g. 0.5.")],
+    difference: Annotated[
+        float, typer.Option(help="Smallest difference worth detecting, e.g. 0.05.")
+    ],
+    alpha: Annotated[float, typer.Option(help="False-positive rate (two-sided).")] = 0.05,
+    power: Annotated[float, typer.Option(help="Chance of detecting a real difference.")] = 0.8,
+) -> None:
+    """Votes each variant needs to detect `difference` at the given power and alpha."""
+    from local.experiment.report import sample_size_per_variant
+
+    try:
+        votes = sample_size_per_variant(baseline, difference, alpha=alpha, power=power)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    Console().print(
+        f"{votes} votes per variant ({2 * votes} in all) detect an up-rate of "
+        f"{baseline + difference:.3f} against {baseline:.3f} "
+        f"with power {power:.0%} at alpha {alpha:g}."
+    )
+
+
+@commands.command()
+def simulate(
+    rate: Annotated[
+        list[str] | None, typer.Option(help="True up-rate VARIANT=P of the readers (repeat).")
+    ] = None,
+    requests: Annotated[int, typer.Option(min=1, max=20_000, help="Synthetic readers.")] = 400,
+    seed: Annotated[int, typer.Option(help="Seed of the readers' prompts and votes.")] = 7,
+    url: Annotated[
+        str | None, typer.Option(help="Base URL of a running stack; default: start a local one.")
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option(help="Routing of the local stack this starts: fixed or thompson.")
+    ] = "thompson",
+    warmup: Annotated[
+        int, typer.Option(min=0, help="Thompson warm-up impressions per variant (local stack).")
+    ] = 30,
+    profile: Annotated[
+        str, typer.Option(help="Models of the local stack: smoke or full.")
+    ] = "smoke",
+    database_url: Annotated[
+        str | None, typer.Option(help="Store of the local stack; default: a fresh temporary one.")
+    ] = None,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Read /api/stats every N.")] = 50,
+) -> None:
+    """Synthetic readers of known taste drive the real API: does routing find the better model?"""
+    true_rates = parse_assignments(rate, "--rate") if rate else {"A": 0.6, "B": 0.5}
+    if not all(0 <= value <= 1 for value in true_rates.values()):
+        raise typer.BadParameter("every rate must be in [0, 1]", param_hint="--rate")
+    if strategy not in ("fixed", "thompson"):
+        raise typer.BadParameter("choose fixed or thompson", param_hint="--strategy")
+    console = Console()
+    if url is not None:
+        _run_simulation(console, url, true_rates, requests, seed, checkpoint_every)
+        return
+
+    from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT
+    from local.stack import LocalStack
+    from training.artifacts import ensure_artifacts
+
+    ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=Console(stderr=True))
+    with tempfile.TemporaryDirectory(prefix="pressroom-simulate-") as scratch:
+        stack = LocalStack(
+            profile,
+            database_url=database_url or f"sqlite:///{Path(scratch) / 'simulation.db'}",
+            parameter_overrides={"RoutingStrategy": strategy},
+            # Seconds-long runs: re-read the counts every second instead of every few.
+            function_environment={
+                "THOMPSON_WARMUP_IMPRESSIONS": str(warmup),
+                "THOMPSON_REFRESH_S": "1",
+            },
+            site_dir=None,
+        )
+        with console.status("Starting the local stack"):
+            stack.start()
+        try:
+            _run_simulation(console, stack.url, true_rates, requests, seed, checkpoint_every)
+        finally:
+            stack.stop()
+
+
+def _run_simulation(
+    console: Console,
+    url: str,
+    true_rates: dict[str, float],
+    requests: int,
+    seed: int,
+    checkpoint_every: int,
+) -> None:
+    import httpx
+
+    from local.experiment.simulate import SimulationError
+    from local.experiment.simulate import simulate as run
+
+    with (
+        Progress(console=console, transient=True) as progress,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        task = progress.add_task("Synthetic readers", total=requests)
+        try:
+            result = run(
+                client,
+                true_rates,
+                requests=requests,
+                seed=seed,
+                checkpoint_every=checkpoint_every,
+                on_request=lambda: progress.advance(task),
+            )
+        except (SimulationError, httpx.HTTPError) as error:
+            console.print(f"[red]Simulation stopped:[/] {error}")
+            raise typer.Exit(1) from None
+    table = Table(title=f"Better variant by truth: {result.better}", title_justify="left")
+    for column in ("requests", f"share to {result.better} (window)", f"P({result.better} best)"):
+        table.add_column(column, justify="right")
+    for checkpoint in result.checkpoints:
+        table.add_row(
+            str(checkpoint.requests),
+            f"{checkpoint.better_share_in_window:.0%}",
+            f"{checkpoint.probability_best.get(result.better, 0.0):.3f}",
+        )
+    console.print(table)
+    if not result.served:
+        console.print(f"[red]No request succeeded[/] ({result.failed_requests} failed).")
+        raise typer.Exit(1)
+    confident_at = result.first_confident_at(0.95)
+    found = result.final_probability_best >= 0.95
+    console.print(
+        f"{'[green]Found' if found else '[yellow]Not yet found'}[/] the better variant "
+        f"{result.better}: P(best) {result.final_probability_best:.3f} after {requests} requests"
+        + (f", first ≥ 0.95 at request {confident_at}" if confident_at else "")
+        + f"; {result.better_share(100):.0%} of the last 100 served went to it"
+        + (f"; {result.failed_requests} requests failed" if result.failed_requests else "")
+        + "."
+    )

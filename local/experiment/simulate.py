@@ -1,0 +1,125 @@
+"""Synthetic readers with known true up-rates, driving the real API: generate, then vote.
+
+Each reader is a new user id (so sticky routing spreads them by the weights) who asks for a
+headline and votes up with the true up-rate of the variant that answered. Every
+`checkpoint_every` requests the simulation reads `GET /api/stats`, so the P(best) trajectory is
+the API's own verdict. Whether the strategy "found" the better variant is judged against the
+known truth.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+PROMPTS = (
+    "Markets rally as",
+    "Storm warning for",
+    "Minister resigns after",
+    "Champions league final",
+    "New phone launched with",
+    "Film festival opens with",
+)
+# Short headlines keep a simulated request cheap; the model still really generates them.
+MAX_NEW_TOKENS = 4
+
+
+class SimulationError(RuntimeError):
+    """The API answered something the simulation cannot go on from."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    requests: int
+    better_share_in_window: float  # share of the last window's requests the better variant got
+    probability_best: dict[str, float]
+
+
+@dataclass
+class SimulationResult:
+    true_rates: dict[str, float]
+    served: list[str] = field(default_factory=list)  # the variant of each request, in order
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    failed_requests: int = 0
+
+    @property
+    def better(self) -> str:
+        return max(self.true_rates, key=lambda name: self.true_rates[name])
+
+    def better_share(self, last: int) -> float:
+        """Share of the last `last` served requests that went to the better variant."""
+        window = self.served[-last:]
+        return sum(1 for variant in window if variant == self.better) / len(window)
+
+    def first_confident_at(self, probability: float) -> int | None:
+        """Requests until the API first gave the better variant P(best) >= `probability`."""
+        for checkpoint in self.checkpoints:
+            if checkpoint.probability_best.get(self.better, 0.0) >= probability:
+                return checkpoint.requests
+        return None
+
+    @property
+    def final_probability_best(self) -> float:
+        if not self.checkpoints:
+            return 0.0
+        return self.checkpoints[-1].probability_best.get(self.better, 0.0)
+
+
+def simulate(
+    client: httpx.Client,
+    true_rates: Mapping[str, float],
+    *,
+    requests: int,
+    seed: int,
+    checkpoint_every: int = 50,
+    on_request: Callable[[], None] = lambda: None,
+) -> SimulationResult:
+    """Run `requests` synthetic readers against the API `client` points at (its base URL)."""
+    if requests < 1 or checkpoint_every < 1:
+        raise ValueError("requests and checkpoint_every must be at least 1")
+    rng = random.Random(seed)  # noqa: S311 - synthetic readers, not cryptography
+    result = SimulationResult(true_rates=dict(true_rates))
+    window: list[str] = []
+    for index in range(1, requests + 1):
+        user = {"X-User-Id": f"simulated-reader-{seed}-{index}"}
+        answer = client.post(
+            "api/generate",
+            json={"prompt": rng.choice(PROMPTS), "max_new_tokens": MAX_NEW_TOKENS, "seed": index},
+            headers=user,
+        )
+        if answer.status_code != httpx.codes.OK:
+            result.failed_requests += 1
+        else:
+            generation = answer.json()
+            variant = generation["variant"]
+            if variant not in true_rates:
+                raise SimulationError(
+                    f"the API served variant {variant!r}, which has no true rate "
+                    f"(give one with --rate {variant}=0.5)"
+                )
+            vote = "up" if rng.random() < true_rates[variant] else "down"
+            stored = client.post(
+                "api/feedback",
+                json={"generation_id": generation["generation_id"], "vote": vote},
+                headers=user,
+            )
+            if stored.status_code != httpx.codes.OK:
+                raise SimulationError(f"a vote was refused: {stored.status_code} {stored.text}")
+            result.served.append(variant)
+            window.append(variant)
+        if index % checkpoint_every == 0 or index == requests:
+            result.checkpoints.append(_checkpoint(client, index, window, result.better))
+            window = []
+        on_request()
+    return result
+
+
+def _checkpoint(client: httpx.Client, requests: int, window: list[str], better: str) -> Checkpoint:
+    stats = client.get("api/stats")
+    if stats.status_code != httpx.codes.OK:
+        raise SimulationError(f"GET /api/stats failed: {stats.status_code} {stats.text}")
+    share = sum(1 for variant in window if variant == better) / len(window) if window else 0.0
+    return Checkpoint(requests, share, dict(stats.json()["verdict"]["probability_best"]))

@@ -1,0 +1,157 @@
+"""Thompson sampling: warm-up by the weights, then the posterior draws; counts are cached."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from pressroom_common.experiments import ThompsonSampling
+from pressroom_common.routing import FixedWeights, Router, build_strategy
+from pressroom_common.store import FeedbackStore, GenerationRecord, StoreUnavailableError, open_store
+from pressroom_common.users import hash_user_id
+
+from tests.integration.experiments.readers import VARIANTS, FakeClock
+
+
+class CountingStore:
+    """The real store, counting how often routing reads the vote counts."""
+
+    def __init__(self, store: FeedbackStore) -> None:
+        self.store = store
+        self.reads = 0
+        self.down = False
+
+    def variant_counts(self) -> dict[str, tuple[int, int, int]]:
+        self.reads += 1
+        if self.down:
+            raise StoreUnavailableError("the vote counts")
+        return self.store.variant_counts()
+
+
+@pytest.fixture
+def store() -> FeedbackStore:
+    return open_store("sqlite://", migrate=True)
+
+
+def record(store: FeedbackStore, variant: str, count: int, *, up: int) -> None:
+    """`count` impressions of `variant`, the first `up` of them voted up, the rest down."""
+    for index in range(count):
+        generation_id = f"{variant}-{index}"
+        store.record_generation(
+            GenerationRecord(
+                id=generation_id,
+                created_at=datetime(2026, 3, 1, tzinfo=UTC),
+                user_hash="u" * 64,
+                prompt="p",
+                text="t",
+                variant=variant,
+                model_name=VARIANTS[variant].model_name,
+                model_version="v1",
+                strategy="thompson",
+                latency_model_ms=1,
+                latency_total_ms=1,
+            )
+        )
+        store.record_vote(generation_id, "u" * 64, "up" if index < up else "down")
+
+
+def thompson(counts: CountingStore, clock: FakeClock, warmup: int = 10) -> ThompsonSampling:
+    return ThompsonSampling(
+        counts,
+        FixedWeights(rng=random.Random(1)),
+        warmup_impressions=warmup,
+        refresh_s=5.0,
+        rng=random.Random(2),
+        clock=clock,
+    )
+
+
+def test_before_the_warm_up_traffic_follows_the_sticky_weights(store: FeedbackStore) -> None:
+    record(store, "A", 50, up=50)  # A looks perfect, but B has no impressions yet
+    strategy = thompson(CountingStore(store), FakeClock(), warmup=10)
+    router = Router(strategy, VARIANTS)
+    weighted = Router(FixedWeights(), VARIANTS)
+    users = [hash_user_id(f"reader-{n}") for n in range(200)]
+
+    assert [router.assign(u).variant for u in users] == [weighted.assign(u).variant for u in users]
+    assert router.assign(users[0]).strategy == "thompson"
+
+
+def test_after_the_warm_up_a_clearly_better_variant_gets_almost_all_traffic(
+    store: FeedbackStore,
+) -> None:
+    record(store, "A", 40, up=32)
+    record(store, "B", 40, up=8)
+    router = Router(thompson(CountingStore(store), FakeClock()), VARIANTS)
+
+    shares = Counter(router.assign(hash_user_id(f"r{n}")).variant for n in range(300))
+
+    assert shares["A"] >= 295
+
+
+def test_an_uncertain_comparison_keeps_exploring_both_variants(store: FeedbackStore) -> None:
+    record(store, "A", 12, up=6)
+    record(store, "B", 12, up=5)
+    router = Router(thompson(CountingStore(store), FakeClock()), VARIANTS)
+
+    shares = Counter(router.assign(None).variant for _ in range(300))
+
+    assert shares["A"] > 60 and shares["B"] > 60
+
+
+def test_vote_counts_are_read_at_most_once_per_refresh_interval(store: FeedbackStore) -> None:
+    counts = CountingStore(store)
+    clock = FakeClock()
+    router = Router(thompson(counts, clock), VARIANTS)
+
+    for _ in range(100):
+        router.assign(None)
+    clock.now += 4.9
+    router.assign(None)
+    assert counts.reads == 1
+    clock.now += 0.1
+    router.assign(None)
+    assert counts.reads == 2
+
+
+def test_a_store_outage_keeps_routing_on_the_last_counts(store: FeedbackStore) -> None:
+    record(store, "A", 40, up=36)
+    record(store, "B", 40, up=4)
+    counts = CountingStore(store)
+    clock = FakeClock()
+    router = Router(thompson(counts, clock), VARIANTS)
+    router.assign(None)
+
+    counts.down = True
+    clock.now += 10
+    shares = Counter(router.assign(None).variant for _ in range(100))
+
+    assert shares["A"] >= 98
+    assert counts.reads == 2  # one failed refresh, not one per request
+
+
+def test_a_store_that_was_never_readable_routes_by_the_weights(store: FeedbackStore) -> None:
+    counts = CountingStore(store)
+    counts.down = True
+    router = Router(thompson(counts, FakeClock()), VARIANTS)
+
+    assert {router.assign(hash_user_id(f"u{n}")).variant for n in range(100)} == {"A", "B"}
+
+
+def test_a_zero_weight_variant_is_out_of_the_experiment(store: FeedbackStore) -> None:
+    record(store, "A", 20, up=2)
+    record(store, "B", 20, up=19)
+    variants = {**VARIANTS, "B": VARIANTS["B"].model_copy(update={"weight": 0})}
+    router = Router(thompson(CountingStore(store), FakeClock()), variants)
+
+    assert {router.assign(None).variant for _ in range(50)} == {"A"}
+
+
+def test_the_deployment_setting_builds_thompson_sampling_over_the_store(
+    store: FeedbackStore,
+) -> None:
+    assert build_strategy("thompson", counts=store).name == "thompson"
+    with pytest.raises(ValueError, match="vote counts"):
+        build_strategy("thompson")
