@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 TOOLS_VENV := .venv-tools
+CHECKOV_VENV := .venv-checkov
 BIN := $(VENV)/bin
 PORT ?= 8080
 HOST ?= 127.0.0.1
@@ -12,6 +13,7 @@ HOST ?= 127.0.0.1
 .PHONY: bench-serving
 .PHONY: bench-stats
 .PHONY: bench-api
+.PHONY: checkov reliability
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +36,14 @@ $(TOOLS_VENV)/.installed: requirements/tools.txt
 
 tools: $(TOOLS_VENV)/.installed ## create or update the template-tools virtualenv
 
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt
+	@echo "==> creating $(CHECKOV_VENV) for checkov (its pins clash with aws-sam-cli's)"
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --progress-bar on -r requirements/checkov.txt
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed ## create or update the checkov virtualenv (template security scan)
+
 lint: venv ## ruff check + ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -44,7 +54,7 @@ workflows: tools ## lint the GitHub workflows (zizmor, offline)
 typecheck: venv ## mypy on the non-ML packages
 	$(BIN)/mypy
 
-pytest: venv ## the pytest suite alone
+pytest: venv checkov ## the pytest suite alone
 	$(BIN)/pytest
 
 test: lint typecheck workflows templates pytest ## everything CI checks
@@ -110,3 +120,6 @@ logs: venv tools ## follow the Lambda logs of one app in ENV: make logs APP=infe
 
 destroy: tools ## delete ENV's stack (sam delete asks for confirmation)
 	$(SAM) delete --config-env $(ENV)
+
+reliability: venv checkov ## load, faults, hostile input, fuzzing, security scans on a fresh local stack → RELIABILITY.md
+	$(BIN)/python -m local.reliability

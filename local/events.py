@@ -43,7 +43,7 @@ def proxy_event(
     for name, value in query:
         multi_query.setdefault(name, []).append(value)
     content_type = next((v for n, v in headers if n.lower() == "content-type"), "")
-    is_text = body is None or not _is_binary(content_type, binary_media_types)
+    is_text = body is None or not is_binary(content_type, binary_media_types)
     now = datetime.now(UTC)
     user_agent = next((v for n, v in headers if n.lower() == "user-agent"), None)
     return {
@@ -87,7 +87,7 @@ def proxy_event(
     }
 
 
-def _is_binary(content_type: str, binary_media_types: Sequence[str]) -> bool:
+def is_binary(content_type: str, binary_media_types: Sequence[str]) -> bool:
     media_type = content_type.split(";")[0].strip().lower()
     return any(fnmatch.fnmatchcase(media_type, pattern.lower()) for pattern in binary_media_types)
 

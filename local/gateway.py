@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
-from local.events import proxy_event
+from local.events import is_binary, proxy_event
 from local.functions import Handler, load_handler
 from local.templates import Resource, Stack
 
@@ -53,6 +53,7 @@ _DEFAULT_STATUS = {
     "INTEGRATION_TIMEOUT": 504,
     "MISSING_AUTHENTICATION_TOKEN": 403,
     "REQUEST_TOO_LARGE": 413,
+    "BAD_REQUEST_BODY": 400,
 }
 
 
@@ -413,6 +414,12 @@ class Gateway:
         body = await _body_within(request, MAX_PAYLOAD_BYTES)
         if body is None:
             return self._gateway_error("REQUEST_TOO_LARGE", "Request Too Large", request_id)
+        content_type = request.headers.get("content-type", "")
+        if not is_binary(content_type, self.api.binary_media_types) and not _is_utf8(body):
+            # A text body reaches the function as a string; bytes that are not UTF-8 cannot.
+            return self._gateway_error(
+                "BAD_REQUEST_BODY", "The request body is not valid UTF-8", request_id
+            )
         event = proxy_event(
             request.method,
             path,
@@ -497,3 +504,11 @@ async def _body_within(request: Request, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

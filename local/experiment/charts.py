@@ -47,14 +47,20 @@ def write_report_files(report: ExperimentReport, out_dir: Path) -> list[Path]:
 def posterior_chart(report: ExperimentReport) -> Figure:
     """Each variant's Beta(1 + up, 1 + down) density of its up-rate."""
     figure, axes = plt.subplots(figsize=(7, 4))
-    x = np.linspace(0.0005, 0.9995, 2000)
-    for item in report.stats.variants:
-        a, b = 1.0 + item.up, 1.0 + item.down
+    posteriors = [(item, 1.0 + item.up, 1.0 + item.down) for item in report.stats.variants]
+    # Zoom on where the posteriors have mass (0.1% to 99.9% quantiles, padded).
+    low = min(beta_quantile(a, b, 0.001) for _, a, b in posteriors)
+    high = max(beta_quantile(a, b, 0.999) for _, a, b in posteriors)
+    pad = (high - low) * 0.1
+    x = np.linspace(max(0.0005, low - pad), min(0.9995, high + pad), 2000)
+    for item, a, b in posteriors:
         log_norm = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
         density = np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - log_norm)
         probability = report.stats.verdict.probability_best[item.variant]
-        axes.plot(x, density, label=f"{report.label(item.variant)}  P(best) {probability:.2f}")
-        axes.fill_between(x, density, alpha=0.15)
+        (line,) = axes.plot(
+            x, density, label=f"{report.label(item.variant)}  P(best) {probability:.3f}"
+        )
+        axes.fill_between(x, density, color=line.get_color(), alpha=0.15)
     axes.set(xlabel="up-rate", ylabel="posterior density", title="Posterior of each up-rate")
     axes.legend()
     return figure

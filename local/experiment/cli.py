@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ from local.stack import DEFAULT_DATABASE_URL
 commands = typer.Typer()
 
 ROOT_TEMPLATE = REPO_ROOT / "template-root.yaml"
+SQLITE_PREFIX = "sqlite:///"
 
 
 def parse_assignments(values: list[str], option: str) -> dict[str, float]:
@@ -64,16 +66,23 @@ def report(
     """The experiment's state: per-variant table, sample-ratio check and verdict (and charts)."""
     from pressroom_common.errors import DomainError
     from pressroom_common.store import open_store
+    from sqlalchemy.engine import make_url
 
     from local.experiment.report import build_report, print_report
 
     console = Console()
     weights = parse_assignments(weight, "--weight") if weight else template_weights()
+    sqlite_path = database_url.removeprefix(SQLITE_PREFIX)
+    if database_url.startswith(SQLITE_PREFIX) and not Path(sqlite_path).is_file():
+        # Opening it would create an empty file; say what to run instead.
+        console.print(f"No feedback store at {sqlite_path}: run `pressroom up` first.")
+        raise typer.Exit(1)
     try:
         store = open_store(database_url)
         experiment = build_report(store, weights, bucket_s=bucket_s)
     except DomainError as error:
-        console.print(f"[red]Cannot read the feedback store:[/] {error.message}")
+        shown = make_url(database_url).render_as_string(hide_password=True)
+        console.print(f"[red]Cannot read the feedback store at {shown}:[/] {error.message}")
         raise typer.Exit(1) from None
     if not experiment.stats.variants:
         console.print("No generations recorded yet: run `pressroom up` or `pressroom simulate`.")
@@ -149,6 +158,8 @@ def simulate(
     from training.artifacts import ensure_artifacts
 
     ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=Console(stderr=True))
+    # The in-process functions would print an EMF metric line per call over the results.
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     with tempfile.TemporaryDirectory(prefix="pressroom-simulate-") as scratch:
         stack = LocalStack(
             profile,

@@ -117,11 +117,16 @@ def verdict(stats: StatsReport, models: Mapping[str, str]) -> str:
     probability = stats.verdict.probability_best[best]
     name = models.get(best, best)
     if probability >= DECISION_PROBABILITY:
-        return f"{name} is better with {probability:.0%} probability."
+        return f"{name} is better with {_percent(probability)} probability."
     return (
-        f"No clear winner yet: {name} leads with {probability:.0%} probability of being best "
+        f"No clear winner yet: {name} leads with {_percent(probability)} probability of being best "
         f"(deciding needs {DECISION_PROBABILITY:.0%})."
     )
+
+
+def _percent(probability: float) -> str:
+    """Whole percent, never rounded up to a certainty the data do not give."""
+    return ">99%" if probability > 0.99 else f"{math.floor(probability * 100)}%"
 
 
 def sample_size_per_variant(

@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +104,8 @@ class Emulator:
     `parameter_overrides` go to every template that declares them (e.g. `HostingMode`,
     `VariantAWeight`). `seed` makes the weighted variant choice reproducible.
     `threads_per_worker` (default: the CPU cores shared out among the workers) caps each
-    worker's torch threads, since all variants share this machine's cores. Single use:
+    worker's torch threads, since all variants share this machine's cores. `only_endpoints`
+    hosts a subset of the templates' endpoints (by name). Single use:
     start it once (or enter it once) and stop it at the end.
     """
 
@@ -126,11 +127,20 @@ class Emulator:
         startup_timeout_s: float = 600.0,
         invocation_timeout_s: float = INVOCATION_TIMEOUT_S,
         threads_per_worker: int | None = None,
+        only_endpoints: Collection[str] | None = None,
     ) -> None:
         stacks = load_local_stacks(profile, models_root, templates, parameter_overrides)
         self.endpoints: dict[str, EndpointSpec] = {
             spec.name: spec for spec in endpoint_specs(stacks, profile, models_root)
         }
+        if only_endpoints is not None:
+            unknown = sorted(set(only_endpoints) - set(self.endpoints))
+            if unknown:
+                raise ValueError(
+                    f"only_endpoints: no endpoint {', '.join(unknown)} in the templates "
+                    f"(they define {', '.join(self.endpoints)})"
+                )
+            self.endpoints = {n: s for n, s in self.endpoints.items() if n in only_endpoints}
         self.region = region
         self.account_id = account_id
         self._host = host

@@ -22,7 +22,10 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.request import Request
 
@@ -66,15 +69,14 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     described = []
     for error in errors:
         location, *path = [str(part) for part in error.get("loc", ())] or ["body"]
+        reason = str(error.get("msg") or error.get("type", "invalid"))
         if error.get("type") == "json_invalid":
-            # Powertools reports a JSON syntax error at ("body", <character offset>).
+            # Powertools reports a JSON syntax error at ("body", <character offset>), and the
+            # decoder's own words ("Expecting value", "nested too deeply") in ctx.
             path = []
+            reason = f"{reason}: {error.get('ctx', {}).get('error', 'invalid JSON')}"
         described.append(
-            {
-                "field": ".".join(path) or location,
-                "location": location,
-                "reason": str(error.get("msg") or error.get("type", "invalid")),
-            }
+            {"field": ".".join(path) or location, "location": location, "reason": reason}
         )
     return described
 
@@ -87,6 +89,18 @@ def caller_id(request: Request) -> str | None:
 def unprovided(dependency: str) -> NoReturn:
     """Body of a route dependency that the serving function must provide (see `routes`)."""
     raise LookupError(f"this function does not provide {dependency}")
+
+
+def decode_json_body(body: str) -> Any:
+    """Request bodies as JSON, where whatever the decoder cannot take (nesting past the recursion
+    limit, integers of thousands of digits) is a JSON error like any other: a 422 on the body."""
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:120]
+        raise json.JSONDecodeError(reason, "", 0) from error
 
 
 def create_app(settings: ApiSettings) -> APIGatewayRestResolver:
@@ -105,7 +119,9 @@ def create_app(settings: ApiSettings) -> APIGatewayRestResolver:
         if settings.cors_allowed_origins
         else None
     )
-    app = APIGatewayRestResolver(cors=cors, enable_validation=True)
+    app = APIGatewayRestResolver(
+        cors=cors, enable_validation=True, json_body_deserializer=decode_json_body
+    )
     logger.append_keys(stage=settings.stage)
     app.use(middlewares=[_correlate_request])
     _register_error_handlers(app)
@@ -127,6 +143,7 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
     handlers: dict[type[Exception], Callable[[Any], Response[str]]] = {
         DomainError: _domain_error,
         RequestValidationError: _request_validation_error,
+        RequestUnsupportedContentType: _unsupported_content_type,
         NotFoundError: _route_not_found,
         ServiceError: _service_error,
         Exception: _unexpected_error,
@@ -160,6 +177,15 @@ def _request_validation_error(error: RequestValidationError) -> Response[str]:
     logger.info("request rejected", extra={"validation_errors": details})
     return error_response(
         HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", f"Invalid request: {summary}", details
+    )
+
+
+def _unsupported_content_type(_: RequestUnsupportedContentType) -> Response[str]:
+    return error_response(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "Content-Type must be application/json",
+        [{"field": "Content-Type", "location": "header", "reason": "not application/json"}],
     )
 
 

@@ -77,13 +77,13 @@ class ThompsonSampling:
     def choose(self, user_hash: str | None, variants: Mapping[str, VariantConfig]) -> str:
         eligible = sorted(name for name, variant in variants.items() if variant.weight > 0)
         counts = self._current_counts()
-        if counts is None or any(
-            counts.get(name, (0, 0, 0))[0] < self._warmup_impressions for name in eligible
-        ):
+        if counts is None:
+            return self._warmup.choose(user_hash, variants)
+        seen = {name: counts.get(name, (0, 0, 0)) for name in eligible}
+        if any(impressions < self._warmup_impressions for impressions, _, _ in seen.values()):
             return self._warmup.choose(user_hash, variants)
         draws = {
-            name: self._rng.betavariate(1 + counts[name][1], 1 + counts[name][2])
-            for name in eligible
+            name: self._rng.betavariate(1 + up, 1 + down) for name, (_, up, down) in seen.items()
         }
         return max(eligible, key=lambda name: draws[name])
 

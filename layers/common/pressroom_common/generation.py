@@ -129,7 +129,8 @@ def generated_text(body: Any, endpoint: str) -> str:
         and isinstance(body[0], dict)
         and isinstance(body[0].get("generated_text"), str)
     ):
-        return str(body[0]["generated_text"])
+        # Byte-level tokenizers can emit U+0000, which PostgreSQL text cannot store.
+        return str(body[0]["generated_text"]).replace("\x00", "")
     raise DependencyFailed(f"Endpoint {endpoint} answered without generated_text")
 
 

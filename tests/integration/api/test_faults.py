@@ -8,10 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pressroom_common.routing import FixedWeights, Router
-from pressroom_common.settings import VariantConfig
-from pressroom_common.users import hash_user_id
 
+from local.reliability.faults import user_routed_to
 from local.sagemaker import RestartPolicy, WorkerState
 from local.stack import LocalStack
 from tests.fixtures.sagemaker import models_root_of
@@ -19,6 +17,8 @@ from training.artifacts import Artifact
 
 GENERATOR_ENDPOINT = "pressroom-dev-headline"
 CLASSIFIER_ENDPOINT = "pressroom-dev-news-classifier"
+# The template's default weights, which user_routed_to must follow.
+EQUAL_WEIGHTS = {"A": 1.0, "B": 1.0}
 # A killed worker waits an hour before its restart: down for the rest of this module.
 STAYS_DOWN = RestartPolicy(initial_backoff_s=3600, max_backoff_s=3600)
 
@@ -39,20 +39,6 @@ def faulty_stack(
         yield stack
 
 
-def user_routed_to(variant: str) -> str:
-    """A user id that the template's equal weights send to `variant` (same code as the API)."""
-    variants = {
-        name: VariantConfig(endpoint_name="e", model_name="m", model_version="v", weight=1)
-        for name in ("A", "B")
-    }
-    router = Router(FixedWeights(), variants)
-    return next(
-        user
-        for user in (f"fault-reader-{n}" for n in range(1000))
-        if router.assign(hash_user_id(user)).variant == variant
-    )
-
-
 def stop_worker(stack: LocalStack, endpoint: str, variant: str) -> None:
     """Kill the variant's worker unless an earlier test already did (it stays down)."""
     assert stack.emulator is not None
@@ -66,7 +52,7 @@ def test_a_stopped_variant_is_answered_by_the_other_one(faulty_stack: LocalStack
     response = httpx.post(
         f"{faulty_stack.url}api/generate",
         json={"prompt": "Fallback", "max_new_tokens": 2},
-        headers={"X-User-Id": user_routed_to("B")},
+        headers={"X-User-Id": user_routed_to("B", EQUAL_WEIGHTS)},
         timeout=60,
     )
 

@@ -3,11 +3,10 @@ function's own deadline (504 before API Gateway would give up)."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import sqlalchemy as sa
 
+from local.reliability.faults import answered, wait_until_answered
 from local.stack import LocalStack
 
 GENERATOR_ENDPOINT = "pressroom-dev-headline"
@@ -33,7 +32,7 @@ def test_a_slow_endpoint_is_answered_504_by_the_function_and_recorded(
     local_stack: LocalStack,
 ) -> None:
     assert local_stack.emulator is not None
-    answered_before = answered_by_variant_a(local_stack)
+    answered_before = answered(local_stack.emulator, GENERATOR_ENDPOINT, "A")
     # Variant A (SmolLM2-135M) needs far longer than half a second for 16 tokens.
     with local_stack.alternate_gateway(function_environment={"GENERATE_DEADLINE_S": "0.5"}) as url:
         response = httpx.post(
@@ -55,17 +54,5 @@ def test_a_slow_endpoint_is_answered_504_by_the_function_and_recorded(
         )
     engine.dispose()
     assert codes == ["dependency_timeout"]
-    wait_until_answered(local_stack, answered_before)
-
-
-def answered_by_variant_a(stack: LocalStack) -> int:
-    assert stack.emulator is not None
-    stats = stack.emulator.stats(GENERATOR_ENDPOINT, "A")
-    return stats.invocations + stats.model_errors
-
-
-def wait_until_answered(stack: LocalStack, answered_before: int, timeout_s: float = 120) -> None:
-    """The abandoned generation still runs on variant A's worker; later tests need it idle."""
-    deadline = time.monotonic() + timeout_s
-    while answered_by_variant_a(stack) <= answered_before and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # The abandoned generation still runs on variant A's worker; later tests need it idle.
+    wait_until_answered(local_stack.emulator, GENERATOR_ENDPOINT, "A", answered_before)

@@ -11,7 +11,7 @@ from pressroom_common.routing import FixedWeights, Router
 from pressroom_common.store import FeedbackStore
 
 from local.experiment.report import build_report
-from tests.integration.experiments.readers import TRUE_RATES, VARIANTS, FakeClock, serve_readers
+from tests.fixtures.experiments import TRUE_RATES, VARIANTS, FakeClock, serve_readers
 
 WEIGHTS = {name: variant.weight for name, variant in VARIANTS.items()}
 

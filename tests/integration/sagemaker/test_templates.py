@@ -220,3 +220,12 @@ def test_resolver_reports_a_ref_to_a_resource_whose_condition_is_false(tmp_path:
 
     with pytest.raises(TemplateError, match="Ref to Bucket, whose condition is false"):
         load_stack(tmp_path / "parent.yaml")
+
+
+def test_emulator_hosts_only_the_named_endpoints_and_refuses_unknown_ones() -> None:
+    from local.sagemaker import Emulator
+
+    generator_only = Emulator("smoke", only_endpoints=["pressroom-dev-headline"])
+    assert generator_only.endpoint_names == ["pressroom-dev-headline"]
+    with pytest.raises(ValueError, match="only_endpoints: no endpoint nope"):
+        Emulator("smoke", only_endpoints=["nope"])

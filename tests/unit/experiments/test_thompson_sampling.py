@@ -9,10 +9,15 @@ from datetime import UTC, datetime
 import pytest
 from pressroom_common.experiments import ThompsonSampling
 from pressroom_common.routing import FixedWeights, Router, build_strategy
-from pressroom_common.store import FeedbackStore, GenerationRecord, StoreUnavailableError, open_store
+from pressroom_common.store import (
+    FeedbackStore,
+    GenerationRecord,
+    StoreUnavailableError,
+    open_store,
+)
 from pressroom_common.users import hash_user_id
 
-from tests.integration.experiments.readers import VARIANTS, FakeClock
+from tests.fixtures.experiments import VARIANTS, FakeClock
 
 
 class CountingStore:
@@ -155,3 +160,12 @@ def test_the_deployment_setting_builds_thompson_sampling_over_the_store(
     assert build_strategy("thompson", counts=store).name == "thompson"
     with pytest.raises(ValueError, match="vote counts"):
         build_strategy("thompson")
+
+
+def test_without_a_warm_up_a_variant_with_no_votes_yet_is_still_drawn(
+    store: FeedbackStore,
+) -> None:
+    record(store, "A", 5, up=1)
+    router = Router(thompson(CountingStore(store), FakeClock(), warmup=0), VARIANTS)
+
+    assert {router.assign(None).variant for _ in range(100)} == {"A", "B"}

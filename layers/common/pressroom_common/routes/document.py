@@ -13,7 +13,7 @@ from pressroom_common.routes import feedback, generate
 
 API_TITLE = "Pressroom API"
 API_VERSION = "1.0.0"
-router = Router()
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ untyped
 API_ROUTERS = (generate.router, feedback.router, router)
 
 

@@ -9,12 +9,20 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Depends
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.metrics import MetricUnit
 
 from pressroom_common.api import caller_id, error_responses, unprovided
-from pressroom_common.store import FeedbackRequest, FeedbackResponse, FeedbackStore, StatsReport
+from pressroom_common.observability import record_variant_metric
+from pressroom_common.store import (
+    FeedbackRequest,
+    FeedbackResponse,
+    FeedbackStore,
+    StatsReport,
+    Vote,
+)
 from pressroom_common.users import hash_user_id
 
-router = Router()
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ untyped
 
 
 def feedback_store() -> FeedbackStore:
@@ -59,6 +67,9 @@ def feedback(
     outage 503 with nothing stored.
     """
     stored = store.record_vote(request.generation_id, hash_user_id(user_id), request.vote)
+    # Votes cast per variant, for the dashboard (a replaced vote is cast again).
+    metric = "VotesUp" if stored.vote is Vote.UP else "VotesDown"
+    record_variant_metric(metric, 1, MetricUnit.Count, variant=stored.variant)
     return FeedbackResponse.model_validate(stored.model_dump())
 
 

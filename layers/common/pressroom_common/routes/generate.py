@@ -13,7 +13,7 @@ from pressroom_common.generation import GenerationService
 from pressroom_common.health import HealthChecker
 from pressroom_common.models import GenerateRequest, GenerateResponse, HealthResponse
 
-router = Router()
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ untyped
 
 
 def generation_service() -> GenerationService:

@@ -6,7 +6,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from pressroom_common.models import without_nul
 
 
 class Vote(StrEnum):
@@ -47,9 +56,14 @@ class VoteRecord(BaseModel):
     vote: Vote
     created_at: datetime
     updated_at: datetime
+    variant: str = Field(description="The variant of the voted generation (for metrics)")
 
 
-GenerationId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+GenerationId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(without_nul),
+]
 
 
 class FeedbackRequest(BaseModel):

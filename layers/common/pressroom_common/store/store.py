@@ -150,6 +150,7 @@ class FeedbackStore:
             votes.c.vote,
             votes.c.created_at,
             votes.c.updated_at,
+            votes.c.variant,
         )
         with self._transaction("the vote") as connection:
             row = connection.execute(statement).mappings().one_or_none()

@@ -1,0 +1,5 @@
+import typer
+
+from local.reliability.suite import main
+
+typer.run(main)
