@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from pressroom_common.store.statistics import beta_quantile
 
-from local.experiment.report import ExperimentReport, srm_line
+from local.experiment.report import TABLE_COLUMNS, ExperimentReport, summary_lines, table_rows
 
 POSTERIORS_PNG = "posteriors.png"
 UP_RATE_PNG = "up-rate-over-time.png"
@@ -134,41 +134,13 @@ def traffic_chart(report: ExperimentReport) -> Figure:
 
 
 def report_html(report: ExperimentReport) -> str:
-    """A self-contained page (beside the PNGs); every value is escaped."""
-    stats = report.stats
+    """A page beside the PNGs, with the terminal report's table and sentences; all escaped."""
+    headers = "".join(f"<th>{html.escape(column)}</th>" for column in TABLE_COLUMNS)
     rows = "\n".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(cell)}</td>"
-            for cell in (
-                report.label(item.variant),
-                str(item.impressions),
-                f"{item.up + item.down}",
-                "-" if item.up_rate is None else f"{item.up_rate:.3f}",
-                f"{item.up_rate_interval.low:.3f} to {item.up_rate_interval.high:.3f}",
-                f"{stats.verdict.probability_best[item.variant]:.3f}",
-                f"{stats.verdict.expected_loss[item.variant]:.4f}",
-                f"{item.error_rate:.1%}",
-                f"{item.traffic_share:.1%}",
-            )
-        )
-        + "</tr>"
-        for item in stats.variants
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+        for row in table_rows(report)
     )
-    headers = "".join(
-        f"<th>{name}</th>"
-        for name in (
-            "variant",
-            "impressions",
-            "votes",
-            "up-rate",
-            "95% interval",
-            "P(best)",
-            "expected loss",
-            "errors",
-            "traffic",
-        )
-    )
+    summary = "\n".join(f"<p>{html.escape(line)}</p>" for line in summary_lines(report))
     images = "\n".join(
         f'<figure><img src="{name}" alt="{alt}"></figure>'
         for name, alt in (
@@ -177,6 +149,7 @@ def report_html(report: ExperimentReport) -> str:
             (TRAFFIC_PNG, "Traffic split over time"),
         )
     )
+    stats = report.stats
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Pressroom experiment report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}}
@@ -188,7 +161,7 @@ td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}</style></h
 <table><thead><tr>{headers}</tr></thead><tbody>
 {rows}
 </tbody></table>
-<p>{html.escape(srm_line(stats))}</p>
+{summary}
 {images}
 </body></html>
 """

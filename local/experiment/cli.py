@@ -126,7 +126,11 @@ def simulate(
     requests: Annotated[int, typer.Option(min=1, max=20_000, help="Synthetic readers.")] = 400,
     seed: Annotated[int, typer.Option(help="Seed of the readers' prompts and votes.")] = 7,
     url: Annotated[
-        str | None, typer.Option(help="Base URL of a running stack; default: start a local one.")
+        str | None,
+        typer.Option(
+            help="Base URL of a running stack (its /api/stats counts what it held before); "
+            "default: start a local one with a fresh store."
+        ),
     ] = None,
     strategy: Annotated[
         str, typer.Option(help="Routing of the local stack this starts: fixed or thompson.")

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from pressroom_common.store import FeedbackStore, StatsReport
-from pressroom_common.store.store import TrafficBucket
+from pressroom_common.store import FeedbackStore, StatsReport, TrafficBucket
 from rich.console import Console
 from rich.table import Table
 
@@ -119,14 +118,14 @@ def verdict(stats: StatsReport, models: Mapping[str, str]) -> str:
     if probability >= DECISION_PROBABILITY:
         return f"{name} is better with {_percent(probability)} probability."
     return (
-        f"No clear winner yet: {name} leads with {_percent(probability)} probability of being best "
-        f"(deciding needs {DECISION_PROBABILITY:.0%})."
+        f"No clear winner yet: {name} leads with P(best) {probability:.3f} "
+        f"(deciding needs {DECISION_PROBABILITY:.2f})."
     )
 
 
 def _percent(probability: float) -> str:
-    """Whole percent, never rounded up to a certainty the data do not give."""
-    return ">99%" if probability > 0.99 else f"{math.floor(probability * 100)}%"
+    """Whole percent, but never rounded up to a certainty the data do not give."""
+    return ">99%" if probability > 0.99 else f"{probability:.0%}"
 
 
 def sample_size_per_variant(
@@ -156,34 +155,60 @@ def sample_size_per_variant(
     return math.ceil(numerator**2 / difference**2)
 
 
-def print_report(report: ExperimentReport, console: Console) -> None:
-    stats = report.stats
-    table = Table(title=f"Experiment: {stats.total_requests} requests", title_justify="left")
-    for column in ("variant", "impressions", "votes", "up-rate", "95% interval", "P(best)"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    table.add_column("expected loss", justify="right")
-    table.add_column("errors", justify="right")
-    table.add_column("traffic", justify="right")
-    for item in stats.variants:
-        table.add_row(
+TABLE_COLUMNS = (
+    "variant",
+    "impressions",
+    "votes",
+    "up-rate",
+    "95% interval",
+    "P(best)",
+    "expected loss",
+    "errors",
+    "traffic",
+)
+
+
+def table_rows(report: ExperimentReport) -> list[tuple[str, ...]]:
+    """One row of `TABLE_COLUMNS` per variant, formatted for the terminal and the page alike."""
+    verdict = report.stats.verdict
+    return [
+        (
             report.label(item.variant),
             str(item.impressions),
             f"{item.up + item.down} ({item.up} up)",
             "-" if item.up_rate is None else f"{item.up_rate:.3f}",
             f"{item.up_rate_interval.low:.3f} to {item.up_rate_interval.high:.3f}",
-            f"{stats.verdict.probability_best[item.variant]:.3f}",
-            f"{stats.verdict.expected_loss[item.variant]:.4f}",
+            f"{verdict.probability_best[item.variant]:.3f}",
+            f"{verdict.expected_loss[item.variant]:.4f}",
             f"{item.error_rate:.1%}",
             f"{item.traffic_share:.1%}",
         )
-    console.print(table)
+        for item in report.stats.variants
+    ]
+
+
+def summary_lines(report: ExperimentReport) -> list[str]:
+    """The sentences under the table: the leaders' difference and the SRM check."""
+    lines = []
     if report.difference is not None:
         diff = report.difference
-        console.print(
+        lines.append(
             f"Up-rate difference {report.label(diff.leader)} minus {report.label(diff.runner_up)}: "
-            f"{diff.estimate:+.3f} (95% interval {diff.low:+.3f} to {diff.high:+.3f})"
+            f"{diff.estimate:+.3f} (95% interval {diff.low:+.3f} to {diff.high:+.3f})."
         )
-    console.print(srm_line(stats))
+    lines.append(srm_line(report.stats))
+    return lines
+
+
+def print_report(report: ExperimentReport, console: Console) -> None:
+    table = Table(title=f"Experiment: {report.stats.total_requests} requests", title_justify="left")
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for row in table_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    for line in summary_lines(report):
+        console.print(line)
     console.print(f"[bold]Verdict:[/] {report.verdict}")
 
 

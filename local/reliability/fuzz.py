@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Err
 
 from local.reliability.outcome import Expectation, expect
@@ -73,8 +74,11 @@ def _fuzz(
         outcome.statuses[response.status_code] += 1
         try:
             case.validate_response(response, checks=[not_a_server_error])
-        except AssertionError as failure:
-            outcome.failures.append(f"{response.status_code}: {str(failure)[:300]}")
+        except (Failure, FailureGroup):
+            sent = case.body if case.body is not None else case.query
+            outcome.failures.append(
+                f"{response.status_code} for {sent!r:.200}: {response.text:.200}"
+            )
 
     # Nothing to make invalid (GET /api/health takes no input): zero negative cases.
     with suppress(Unsatisfiable):

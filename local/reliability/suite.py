@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +29,13 @@ from local.reliability import faults, hostile, security
 from local.reliability.fuzz import fuzz_api
 from local.reliability.load import LoadPlan, LoadResult, RouteFigures, run_load
 from local.reliability.outcome import Expectation, expect
-from local.reliability.records import audit_votes, partial_generations
+from local.reliability.records import VoteAudit, audit_votes, partial_generations
 from local.sagemaker import RestartPolicy
 from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, REPO_ROOT
 from local.stack import LocalStack
 
 REPORT = REPO_ROOT / "RELIABILITY.md"
+FUNCTION_LOG = REPO_ROOT / "build" / "reliability" / "functions.log"
 WEIGHTS = {"A": 1.0, "B": 1.0}
 STACK_PARAMETERS = {
     "HostingMode": "realtime",
@@ -53,6 +55,7 @@ class SuiteRun:
     load: LoadResult | None = None
     fault_load: LoadResult | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    vote_audits: dict[str, VoteAudit] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -67,8 +70,10 @@ def timed(run: SuiteRun, phase: str, console: Console) -> Iterator[None]:
     run.phase_seconds[phase] = time.perf_counter() - started
 
 
-def load_expectations(label: str, result: LoadResult, database_url: str) -> list[Expectation]:
-    audit = audit_votes(database_url, result.acknowledged)
+def load_expectations(
+    run: SuiteRun, label: str, result: LoadResult, database_url: str
+) -> list[Expectation]:
+    audit = run.vote_audits[label] = audit_votes(database_url, result.acknowledged)
     return [
         expect(
             "load",
@@ -183,7 +188,7 @@ def run_suite(
                     generations,
                     lambda advance: run_load(stack.url, plan, on_progress=advance),
                 )
-                run.expectations += load_expectations("load", run.load, database_url)
+                run.expectations += load_expectations(run, "load", run.load, database_url)
             with timed(run, "faults", console):
                 fault_plan = LoadPlan(
                     requests=fault_requests,
@@ -195,7 +200,7 @@ def run_suite(
                 found, run.fault_load = faults_under_load(stack, server, fault_plan, console)
                 run.expectations += found
                 run.expectations += load_expectations(
-                    "load during faults", run.fault_load, database_url
+                    run, "load during faults", run.fault_load, database_url
                 )
             with timed(run, "hostile input", console):
                 run.expectations += hostile.hostile_requests(stack.url, database_url)
@@ -232,8 +237,10 @@ def figures_rows(run: SuiteRun) -> list[tuple[str, ...]]:
             ("POST /api/feedback", result.feedback),
         ):
             rows.append(_route_row(label, route, figures, result.wall_s))
-        audit_note = f"{len(result.acknowledged)} votes acknowledged"
-        rows.append((label, "votes", audit_note, "", "", "", "", ""))
+        audit = run.vote_audits.get(label)
+        if audit is not None:
+            stored = f"acknowledged {audit.acknowledged}, stored {audit.stored}"
+            rows.append((label, "votes (2xx vs in the database)", stored, "", "", "", "", ""))
     return rows
 
 
@@ -330,14 +337,17 @@ def main(
     report: str = typer.Option(str(REPORT), help="Where to write the Markdown report."),
 ) -> None:
     """Run the reliability suite against a freshly started local stack."""
-    # The in-process functions would log every request and metric to this console; the report
-    # is the output here (functions read these when the gateway loads them).
+    # The in-process functions print a log line and EMF metrics per request: the metrics go to a
+    # file, logs below ERROR are dropped, and the console (bound to the terminal before the
+    # redirect) shows progress and the report.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    console = Console()
+    console = Console(file=sys.stdout)
+    FUNCTION_LOG.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    run = run_suite(console, generations, clients, fault_requests, fuzz_examples)
+    with FUNCTION_LOG.open("w", encoding="utf-8") as log, redirect_stdout(log):
+        run = run_suite(console, generations, clients, fault_requests, fuzz_examples)
     wall_s = time.perf_counter() - started
+    console.print(f"function metrics (EMF): {FUNCTION_LOG}")
     print_report(console, run)
     command = (
         "python -m local.reliability"

@@ -26,10 +26,15 @@ RunBatch = Callable[[list[Any]], Sequence[Any]]
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """How long to hold the first request for companions, and how many inputs one batch takes."""
+    """How long to hold the first request for companions, and how many inputs one batch takes.
+
+    The window only applies under concurrent traffic; it must outlast the round trip in which
+    the clients of the previous batch send their next requests, or batches alternate between
+    one early request and the rest.
+    """
 
     max_batch_size: int = 16
-    window_ms: float = 5.0
+    window_ms: float = 25.0
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:

@@ -42,7 +42,7 @@ def test_report_prints_the_table_and_writes_charts_and_a_page(tmp_path: Path) ->
         assert content.startswith(PNG_SIGNATURE) and len(content) > 10_000, chart
     page = (out / REPORT_HTML).read_text()
     assert 'src="posteriors.png"' in page and "headline-lite (B)" in page
-    assert "Verdict:" in page
+    assert "Verdict:" in page and "Up-rate difference" in page
 
 
 def test_report_says_not_enough_data_with_a_handful_of_votes(tmp_path: Path) -> None:

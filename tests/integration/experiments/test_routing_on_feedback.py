@@ -58,3 +58,18 @@ def test_thompson_sampling_sends_most_late_traffic_to_the_better_variant(
     assert late["A"] / 500 >= 0.70
     # Warm-up: both variants got their first 100 impressions before adapting.
     assert min(Counter(served).values()) >= 100
+
+
+def test_equal_variants_get_no_verdict_after_a_few_hundred_votes(
+    experiment_store: FeedbackStore,
+) -> None:
+    router = Router(FixedWeights(), VARIANTS)
+
+    serve_readers(
+        router, experiment_store, 300, seed=13, clock=FakeClock(), true_rates={"A": 0.5, "B": 0.5}
+    )
+    report = build_report(experiment_store, WEIGHTS)
+
+    assert report.verdict.startswith("No clear winner yet:"), report.verdict
+    assert report.difference is not None
+    assert report.difference.low < 0 < report.difference.high

@@ -19,7 +19,12 @@ from pressroom_common.store.report import (
     StatsReport,
     VariantStats,
 )
-from pressroom_common.store.store import WEIGHTED_STRATEGY, FeedbackStore, open_store
+from pressroom_common.store.store import (
+    WEIGHTED_STRATEGY,
+    FeedbackStore,
+    TrafficBucket,
+    open_store,
+)
 
 __all__ = [
     "WEIGHTED_STRATEGY",
@@ -33,6 +38,7 @@ __all__ = [
     "LatencyPercentiles",
     "StatsReport",
     "StoreUnavailableError",
+    "TrafficBucket",
     "VariantStats",
     "Vote",
     "VoteRecord",
