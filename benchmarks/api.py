@@ -30,12 +30,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from benchmarks import results
+from benchmarks.results import percentile
 from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT
 from local.stack import LocalStack
 
-BENCHMARKS_FILE = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-START_MARKER = "<!-- bench-api:start -->"
-END_MARKER = "<!-- bench-api:end -->"
 GENERATOR_ENDPOINT = "pressroom-dev-headline"
 PROMPTS = ["Government announces", "Stocks fall as", "Film star", "Scientists discover"]
 SAMPLING = {"max_new_tokens": 8, "temperature": 0.8, "top_k": 50, "top_p": 0.95, "seed": 7}
@@ -48,11 +47,6 @@ class VariantFigures:
     api_ms: list[float]
     model_call_ms: list[float]
     handler_breakdown: list[dict[str, float]]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def timed(call: Callable[[], Any]) -> tuple[float, Any]:
@@ -134,14 +128,8 @@ def results_table(profile: str, requests: int, all_figures: list[VariantFigures]
 def write_section(table: Table) -> None:
     console = Console(record=True, width=140)
     console.print(table)
-    section = f"{START_MARKER}\n```text\n{console.export_text().rstrip()}\n```\n{END_MARKER}"
-    text = BENCHMARKS_FILE.read_text() if BENCHMARKS_FILE.exists() else "# Benchmarks\n"
-    if START_MARKER in text and END_MARKER in text:
-        before, rest = text.split(START_MARKER, 1)
-        text = before + section + rest.split(END_MARKER, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## API path through the local stack\n\n" + section + "\n"
-    BENCHMARKS_FILE.write_text(text)
+    body = f"## API path through the local stack\n\n```text\n{console.export_text().rstrip()}\n```"
+    results.write_section("api", body)
 
 
 def main() -> None:
@@ -173,7 +161,7 @@ def main() -> None:
     console.print(table)
     if not arguments.no_write:
         write_section(table)
-        console.print(f"written to {BENCHMARKS_FILE.name}")
+        console.print(f"written to {results.BENCHMARKS_FILE.name}")
 
 
 if __name__ == "__main__":

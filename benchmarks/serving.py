@@ -39,13 +39,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from benchmarks import results
 from local.sagemaker import Emulator
 from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, endpoint_specs, load_local_stacks
 from local.sagemaker.worker import load_inference_module
 
-BENCHMARKS_FILE = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-START_MARKER = "<!-- bench-serving:start -->"
-END_MARKER = "<!-- bench-serving:end -->"
 GENERATOR = "headline-base"
 REALTIME = {"HostingMode": "realtime"}
 CLASSIFIER = "news-classifier"
@@ -400,9 +398,8 @@ def render(title: str, headers: list[str], rows: list[list[str]]) -> tuple[Table
 
 
 def write_section(profiles: Mapping[str, str], blocks: list[str]) -> None:
-    section = "\n".join(
+    body = "\n".join(
         [
-            START_MARKER,
             "## Model serving (`make bench` → `python -m benchmarks.serving`)",
             "",
             "Artifacts: "
@@ -413,18 +410,9 @@ def write_section(profiles: Mapping[str, str], blocks: list[str]) -> None:
             f" {GENERATION_PARAMETERS['max_new_tokens']} new tokens, `{GENERATOR}` (variant A).",
             "",
             *blocks,
-            END_MARKER,
         ]
     )
-    existing = BENCHMARKS_FILE.read_text() if BENCHMARKS_FILE.exists() else "# Benchmarks\n"
-    if START_MARKER in existing and END_MARKER in existing:
-        before, rest = existing.split(START_MARKER, 1)
-        after = rest.split(END_MARKER, 1)[1]
-        updated = before + section + after
-    else:
-        updated = existing.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS_FILE.write_text(updated)
-    console.print(f"wrote {BENCHMARKS_FILE}")
+    console.print(f"wrote {results.write_section('serving', body)}")
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
@@ -32,6 +31,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from benchmarks import results
+from benchmarks.results import percentile
 from tests.fixtures.postgres import SUPERUSER, PostgresServer, throwaway_postgres
 
 GOAL_MS = 200.0
@@ -40,9 +41,6 @@ GOAL_MS = 200.0
 SERVER_SETTINGS = {"shared_buffers": "1GB"}
 WEIGHTS = {"A": 1.0, "B": 1.0}
 NOW = datetime(2026, 6, 30, tzinfo=UTC)
-BENCHMARKS_FILE = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-START_MARKER = "<!-- bench-stats:start -->"
-END_MARKER = "<!-- bench-stats:end -->"
 
 console = Console()
 
@@ -157,14 +155,6 @@ def time_ms(function: Callable[[], object], runs: int) -> list[float]:
     return timings
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    lower = math.floor(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=500_000)
@@ -228,9 +218,8 @@ def main() -> None:
 
 
 def write_section(title: str, table: list[str], load_s: float, load_average: float) -> None:
-    section = "\n".join(
+    body = "\n".join(
         [
-            START_MARKER,
             "## Feedback statistics (`make bench-stats`)",
             "",
             f"{title}. Measured {datetime.now(UTC):%Y-%m-%d} on {platform.machine()}, "
@@ -246,18 +235,9 @@ def write_section(title: str, table: list[str], load_s: float, load_average: flo
             *table,
             "",
             "Reproduce: `make bench-stats` (or `.venv/bin/python -m benchmarks.stats`).",
-            END_MARKER,
         ]
     )
-    existing = BENCHMARKS_FILE.read_text() if BENCHMARKS_FILE.exists() else "# Benchmarks\n"
-    if START_MARKER in existing and END_MARKER in existing:
-        before, rest = existing.split(START_MARKER, 1)
-        after = rest.split(END_MARKER, 1)[1]
-        updated = before + section + after
-    else:
-        updated = existing.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS_FILE.write_text(updated)
-    console.print(f"wrote {BENCHMARKS_FILE}")
+    console.print(f"wrote {results.write_section('stats', body)}")
 
 
 if __name__ == "__main__":

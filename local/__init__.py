@@ -1,1 +1,1 @@
-"""The no-Docker local runtime (SageMaker Runtime emulator, API gateway, site) and the `pressroom` CLI."""
+"""The no-Docker local runtime (SageMaker emulator, API gateway, site) and the `pressroom` CLI."""

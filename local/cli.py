@@ -14,7 +14,7 @@ from local.stack import commands as stack_commands
 from training.cli import commands as training_commands
 
 app = typer.Typer(
-    help="Pressroom: headline models with A/B testing and human feedback, on AWS or on one machine.",
+    help="Pressroom: headline models, A/B tested with human feedback, on AWS or on one machine.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
