@@ -27,6 +27,7 @@ from training.definitions import ModelDefinition
 
 # What code/requirements.txt adds on top of the Hugging Face DLC (which has torch + transformers).
 _EXTRA_REQUIREMENTS = {"generator": [], "classifier": ["onnxruntime==1.31.1"]}
+MODEL_CARD = "README.md"
 
 
 def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
@@ -152,9 +153,14 @@ def model_card(
 
 
 def content_version(directory: Path) -> str:
-    """A hash of every file (path and bytes) in the model directory."""
+    """A hash of the served files (path and bytes): weights, config, tokenizer, code/, ONNX.
+
+    The model card is left out: it records when and how long training ran, so hashing it would
+    give an identical rebuild a new version.
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    served = (p for p in directory.rglob("*") if p.is_file() and p.name != MODEL_CARD)
+    for path in sorted(served):
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -192,7 +198,7 @@ def package(
     if definition.kind == "classifier":
         export_onnx(model, tokenizer, model_dir / serving.ONNX_FILE)
     base_model = definition.base.describe()
-    (model_dir / "README.md").write_text(model_card(definition, base_model, metrics, training))
+    (model_dir / MODEL_CARD).write_text(model_card(definition, base_model, metrics, training))
     tarball = destination / "model.tar.gz"
     # Weights barely compress; a low level keeps packaging fast.
     with tarfile.open(tarball, "w:gz", compresslevel=1) as archive:

@@ -210,7 +210,14 @@ def _onnx_session(path: Path) -> Any:
     except ImportError:
         logger.warning("onnxruntime is not installed; serving %s with PyTorch", path.parent)
         return None
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ONNX Runtime would otherwise start a thread per core in every worker process; follow the
+    # thread budget the host gave torch (OMP_NUM_THREADS, which local workers set).
+    options.intra_op_num_threads = torch.get_num_threads()
+    return onnxruntime.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
 
 
 def model_fn(model_dir: str) -> LoadedModel:

@@ -1,6 +1,7 @@
 """The packaged smoke artifacts: layout, manifest, and the DESIGN §2.2 contract via the hooks."""
 
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from models.serving.inference import (
 )
 from training.artifacts import Artifact, ensure_artifacts
 from training.data import LABELS
+from training.package import content_version
 
 GENERATORS = ("headline-base", "headline-lite")
 MANIFEST_FIELDS = {
@@ -172,4 +174,22 @@ def test_a_stale_artifact_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not marker.exists(), "a stale artifact is rebuilt from scratch"
     # Same seed, same data, same code: the retrained weights are the same, byte for byte.
     assert (rebuilt.directory / "model.safetensors").read_bytes() == first_weights
+    # ...so the version (a hash of the served files, not of the timestamped card) is kept.
+    assert rebuilt.manifest["version"] == first.manifest["version"]
     assert not list((tmp_path / "smoke").glob(".headline-lite.*")), "no staging leftovers"
+
+
+def test_the_version_hashes_the_served_files_but_not_the_model_card(
+    smoke_artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(smoke_artifacts["news-classifier"].directory, copy)
+    version = content_version(copy)
+    assert version == smoke_artifacts["news-classifier"].manifest["version"]
+    (copy / "README.md").write_text("trained at another time\n")
+    assert content_version(copy) == version
+    for served in ("model.safetensors", "model.onnx", "tokenizer.json", "code/inference.py"):
+        with (copy / served).open("ab") as handle:
+            handle.write(b" ")
+        assert content_version(copy) != version, served
+        version = content_version(copy)
