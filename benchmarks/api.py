@@ -31,7 +31,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from benchmarks import results
-from benchmarks.results import percentile
+from local.percentiles import percentile
 from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT
 from local.stack import LocalStack
 

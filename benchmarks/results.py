@@ -1,20 +1,13 @@
-"""What every benchmark shares: percentiles, and its own marked section of BENCHMARKS.md."""
+"""What every benchmark shares: its own marked section of BENCHMARKS.md.
+
+Percentiles come from `local.percentiles`, the definition the reliability report uses too.
+"""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 BENCHMARKS_FILE = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Linear interpolation between the closest ranks (numpy's default method)."""
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    lower = math.floor(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
 def write_section(name: str, body: str) -> Path:

@@ -32,7 +32,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from benchmarks import results
-from benchmarks.results import percentile
+from local.percentiles import percentile
 from tests.fixtures.postgres import SUPERUSER, PostgresServer, throwaway_postgres
 
 GOAL_MS = 200.0

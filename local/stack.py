@@ -12,9 +12,7 @@ Example::
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +20,6 @@ from types import TracebackType
 from typing import Any
 
 import typer
-import uvicorn
 from rich.console import Console
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -30,47 +27,13 @@ from starlette.routing import BaseRoute
 from local.gateway import Gateway, discover_apis
 from local.sagemaker import Emulator
 from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, REPO_ROOT, load_local_stacks
+from local.server import BackgroundServer
 from local.site import SITE_DIR, site_mount
 from local.templates import DEFAULT_REGION
 
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'build' / 'local' / 'pressroom.db'}"
 # botocore signs every request; the emulator checks no signature, so any credentials do.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
-
-
-class BackgroundServer:
-    """Uvicorn serving an ASGI app from a thread, on a socket bound up front (port 0 works)."""
-
-    def __init__(self, app: Starlette, host: str, port: int) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}/"
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the local server failed to start (see the log above)")
-            if time.monotonic() > deadline:
-                raise TimeoutError("the local server did not start in time")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=15)
-        self._socket.close()
 
 
 def serve_gateways(
@@ -128,7 +91,7 @@ class LocalStack:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the local stack is not running")
-        return self._server.url
+        return f"{self._server.origin}/"
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -169,8 +132,7 @@ class LocalStack:
             raise RuntimeError("the local stack is not running")
         return {
             **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.emulator.url,
-            "AWS_ENDPOINT_URL_SAGEMAKER": self.emulator.url,
+            **self.emulator.client_environment,
             "DATABASE_URL": self.database_url,
         }
 
@@ -209,7 +171,7 @@ class LocalStack:
         server = serve_gateways(gateways, self._host, 0, site_dir=None)
         try:
             server.start()
-            yield server.url
+            yield f"{server.origin}/"
         finally:
             server.stop()
             for gateway in gateways:

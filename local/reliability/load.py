@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from local.percentiles import percentile
+
 PROMPTS = (
     "Markets rally as",
     "Government announces",
@@ -49,12 +51,8 @@ class RouteFigures:
         return sum(self.statuses.values())
 
     def percentile(self, q: float) -> float:
-        """Nearest-rank percentile in milliseconds (0 when nothing was measured)."""
-        if not self.latencies_ms:
-            return 0.0
-        ordered = sorted(self.latencies_ms)
-        rank = max(1, round(q / 100 * len(ordered)))
-        return ordered[min(rank, len(ordered)) - 1]
+        """The q-th percentile latency in milliseconds (0 when nothing was measured)."""
+        return percentile(self.latencies_ms, q / 100) if self.latencies_ms else 0.0
 
     def add(self, status: int, latency_ms: float) -> None:
         self.statuses[status] += 1

@@ -67,15 +67,7 @@ class BanditFinding:
 
 
 def bandit_findings(root: Path = REPO_ROOT) -> list[BanditFinding]:
-    completed = subprocess.run(  # noqa: S603 - a fixed command line
-        [str(BANDIT), "-r", *PYTHON_CODE, "-f", "json", "-q"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    report = json.loads(completed.stdout)
+    report = _json_report([str(BANDIT), "-r", *PYTHON_CODE, "-f", "json", "-q"], root)
     return [
         BanditFinding(
             result["test_id"],
@@ -120,7 +112,7 @@ class CheckovReport:
 
 
 def checkov_report(root: Path = REPO_ROOT) -> CheckovReport:
-    completed = subprocess.run(  # noqa: S603 - a fixed command line
+    reports = _json_report(
         [
             str(CHECKOV),
             *(arg for template in TEMPLATES for arg in ("-f", str(template))),
@@ -132,13 +124,8 @@ def checkov_report(root: Path = REPO_ROOT) -> CheckovReport:
             "--compact",
             "--skip-download",
         ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
+        root,
     )
-    reports = json.loads(completed.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     failed: list[str] = []
     passed = skipped = 0
@@ -214,6 +201,17 @@ def wildcard_expectation(grants: Sequence[WildcardGrant]) -> Expectation:
         f"{len(grants)} wildcard grant(s), {len(unjustified)} unjustified"
         + (f": {', '.join(unjustified[:3])}" if unjustified else ""),
     )
+
+
+def _json_report(command: list[str], root: Path) -> Any:
+    """Run a scanner over the repository and parse the JSON report it prints.
+
+    Its exit status only says whether it found something, which the report itself tells.
+    """
+    completed = subprocess.run(  # noqa: S603 - a fixed command line
+        command, cwd=root, capture_output=True, text=True, check=False, timeout=600
+    )
+    return json.loads(completed.stdout)
 
 
 def _statements(node: Any) -> Iterator[dict[str, Any]]:

@@ -51,14 +51,10 @@ def serve_emulator(
                 f"{v.name}={v.model_name} (weight {v.weight:g})" for v in spec.variants
             )
             console.print(f"[bold]{name}[/]: {variants}")
-        environment = {
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": emulator.url,
-            "AWS_ENDPOINT_URL_SAGEMAKER": emulator.url,
-        }
         console.print(
             f"[bold green]SageMaker Runtime emulator[/] at {emulator.url}\n"
             "env-vars file for `sam local start-api --env-vars`:\n"
-            + json.dumps({"Parameters": environment}, indent=2)
+            + json.dumps({"Parameters": emulator.client_environment}, indent=2)
             + "\nPress Ctrl-C to stop."
         )
         threading.Event().wait()

@@ -30,8 +30,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -42,7 +40,6 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -59,6 +56,7 @@ from local.sagemaker.endpoints import (
 )
 from local.sagemaker.supervisor import RestartPolicy, WorkerState, WorkerSupervisor
 from local.sagemaker.worker import BATCH_SIZE_HEADER
+from local.server import BackgroundServer
 from local.templates import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 
 INVOCATION_TIMEOUT_S = 60.0
@@ -170,9 +168,7 @@ class Emulator:
             for variant in endpoint.variants
         }
         self._started_at = time.time()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._server: BackgroundServer | None = None
 
     # ---- lifecycle
 
@@ -215,46 +211,37 @@ class Emulator:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-        if self._socket is not None:
-            self._socket.close()
+            self._server.stop()
+            self._server = None
         for variant in self._variants.values():
             variant.supervisor.stop()
-        self._server = self._thread = self._socket = None
 
     def _serve_http(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self._host, self._requested_port))
-        listener.listen(1024)
-        config = uvicorn.Config(
-            self._build_app(), log_level="warning", access_log=False, lifespan="on"
+        self._server = BackgroundServer(
+            self._build_app(),
+            self._host,
+            self._requested_port,
+            name="the SageMaker emulator's HTTP server",
+            lifespan="on",
         )
-        self._socket = listener
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [listener]},
-            name="sagemaker-emulator",
-            daemon=True,
-        )
-        self._thread.start()
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the SageMaker emulator's HTTP server failed to start")
-            time.sleep(0.01)
+        self._server.start()
 
     # ---- what callers use
 
     @property
     def url(self) -> str:
         """Base URL to pass as boto3's `endpoint_url`."""
-        if self._socket is None:
+        if self._server is None:
             raise RuntimeError("the emulator is not running")
-        host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return self._server.origin
+
+    @property
+    def client_environment(self) -> dict[str, str]:
+        """botocore's per-service endpoint variables that send SageMaker calls here."""
+        return {
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.url,
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.url,
+        }
 
     @property
     def endpoint_names(self) -> list[str]:

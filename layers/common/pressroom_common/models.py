@@ -15,10 +15,18 @@ def without_nul(text: str) -> str:
     return text
 
 
+def not_blank(text: str) -> str:
+    """Trim as Python does: pydantic's trimming keeps the C0 separators U+001C-U+001F."""
+    if not text.strip():
+        raise ValueError("must contain more than whitespace")
+    return text.strip()
+
+
 Prompt = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
     AfterValidator(without_nul),
+    AfterValidator(not_blank),
 ]
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 

@@ -110,6 +110,23 @@ def run_resource(
     handler(event, FakeContext(remaining_s))
 
 
+def create_then(
+    request_type: str,
+    monkeypatch: pytest.MonkeyPatch,
+    store_url: str,
+    response_url: ResponseUrl,
+) -> None:
+    """Create the resource, then send `request_type` for the physical resource it made."""
+    run_resource(monkeypatch, store_url, cloudformation_event("Create", response_url.url))
+    run_resource(
+        monkeypatch,
+        store_url,
+        cloudformation_event(
+            request_type, response_url.url, PhysicalResourceId="pressroom-feedback-schema"
+        ),
+    )
+
+
 def table_names(database_url: str) -> set[str]:
     engine = open_store(database_url).engine
     try:
@@ -121,14 +138,7 @@ def table_names(database_url: str) -> set[str]:
 def test_create_then_update_migrate_and_answer_success(
     monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl, store_url: str
 ) -> None:
-    run_resource(monkeypatch, store_url, cloudformation_event("Create", response_url.url))
-    run_resource(
-        monkeypatch,
-        store_url,
-        cloudformation_event(
-            "Update", response_url.url, PhysicalResourceId="pressroom-feedback-schema"
-        ),
-    )
+    create_then("Update", monkeypatch, store_url, response_url)
     create, update = response_url.all_answers()
     assert create.body["Status"] == "SUCCESS"
     assert update.body["Status"] == "SUCCESS"
@@ -142,14 +152,7 @@ def test_create_then_update_migrate_and_answer_success(
 def test_delete_keeps_the_data_and_answers_success(
     monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl, store_url: str
 ) -> None:
-    run_resource(monkeypatch, store_url, cloudformation_event("Create", response_url.url))
-    run_resource(
-        monkeypatch,
-        store_url,
-        cloudformation_event(
-            "Delete", response_url.url, PhysicalResourceId="pressroom-feedback-schema"
-        ),
-    )
+    create_then("Delete", monkeypatch, store_url, response_url)
     statuses = [answer.body["Status"] for answer in response_url.all_answers()]
     assert statuses == ["SUCCESS", "SUCCESS"]
     assert {"generations", "votes"} <= table_names(store_url)
