@@ -137,6 +137,8 @@ def mean_loss(
 
 
 def progress_bar(console: Console) -> Progress:
+    # A live bar holds printed lines back until it stops when output is not a terminal (CI
+    # logs, `make models > log`); there the bar is off and the step lines below stand in.
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -146,6 +148,7 @@ def progress_bar(console: Console) -> Progress:
         TextColumn("eta"),
         TimeRemainingColumn(),
         console=console,
+        disable=not console.is_terminal,
     )
 
 
@@ -180,6 +183,7 @@ def train(
     started, cpu_started = time.monotonic(), time.process_time()
     best_loss, best_step, best_state = float("inf"), 0, None
     evaluations_without_gain, step, running = 0, 0, None
+    log_every = max(1, spec.max_steps // 20)
     with progress_bar(console) as progress:
         task = progress.add_task(f"train {label}", total=spec.max_steps, status="")
         while step < spec.max_steps:
@@ -193,7 +197,8 @@ def train(
             step += 1
             running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
             status = f"loss {running:.3f}  best val {best_loss:.3f}"
-            if step % spec.eval_every == 0 or step == spec.max_steps:
+            evaluated = step % spec.eval_every == 0 or step == spec.max_steps
+            if evaluated:
                 validation_loss = mean_loss(model, validation_set, collate, spec.batch_size * 2)
                 if validation_loss < best_loss:
                     best_loss, best_step, evaluations_without_gain = validation_loss, step, 0
@@ -201,8 +206,9 @@ def train(
                 else:
                     evaluations_without_gain += 1
                 status = f"loss {running:.3f}  val {validation_loss:.3f}  best {best_loss:.3f}"
-                # A line per evaluation also shows progress where no live bar can (CI logs).
-                progress.console.print(f"{label} step {step}/{spec.max_steps}: {status}")
+            if evaluated or (not console.is_terminal and step % log_every == 0):
+                eta_s = (time.monotonic() - started) / step * (spec.max_steps - step)
+                console.print(f"{label} step {step}/{spec.max_steps}: {status}  eta {eta_s:.0f}s")
             progress.update(task, advance=1, status=status)
             if evaluations_without_gain >= spec.patience:
                 break

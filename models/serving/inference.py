@@ -257,6 +257,9 @@ def output_fn(prediction: list[dict[str, Any]], accept: str | None) -> str:
 # --- models -------------------------------------------------------------------------------
 
 
+MIN_SAMPLING_TEMPERATURE = 1e-3
+
+
 def generate(model: LoadedModel, prompts: list[str], params: GenerationParameters) -> list[str]:
     """One headline per prompt, batched with left padding and the KV cache."""
     tokenizer, lm = model.tokenizer, model.model
@@ -266,9 +269,12 @@ def generate(model: LoadedModel, prompts: list[str], params: GenerationParameter
     pad_id = int(tokenizer.pad_token_id)
     input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in prompt_ids])
     attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompt_ids])
+    # Sampling at a temperature near 0 is greedy decoding in the limit; below the floor, dividing
+    # the logits by it would overflow to inf (e.g. 5e-324), so decode greedily instead.
+    do_sample = params.do_sample and params.temperature >= MIN_SAMPLING_TEMPERATURE
     sampling = (
         {"temperature": params.temperature, "top_k": params.top_k, "top_p": params.top_p}
-        if params.do_sample
+        if do_sample
         else {"temperature": None, "top_k": None, "top_p": None}
     )
     with _GENERATION_LOCK, torch.inference_mode():
@@ -278,7 +284,7 @@ def generate(model: LoadedModel, prompts: list[str], params: GenerationParameter
             input_ids=input_ids,
             attention_mask=attention_mask,
             max_new_tokens=params.max_new_tokens,
-            do_sample=params.do_sample,
+            do_sample=do_sample,
             use_cache=True,
             pad_token_id=pad_id,
             eos_token_id=tokenizer.eos_token_id,
@@ -291,6 +297,8 @@ def generate(model: LoadedModel, prompts: list[str], params: GenerationParameter
         full = tokenizer.decode(ids + new_ids, skip_special_tokens=True)
         prompt_text = tokenizer.decode(ids, skip_special_tokens=True)
         text = full if params.return_full_text else full[len(prompt_text) :]
+        # Byte-level tokens can end inside a multi-byte character: drop the U+FFFD that decodes to.
+        text = text.replace("\ufffd", "")
         headlines.append(text.strip().split("\n", 1)[0].strip())
     return headlines
 
