@@ -10,7 +10,7 @@ with no stack trace in the body.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, NoReturn
 
@@ -28,6 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.request import Request
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pressroom_common.errors import DomainError
 from pressroom_common.models import ErrorResponse
@@ -103,7 +104,40 @@ def decode_json_body(body: str) -> Any:
         raise json.JSONDecodeError(reason, "", 0) from error
 
 
-def create_app(settings: ApiSettings) -> APIGatewayRestResolver:
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+class JsonApiResolver(APIGatewayRestResolver):
+    """A resolver for an API whose every body is JSON.
+
+    `curl -d '{"prompt": "Stocks"}'` (and an HTML form) label a JSON body
+    `application/x-www-form-urlencoded`; Powertools would parse it as form fields, so such a
+    body is read as JSON instead (invalid JSON still answers 422). Any other non-JSON
+    content type still answers 415.
+    """
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return super().resolve(_form_content_type_as_json(event), context)
+
+
+def _form_content_type_as_json(event: Mapping[str, Any]) -> dict[str, Any]:
+    relabelled = dict(event)
+    for field in ("headers", "multiValueHeaders"):
+        headers = event.get(field) or {}
+        for name, value in headers.items():
+            if name.lower() != "content-type":
+                continue
+            values = value if isinstance(value, list) else [value]
+            if any(str(v).split(";")[0].strip().lower() == FORM_CONTENT_TYPE for v in values):
+                json_type = content_types.APPLICATION_JSON
+                relabelled[field] = {
+                    **headers,
+                    name: [json_type] if isinstance(value, list) else json_type,
+                }
+    return relabelled
+
+
+def create_app(settings: ApiSettings) -> JsonApiResolver:
     """Build the resolver with validation, CORS from settings, error mapping and request ids.
 
     The routes come from `pressroom_common.routes`: each function serves its own router.
@@ -119,7 +153,7 @@ def create_app(settings: ApiSettings) -> APIGatewayRestResolver:
         if settings.cors_allowed_origins
         else None
     )
-    app = APIGatewayRestResolver(
+    app = JsonApiResolver(
         cors=cors, enable_validation=True, json_body_deserializer=decode_json_body
     )
     logger.append_keys(stage=settings.stage)

@@ -123,3 +123,25 @@ def test_health_reports_every_endpoint_in_service_and_the_database(client: httpx
         },
         "database": {"status": "ok", "detail": None},
     }
+
+
+def test_a_json_body_sent_as_curl_sends_it_is_read_as_json(client: httpx.Client) -> None:
+    # `curl -XPOST .../api/generate -d '{"prompt":"Stocks"}'`: no -H, so curl labels the JSON
+    # body application/x-www-form-urlencoded.
+    response = client.post(
+        "/api/generate",
+        content=b'{"prompt": "Stocks", "variant": "B", "max_new_tokens": 2}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["prompt"] == "Stocks"
+
+
+def test_a_body_of_another_media_type_is_still_415(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/generate", content=b"prompt=Stocks", headers={"Content-Type": "text/plain"}
+    )
+
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
