@@ -405,7 +405,8 @@ def write_section(profiles: Mapping[str, str], blocks: list[str]) -> None:
             "Artifacts: "
             + ", ".join(f"`{name}` **{profile}** profile" for name, profile in profiles.items())
             + f". Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-            f" on {platform.machine()} with {os.cpu_count()} CPU cores (shared with other work),"
+            f" on {platform.machine()} with {os.cpu_count()} CPU cores"
+            f" (1-minute load average {os.getloadavg()[0]:.1f} when written),"
             f" Python {platform.python_version()}. Generation: greedy,"
             f" {GENERATION_PARAMETERS['max_new_tokens']} new tokens, `{GENERATOR}` (variant A).",
             "",
