@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 import yaml
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -27,6 +28,14 @@ from training.definitions import ModelDefinition
 
 # What code/requirements.txt adds on top of the Hugging Face DLC (which has torch + transformers).
 _EXTRA_REQUIREMENTS = {"generator": [], "classifier": ["onnxruntime==1.31.1"]}
+
+
+def serving_requirements(kind: str) -> list[str]:
+    """The DLC's own transformers (4.51 in the templates' image tag) is older than the one that
+    saved and tested the artifact, so the container installs the same version (DESIGN 2.2)."""
+    return [f"transformers=={transformers.__version__}", *_EXTRA_REQUIREMENTS[kind]]
+
+
 MODEL_CARD = "README.md"
 
 
@@ -193,7 +202,7 @@ def package(
         "# Installed by the Hugging Face inference container on top of its own packages."
     ]
     (code_dir / "requirements.txt").write_text(
-        "\n".join(requirements + _EXTRA_REQUIREMENTS[definition.kind]) + "\n"
+        "\n".join(requirements + serving_requirements(definition.kind)) + "\n"
     )
     if definition.kind == "classifier":
         export_onnx(model, tokenizer, model_dir / serving.ONNX_FILE)

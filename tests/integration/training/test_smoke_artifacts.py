@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import transformers
 
 from models.serving.inference import (
     InvalidRequestError,
@@ -57,6 +58,8 @@ def test_artifact_has_the_sagemaker_layout_and_a_manifest(
         "code/requirements.txt",
     } <= model_files
     assert (artifact.directory / "README.md").read_text().startswith("---\n")
+    requirements = (artifact.directory / "code/requirements.txt").read_text().splitlines()
+    assert f"transformers=={transformers.__version__}" in requirements
     with tarfile.open(artifact.tarball) as archive:
         members = {m.name for m in archive.getmembers() if m.isfile()}
     assert members == model_files
