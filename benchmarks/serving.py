@@ -350,23 +350,15 @@ def bench_classifier(model_dir: Path, progress: Progress) -> list[list[str]]:
     inference = load_inference_module(model_dir)
     if not (model_dir / inference.ONNX_FILE).is_file():
         return [["(no model.onnx in the artifact)", *["—"] * (len(classifier_headers()) - 1)]]
-    import dataclasses
-
-    import onnxruntime
     import torch
 
     threads = torch_threads()
     onnx = inference.load_model(model_dir, prefer_onnx=True)
     torch_model = inference.load_model(model_dir, prefer_onnx=False)
-    options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = 1
-    onnx_1 = dataclasses.replace(
-        onnx,
-        onnx_session=onnxruntime.InferenceSession(
-            str(model_dir / inference.ONNX_FILE), options, providers=["CPUExecutionProvider"]
-        ),
-    )
+    # inference.py sizes ONNX Runtime's thread pool from torch's thread count at load time.
+    torch.set_num_threads(1)
+    onnx_1 = inference.load_model(model_dir, prefer_onnx=True)
+    torch.set_num_threads(threads)
 
     def pytorch_with(count: int, texts: list[str]) -> Callable[[], Any]:
         def call() -> Any:
