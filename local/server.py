@@ -5,10 +5,28 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Literal
+from abc import ABC, abstractmethod
+from typing import Literal, Self
 
 import uvicorn
 from starlette.applications import Starlette
+
+
+class Service(ABC):
+    """Something local that runs from `start()` to `stop()`; a `with` block does both."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 class BackgroundServer:

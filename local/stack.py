@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import typer
@@ -27,7 +26,7 @@ from starlette.routing import BaseRoute
 from local.gateway import Gateway, discover_apis
 from local.sagemaker import Emulator
 from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, REPO_ROOT, load_local_stacks
-from local.server import BackgroundServer
+from local.server import BackgroundServer, Service
 from local.site import SITE_DIR, site_mount
 from local.templates import DEFAULT_REGION
 
@@ -45,7 +44,7 @@ def serve_gateways(
     return BackgroundServer(Starlette(routes=routes), host, port)
 
 
-class LocalStack:
+class LocalStack(Service):
     """Emulator + store + gateway + site; a context manager with `.url`.
 
     `parameter_overrides` go to the root template (e.g. `HostingMode`, `ApiThrottlingRateLimit`,
@@ -92,18 +91,6 @@ class LocalStack:
         if self._server is None:
             raise RuntimeError("the local stack is not running")
         return f"{self._server.origin}/"
-
-    def __enter__(self) -> LocalStack:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         from pressroom_common.store import open_store

@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -56,7 +55,7 @@ from local.sagemaker.endpoints import (
 )
 from local.sagemaker.supervisor import RestartPolicy, WorkerState, WorkerSupervisor
 from local.sagemaker.worker import BATCH_SIZE_HEADER
-from local.server import BackgroundServer
+from local.server import BackgroundServer, Service
 from local.templates import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 
 INVOCATION_TIMEOUT_S = 60.0
@@ -94,7 +93,7 @@ class _Variant:
     in_flight: int = 0
 
 
-class Emulator:
+class Emulator(Service):
     """SageMaker Runtime on 127.0.0.1, configured from the templates; a context manager.
 
     `profile` picks `models_root/<profile>/<model-name>/model` for each variant.
@@ -171,18 +170,6 @@ class Emulator:
         self._server: BackgroundServer | None = None
 
     # ---- lifecycle
-
-    def __enter__(self) -> Emulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start every worker, wait until all answer /ping, then serve HTTP."""
