@@ -26,7 +26,7 @@ import models.serving.inference as serving
 from training.data import SOURCE_DESCRIPTIONS
 from training.definitions import ModelDefinition
 
-# What code/requirements.txt adds on top of the Hugging Face DLC (which has torch + transformers).
+# Packages one kind of model needs beyond the Hugging Face DLC's own (torch, transformers).
 _EXTRA_REQUIREMENTS = {"generator": [], "classifier": ["onnxruntime==1.31.1"]}
 
 
