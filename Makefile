@@ -9,11 +9,12 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 
 .PHONY: help venv tools lint typecheck pytest test templates models demo up bench clean
-.PHONY: workflows deploy publish-site logs destroy
-.PHONY: bench-serving
+.PHONY: workflows deploy publish-site logs destroy logs-local
+.PHONY: bench-serving bench-variants
 .PHONY: bench-stats
 .PHONY: bench-api
 .PHONY: checkov reliability
+.PHONY: sam-local
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -86,11 +87,18 @@ demo: models ## everything: virtualenv, models, and the local stack on http://$(
 up: venv ## the local stack (emulator, API, site) on http://$(HOST):$(PORT); builds missing models
 	$(BIN)/pressroom up --host $(HOST) --port $(PORT)
 
+logs-local: venv ## follow the local stack's log file (functions, metrics, access log), like `sam logs --tail`
+	$(BIN)/pressroom logs --follow $(LOGS_FLAGS)
+
 # `bench` runs every benchmark; each area adds its own `bench: bench-<area>` prerequisite.
 bench: bench-serving ## run the benchmarks and update BENCHMARKS.md
 
 bench-serving: venv ## serving overhead, throughput vs a naive server, ONNX vs PyTorch (full artifacts if built)
 	$(BIN)/python -m benchmarks.serving
+
+bench: bench-variants
+bench-variants: venv ## variant A and challenger B side by side: bits/char, reading quality, speed
+	$(BIN)/python -m benchmarks.variants
 
 bench: bench-stats
 bench-stats: venv ## /api/stats on PostgreSQL, 1M votes over 500k generations (goal < 200 ms)
@@ -120,6 +128,16 @@ logs: venv tools ## follow the Lambda logs of one app in ENV: make logs APP=infe
 
 destroy: tools ## delete ENV's stack (sam delete asks for confirmation)
 	$(SAM) delete --config-env $(ENV)
+
+# ---- the same functions in Lambda containers (needs Docker): `sam local start-api` on port
+# SAM_LOCAL_PORT, against the emulator (`.venv/bin/pressroom sagemaker --host 0.0.0.0 --port
+# EMULATOR_PORT`, started first) and the PostgreSQL store DATABASE_URL, migrated first.
+EMULATOR_PORT ?= 8081
+SAM_LOCAL_PORT ?= 3000
+HOSTING_MODE ?= realtime
+sam-local: venv tools ## sam local start-api in Docker: make sam-local DATABASE_URL=postgresql+psycopg://user@127.0.0.1:5432/db
+	$(BIN)/python -m local.sam_local --database-url "$(DATABASE_URL)" \
+		--emulator-port $(EMULATOR_PORT) --hosting-mode $(HOSTING_MODE) --port $(SAM_LOCAL_PORT)
 
 reliability: venv checkov ## load, faults, hostile input, fuzzing, security scans on a fresh local stack → RELIABILITY.md
 	$(BIN)/python -m local.reliability

@@ -8,6 +8,7 @@ import typer
 
 from local.deploy import commands as deploy_commands
 from local.experiment.cli import commands as experiment_commands
+from local.logview import commands as logview_commands
 from local.publish import commands as publish_commands
 from local.sagemaker.cli import commands as sagemaker_commands
 from local.stack import commands as stack_commands
@@ -22,5 +23,6 @@ app.add_typer(training_commands)
 app.add_typer(publish_commands)
 app.add_typer(deploy_commands)
 app.add_typer(stack_commands)
+app.add_typer(logview_commands)
 app.add_typer(sagemaker_commands)
 app.add_typer(experiment_commands)

@@ -28,7 +28,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from local.templates import TemplateError, load_stack, load_template
+from local.templates import DEFAULT_ACCOUNT_ID, TemplateError, load_stack, load_template
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ROOT_TEMPLATE = REPOSITORY / "template-root.yaml"
@@ -98,9 +98,16 @@ def model_parameters(root: Path = ROOT_TEMPLATE) -> dict[str, ModelParameters]:
 
 
 def serving_container(
-    model: str, *, model_data_url: str, version: str, region: str, root: Path = ROOT_TEMPLATE
+    model: str,
+    *,
+    model_data_url: str,
+    version: str,
+    region: str,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+    root: Path = ROOT_TEMPLATE,
 ) -> dict[str, Any]:
-    """The Image and Environment the templates serve `model` with, in `region`."""
+    """The Image and Environment the templates serve `model` with, in `region` of `account_id`
+    (the serving image lives in that account's ECR repository)."""
     parameters = model_parameters(root)
     if model not in parameters:
         raise DeployError(f"no AWS::SageMaker::Model serves {model!r} in {root} or its apps")
@@ -109,7 +116,7 @@ def serving_container(
     for model_parameter in parameters.values():
         overrides[model_parameter.data_url] = model_data_url
         overrides[model_parameter.version] = version
-    stack = load_stack(root, overrides, region=region)
+    stack = load_stack(root, overrides, region=region, account_id=account_id)
     for resource in stack.walk_resources("AWS::SageMaker::Model"):
         if resource.metadata.get("Pressroom", {}).get("Model") == model:
             container = dict(resource.properties["PrimaryContainer"])

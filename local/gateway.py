@@ -6,6 +6,9 @@ and the `aws_proxy` integrations of its `DefinitionBody` — and serves them the
 does: a REST proxy event per request (see `local.events`), the real handler invoked in-process
 with the environment the template gives the function, the stage's throttling as a token bucket
 (429), the integration timeout (504), and the API's `GatewayResponses` for its own errors.
+Given a `LogFile`, it also logs as AWS does (see `local.logfile`): each function's output with
+the runtime's START / END / REPORT lines, and the stage's access log in its `AccessLogSetting`
+format.
 
 Each function runs as a small pool of independently loaded "instances": Lambda runs one event
 at a time per execution environment, so an instance is never shared by two requests at once.
@@ -18,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import queue
 import re
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +41,7 @@ from starlette.routing import Route as StarletteRoute
 
 from local.events import is_binary, proxy_event
 from local.functions import Handler, load_handler
+from local.logfile import FunctionLog, LogFile, function_output
 from local.templates import Resource, Stack
 
 # API Gateway stops waiting for an integration after 29 seconds.
@@ -47,6 +53,9 @@ ANY_METHOD = "ANY"
 HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _OPENAPI_ANY_METHOD = "x-amazon-apigateway-any-method"
 _FUNCTION_ARN = re.compile(r"arn:[^:]+:lambda:[^:]*:[0-9]*:function:([A-Za-z0-9_-]+)")
+_LOG_GROUP_ARN = re.compile(r"arn:[^:]+:logs:[^:]*:[0-9]*:log-group:([^:]+)")
+_CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z.]+)")
+ACCESS_LOG_SOURCE = "api"
 # API Gateway's built-in bodies and statuses, used where the API sets no GatewayResponses.
 _DEFAULT_STATUS = {
     "THROTTLED": 429,
@@ -72,6 +81,12 @@ class LambdaFunction:
     environment: dict[str, str]
     timeout_s: float
     memory_mb: int
+
+    @property
+    def label(self) -> str:
+        """A short name for logs: `GenerateFunction` -> `generate`."""
+        stem = self.logical_id.removesuffix("Function") or self.logical_id
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", stem).lower()
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,19 @@ class GatewayResponse:
 
 
 @dataclass(frozen=True)
+class AccessLog:
+    """The stage's `AccessLogSetting`: where each request's line goes, in which format."""
+
+    group: str
+    format: str
+
+    def line(self, context: Mapping[str, str]) -> str:
+        """The format with its `$context.*` variables filled in; API Gateway writes `-` for a
+        variable without a value."""
+        return _CONTEXT_VARIABLE.sub(lambda found: context.get(found.group(1)) or "-", self.format)
+
+
+@dataclass(frozen=True)
 class RestApi:
     logical_id: str
     stage: str
@@ -122,6 +150,7 @@ class RestApi:
     throttle: Throttle | None
     gateway_responses: dict[str, GatewayResponse]
     binary_media_types: tuple[str, ...] = ()
+    access_log: AccessLog | None = None
 
     def route_for(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
         for route in sorted(self.routes, key=lambda r: r.precedence):
@@ -173,9 +202,17 @@ def discover_apis(root: Stack) -> list[RestApi]:
                     str(media_type).replace("~1", "/")
                     for media_type in api.properties.get("BinaryMediaTypes") or []
                 ),
+                access_log=_access_log(api.properties.get("AccessLogSetting") or {}),
             )
         )
     return apis
+
+
+def _access_log(setting: Mapping[str, Any]) -> AccessLog | None:
+    destination = _LOG_GROUP_ARN.fullmatch(str(setting.get("DestinationArn", "")))
+    if destination is None or not setting.get("Format"):
+        return None
+    return AccessLog(destination.group(1), str(setting["Format"]))
 
 
 def _functions_of(stack: Stack) -> Iterator[LambdaFunction]:
@@ -318,17 +355,43 @@ class LambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
-class FunctionInstances:
-    """A fixed pool of loaded copies of one function; each serves one event at a time."""
+@dataclass
+class _Instance:
+    """One loaded copy of a function (an execution environment) and its log stream."""
 
-    def __init__(self, function: LambdaFunction, environment: Mapping[str, str], size: int) -> None:
+    handler: Handler
+    log: FunctionLog | None
+    init_ms: float | None
+    """The cold start, reported on the first invocation's REPORT line, as Lambda does."""
+
+
+class FunctionInstances:
+    """A fixed pool of loaded copies of one function; each serves one event at a time.
+
+    With a `log_file`, what each copy writes goes there (see `local.logfile`), framed by the
+    Lambda runtime's START, END and REPORT lines.
+    """
+
+    def __init__(
+        self,
+        function: LambdaFunction,
+        environment: Mapping[str, str],
+        size: int,
+        log_file: LogFile | None = None,
+    ) -> None:
         self.function = function
-        self._idle: queue.Queue[Handler] = queue.Queue()
+        self._idle: queue.Queue[_Instance] = queue.Queue()
         for _ in range(size):
-            self._idle.put(load_handler(function.code_dir, function.handler, environment))
+            log = FunctionLog(log_file, function.label, function.name) if log_file else None
+            started = time.perf_counter()
+            with function_output(log):
+                handler = load_handler(function.code_dir, function.handler, environment)
+            self._idle.put(_Instance(handler, log, (time.perf_counter() - started) * 1000))
 
     def invoke(self, event: dict[str, Any], request_id: str) -> Any:
-        handler = self._idle.get()
+        instance = self._idle.get()
+        log = instance.log
+        started = time.perf_counter()
         try:
             context = LambdaContext(
                 function_name=self.function.name,
@@ -337,9 +400,38 @@ class FunctionInstances:
                 aws_request_id=request_id,
                 deadline=time.monotonic() + self.function.timeout_s,
             )
-            return handler(event, context)
+            if log is not None:
+                log.emit(f"START RequestId: {request_id} Version: $LATEST")
+            with function_output(log):
+                return instance.handler(event, context)
+        except Exception as error:
+            if log is not None:
+                log.emit(_error_report(error))
+            raise
         finally:
-            self._idle.put(handler)
+            if log is not None:
+                log.emit(f"END RequestId: {request_id}")
+                log.emit(self._report(request_id, (time.perf_counter() - started) * 1000, instance))
+            instance.init_ms = None
+            self._idle.put(instance)
+
+    def _report(self, request_id: str, duration_ms: float, instance: _Instance) -> str:
+        fields = [
+            f"REPORT RequestId: {request_id}",
+            f"Duration: {duration_ms:.2f} ms",
+            f"Billed Duration: {math.ceil(duration_ms)} ms",
+            f"Memory Size: {self.function.memory_mb} MB",
+        ]
+        if instance.init_ms is not None:
+            fields.append(f"Init Duration: {instance.init_ms:.2f} ms")
+        return "\t".join(fields)
+
+
+def _error_report(error: BaseException) -> str:
+    """The Python runtime's log line for an exception the handler let out."""
+    summary = "".join(traceback.format_exception_only(error)).strip()
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    return f"[ERROR] {summary}\nTraceback (most recent call last):\n{stack}".rstrip()
 
 
 def lambda_environment(
@@ -360,6 +452,14 @@ def lambda_environment(
 # --------------------------------------------------------------------------- the gateway
 
 
+@dataclass
+class _Trace:
+    """What one request's access log line needs from inside the gateway."""
+
+    resource: str | None = None
+    integration_ms: float | None = None
+
+
 class Gateway:
     """An ASGI app serving one REST API's routes (under their own paths, e.g. `/api/...`)."""
 
@@ -370,15 +470,19 @@ class Gateway:
         region: str,
         environment_overrides: Mapping[str, str],
         instances_per_function: int = DEFAULT_INSTANCES_PER_FUNCTION,
+        log_file: LogFile | None = None,
     ) -> None:
         self.api = api
         self._bucket = TokenBucket(api.throttle) if api.throttle else None
+        self._log_file = log_file
+        self._access_log_stream = f"{api.logical_id}-{api.stage}-local"
         functions = {route.function.name: route.function for route in api.routes}
         self._instances = {
             name: FunctionInstances(
                 function,
                 lambda_environment(function, region, environment_overrides),
                 instances_per_function,
+                log_file,
             )
             for name, function in functions.items()
         }
@@ -402,6 +506,38 @@ class Gateway:
 
     async def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
+        received = time.time()
+        started = time.perf_counter()
+        trace = _Trace()
+        response = await self._respond(request, request_id, trace)
+        if self._log_file is not None and self.api.access_log is not None:
+            context = {
+                "requestId": request_id,
+                "identity.sourceIp": request.client.host if request.client else "127.0.0.1",
+                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(received)),
+                "requestTimeEpoch": str(int(received * 1000)),
+                "httpMethod": request.method,
+                "path": request.url.path,
+                "resourcePath": trace.resource or "",
+                "stage": self.api.stage,
+                "protocol": f"HTTP/{request.scope.get('http_version', '1.1')}",
+                "status": str(response.status_code),
+                "responseLength": response.headers.get("content-length", ""),
+                "responseLatency": str(round((time.perf_counter() - started) * 1000)),
+                "integrationLatency": (
+                    "" if trace.integration_ms is None else str(round(trace.integration_ms))
+                ),
+                "error.responseType": response.headers.get("x-amzn-ErrorType", ""),
+            }
+            self._log_file.write(
+                ACCESS_LOG_SOURCE,
+                self.api.access_log.group,
+                self._access_log_stream,
+                self.api.access_log.line(context),
+            )
+        return response
+
+    async def _respond(self, request: Request, request_id: str, trace: _Trace) -> Response:
         path = request.url.path
         found = self.api.route_for(request.method, path)
         if found is None:
@@ -411,6 +547,7 @@ class Gateway:
         if self._bucket is not None and not self._bucket.try_acquire():
             return self._gateway_error("THROTTLED", "Too Many Requests", request_id)
         route, path_parameters = found
+        trace.resource = route.resource
         body = await _body_within(request, MAX_PAYLOAD_BYTES)
         if body is None:
             return self._gateway_error("REQUEST_TOO_LARGE", "Request Too Large", request_id)
@@ -436,6 +573,7 @@ class Gateway:
         instances = self._instances[route.function.name]
         future = self._executor.submit(instances.invoke, event, request_id)
         timeout = min(INTEGRATION_TIMEOUT_S, route.function.timeout_s)
+        integration_started = time.perf_counter()
         try:
             result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except TimeoutError:
@@ -444,6 +582,8 @@ class Gateway:
             )
         except Exception:  # the handler raised: Lambda reports an error, API Gateway a 502
             return self._gateway_error("DEFAULT_5XX", "Internal server error", request_id, 502)
+        finally:
+            trace.integration_ms = (time.perf_counter() - integration_started) * 1000
         return self._proxy_response(result, request_id)
 
     def _proxy_response(self, result: Any, request_id: str) -> Response:

@@ -296,6 +296,8 @@ def publish_command(
         session = boto3.session.Session()
         region = _region(session)
         s3, sagemaker = session.client("s3"), session.client("sagemaker")
+        # The serving image a package declares is in this account's ECR repository.
+        account_id = str(session.client("sts").get_caller_identity()["Account"])
         parameters = model_parameters()
         for name in names:
             model = PackagedModel.load(models_root / profile / name)
@@ -304,7 +306,7 @@ def publish_command(
                     model,
                     bucket=bucket,
                     group=model_package_group or default_group_name(name),
-                    container=_container(model, bucket, region),
+                    container=_container(model, bucket, region, account_id),
                     s3=s3,
                     sagemaker=sagemaker,
                     approval_status=APPROVED if approve else PENDING,
@@ -349,12 +351,13 @@ def release_parameters_command(
         typer.echo(release_parameters(config.parameter_overrides, parameters, packages))
 
 
-def _container(model: PackagedModel, bucket: str, region: str) -> dict[str, Any]:
+def _container(model: PackagedModel, bucket: str, region: str, account_id: str) -> dict[str, Any]:
     return serving_container(
         model.name,
         model_data_url=f"s3://{bucket}/{artifact_key(model.name, model.version)}",
         version=model.version,
         region=region,
+        account_id=account_id,
     )
 
 

@@ -16,18 +16,29 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from local.gateway import Gateway, discover_apis
+from local.logfile import DEFAULT_LOG_FILE, LogFile
 from local.sagemaker import Emulator
+from local.sagemaker.emulator import StartupProgress
 from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, REPO_ROOT, load_local_stacks
 from local.server import BackgroundServer, Service
 from local.site import SITE_DIR, site_mount
+from local.summary import served_models, summary_panel
 from local.templates import DEFAULT_REGION
 
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'build' / 'local' / 'pressroom.db'}"
@@ -52,7 +63,10 @@ class LocalStack(Service):
     `function_environment` adds variables to every function (e.g. a shorter
     `GENERATE_DEADLINE_S`), after the local wiring of `function_overrides()`. `emulator`, when
     given, is a running emulator of the same templates and overrides to share; otherwise the
-    stack starts (and stops) its own with `emulator_options`.
+    stack starts (and stops) its own with `emulator_options`. `log_path`, when given, is the
+    log file (see `local.logfile`) that receives what the functions write (their log and
+    metric lines), the API's access log and, for an emulator of its own, the model workers'
+    output; without it the functions write to this process's stdout.
     """
 
     def __init__(
@@ -69,8 +83,11 @@ class LocalStack(Service):
         emulator_options: Mapping[str, Any] | None = None,
         emulator: Emulator | None = None,
         function_environment: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
     ) -> None:
         self.profile = profile
+        self.log_path = log_path
+        self.log_file: LogFile | None = None
         self.database_url = database_url
         self._host = host
         self._port = port
@@ -96,6 +113,8 @@ class LocalStack(Service):
         from pressroom_common.store import open_store
 
         try:
+            if self.log_path is not None:
+                self.log_file = LogFile(self.log_path)
             _prepare_sqlite_directory(self.database_url)
             open_store(self.database_url, migrate=True)
             if self._owns_emulator:
@@ -103,6 +122,7 @@ class LocalStack(Service):
                     self.profile,
                     models_root=self._models_root,
                     parameter_overrides=self._overrides,
+                    log_file=self.log_file,
                     **self._emulator_options,
                 )
                 self.emulator.start()
@@ -139,6 +159,7 @@ class LocalStack(Service):
                 region=DEFAULT_REGION,
                 environment_overrides=environment,
                 instances_per_function=self._instances,
+                log_file=self.log_file,
             )
             for api in discover_apis(root)
         ]
@@ -174,6 +195,9 @@ class LocalStack(Service):
         if self._owns_emulator and self.emulator is not None:
             self.emulator.stop()
             self.emulator = None
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
 
 
 def _prepare_sqlite_directory(database_url: str) -> None:
@@ -194,6 +218,13 @@ def up(
     database_url: str = typer.Option(
         DEFAULT_DATABASE_URL, help="Feedback store: sqlite:///path or postgresql+psycopg://..."
     ),
+    log_file: Annotated[
+        Path,
+        typer.Option(
+            help="Where the functions' log and metric lines, the access log and the model "
+            "workers' output go (read it with `pressroom logs`)."
+        ),
+    ] = DEFAULT_LOG_FILE,
 ) -> None:
     """Run Pressroom on this machine: models, SageMaker emulator, API and site on one origin."""
     from training.artifacts import ensure_artifacts
@@ -201,16 +232,46 @@ def up(
     console = Console(stderr=True)
     console.print(f"[bold]Models[/] ({profile} profile): building what is missing")
     ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=console)
-    stack = LocalStack(profile, host=host, port=port, database_url=database_url)
-    with console.status("Starting the SageMaker emulator, the store and the API gateway"):
+    with startup_progress(console) as on_progress:
+        stack = LocalStack(
+            profile,
+            host=host,
+            port=port,
+            database_url=database_url,
+            log_path=log_file,
+            emulator_options={"on_progress": on_progress},
+        )
         stack.start()
     try:
-        console.print(
-            f"[bold green]Pressroom is up[/] at {stack.url}  (dashboard: {stack.url}dashboard.html,"
-            f" API: {stack.url}api/openapi.json)\nPress Ctrl-C to stop."
-        )
+        assert stack.emulator is not None
+        models = served_models(stack.emulator.endpoints)
+        console.print(summary_panel(stack.url, models, log_file, profile=profile))
         threading.Event().wait()
     except KeyboardInterrupt:
         console.print("Stopping…")
     finally:
         stack.stop()
+
+
+@contextmanager
+def startup_progress(console: Console) -> Iterator[StartupProgress]:
+    """A progress bar over the model workers loading, then a spinner while the functions load."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("Loading the models into the SageMaker emulator", total=None)
+
+        def on_progress(ready: int, total: int, label: str) -> None:
+            progress.update(task, completed=ready, total=total)
+            if label:
+                elapsed = progress.tasks[task].elapsed or 0.0
+                progress.console.print(f"[green]loaded[/] {label} in {elapsed:.0f}s")
+            if ready == total:
+                progress.update(task, description="Starting the store and the API gateway")
+
+        yield on_progress

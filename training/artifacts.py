@@ -28,6 +28,7 @@ from training.pipeline import (
     package_model,
     save_checkpoint,
     select_data,
+    source_manifest,
     train_model,
     work_dir,
 )
@@ -53,6 +54,16 @@ class Artifact:
             return None
         manifest = json.loads(manifest_path.read_text())
         return cls(manifest["name"], directory, tarball, manifest)
+
+
+def _with_sources(names: Sequence[str], profile: str) -> list[str]:
+    """The named models and those they derive from, sources first (in MODEL_NAMES order)."""
+    wanted = set(names)
+    for name in names:
+        source = load_definition(name, profile).base.derived_from
+        if source is not None:
+            wanted.add(source)
+    return [name for name in MODEL_NAMES if name in wanted]
 
 
 @contextmanager
@@ -87,13 +98,14 @@ def ensure_artifacts(
     artifacts: dict[str, Artifact] = {}
     corpus: Corpus | None = None
     with _exclusive(root / f".{profile}.lock"):
-        for name in names or MODEL_NAMES:
+        for name in _with_sources(names or MODEL_NAMES, profile):
             definition = load_definition(name, profile)
             corpus = corpus or build_corpus()
             splits = select_data(definition, corpus)
             destination = root / profile / name
             existing = Artifact.read(destination)
-            key = build_key(definition, splits)
+            source = source_manifest(definition, root)
+            key = build_key(definition, splits, source["build_key"] if source else None)
             if existing is not None and existing.manifest.get("build_key") == key:
                 version = existing.manifest["version"]
                 console.print(f"[green]up to date[/] {name} ({profile}) version {version}")
@@ -101,11 +113,15 @@ def ensure_artifacts(
                 continue
             console.rule(f"[bold]{name}[/] ({profile})")
             started = time.monotonic()
-            trained = train_model(definition, splits, console)
+            trained = train_model(definition, splits, console, root)
             save_checkpoint(trained, work_dir(root, definition))
-            metrics = evaluate_model(definition, trained, splits)
+            with console.status(f"evaluating {name} on {len(splits.test)} test headlines"):
+                metrics = evaluate_model(definition, trained, splits)
+            headline_figures = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            console.print(f"{name} evaluated: {headline_figures}")
             staging = destination.with_name(f".{name}.staging")
-            package_model(definition, trained, metrics, staging)
+            with console.status(f"packaging {name} into {destination}"):
+                package_model(definition, trained, metrics, staging, source)
             _swap_into_place(staging, destination)
             built = Artifact.read(destination)
             assert built is not None

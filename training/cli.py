@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -85,17 +86,28 @@ def train_command(
     from training.pipeline import save_checkpoint, select_data, train_model, work_dir
 
     definition = _definition(model, profile)
-    trained = train_model(definition, select_data(definition, build_corpus()), console)
+    trained = train_model(definition, select_data(definition, build_corpus()), console, root)
     save_checkpoint(trained, work_dir(root, definition))
     console.print(f"Saved to {work_dir(root, definition)}")
 
 
 @commands.command("evaluate")
 def evaluate_command(
-    model: ModelArgument, profile: ProfileOption = "full", root: RootOption = Path("build/models")
+    model: Annotated[
+        str | None,
+        typer.Argument(help="one model's checkpoint; none: both packaged generators side by side"),
+    ] = None,
+    profile: ProfileOption = "full",
+    root: RootOption = Path("build/models"),
 ) -> None:
-    """Evaluate a trained model on the test split and print its metrics."""
+    """Evaluate a trained model on the test split, or compare the packaged generators."""
     _quiet_transformers()
+    if model is None:
+        from training.compare import compare_generators
+        from training.evaluate import markdown_table
+
+        console.print(Markdown(markdown_table(compare_generators(root, profile))))
+        return
     from training.data import build_corpus
     from training.pipeline import (
         METRICS_RECORD,
@@ -120,7 +132,13 @@ def package_command(
 ) -> None:
     """Package a trained, evaluated model into build/models/<profile>/<model>."""
     _quiet_transformers()
-    from training.pipeline import METRICS_RECORD, load_checkpoint, package_model, work_dir
+    from training.pipeline import (
+        METRICS_RECORD,
+        load_checkpoint,
+        package_model,
+        source_manifest,
+        work_dir,
+    )
 
     definition = _definition(model, profile)
     directory = work_dir(root, definition)
@@ -134,6 +152,7 @@ def package_command(
         load_checkpoint(definition, directory),
         json.loads(metrics_path.read_text()),
         root / profile / model,
+        source_manifest(definition, root),
     )
     console.print(f"Packaged {model} version {manifest['version']} into {root / profile / model}")
 

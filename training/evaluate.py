@@ -8,15 +8,27 @@ macro-F1, per-class F1 and the confusion matrix on BBC test headlines.
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pressroom_common.generation import headline
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from models.serving.inference import GenerationParameters, LoadedModel, classify, generate
+from models.serving.inference import (
+    HEADLINE_CONTEXT_CONFIG_KEY,
+    GenerationParameters,
+    LoadedModel,
+    classify,
+    generate,
+    has_word,
+    loaded_generator,
+)
 from training.data import LABELS, Headline
 from training.train import IGNORE_INDEX, batches_in_order, causal_lm_collate
 
@@ -30,6 +42,50 @@ SAMPLE_PROMPTS = (
 )
 # Sampled but seeded: the card shows what the served model writes with its default parameters.
 SAMPLE_PARAMETERS = GenerationParameters(seed=7)
+# What readers type: a word, half a headline, a whole one, trailing punctuation, quotes, digits,
+# capitals. Reading quality is measured on these with the served defaults.
+READER_PROMPTS = (
+    *SAMPLE_PROMPTS,
+    "Prime Minister",
+    "Oil prices",
+    "Champions League",
+    "Apple",
+    "Markets rally as",
+    "Police say",
+    "Minister resigns over",
+    "Football club signs",
+    "Record sales for",
+    "The future of",
+    "Why the",
+    "Hollywood stars",
+    "Election results:",
+    "Breaking:",
+    "Bank of England raises interest rates",
+    "England beat Wales in Six Nations opener",
+    "Chancellor unveils budget.",
+    "Tech giant fined (again)",
+    "Is this the end?",
+    '"We will win"',
+    "Man Utd 2-1 Chelsea",
+    "2024 in review",
+    "UK economy grows 0.3%",
+    "BREAKING NEWS",
+    "US",
+    "Scotland",
+    "Music",
+    "Strike",
+    "Mobile phone sales",
+    "Festival",
+    "Parliament votes on",
+    "Star's new film",
+    "Shares in",
+    "Zürich",
+)
+READING_PARAMETERS = replace(SAMPLE_PARAMETERS, return_full_text=False)
+# Greedy, so the one-thread timing compares the same work on every model.
+TIMING_PARAMETERS = GenerationParameters(do_sample=False, max_new_tokens=16)
+TIMING_PROMPTS = READER_PROMPTS[:8]
+_BACK_TO_BACK = re.compile(r"\b([^\W\d_]+)\s+\1\b", re.IGNORECASE)
 
 
 @torch.no_grad()
@@ -40,10 +96,30 @@ def generator_metrics(
     max_length: int,
     batch_size: int = 32,
 ) -> dict[str, Any]:
+    """Held-out bits/char and perplexity, what readers would read, speed, and samples."""
+    loaded = loaded_generator(model, tokenizer)
+    samples = generate(loaded, list(SAMPLE_PROMPTS), SAMPLE_PARAMETERS)
+    return {
+        **held_out_metrics(model, tokenizer, test_set, max_length, batch_size),
+        **reading_metrics(loaded),
+        **speed_metrics(loaded),
+        "samples": dict(zip(SAMPLE_PROMPTS, samples, strict=True)),
+    }
+
+
+@torch.no_grad()
+def held_out_metrics(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    test_set: Sequence[Headline],
+    max_length: int,
+    batch_size: int = 32,
+) -> dict[str, Any]:
     """Bits per character of the test headlines: every token of the headline and its end,
     given the start token, divided by the characters (each headline's end counts as one)."""
     model.eval()
-    collate = causal_lm_collate(tokenizer, max_length)
+    context = getattr(model.config, HEADLINE_CONTEXT_CONFIG_KEY, None)
+    collate = causal_lm_collate(tokenizer, max_length, context)
     nats, tokens = 0.0, 0
     for chunk in batches_in_order(test_set, batch_size):
         inputs = collate(chunk).inputs
@@ -61,15 +137,97 @@ def generator_metrics(
         )
         tokens += int((targets != IGNORE_INDEX).sum())
     characters = sum(len(h.text) + 1 for h in test_set)
-    samples = generate(
-        LoadedModel("generator", model, tokenizer), list(SAMPLE_PROMPTS), SAMPLE_PARAMETERS
-    )
     return {
         "test_bits_per_char": round(nats / math.log(2) / characters, 4),
         "test_perplexity": round(math.exp(nats / tokens), 3),
         "test_headlines": len(test_set),
-        "samples": dict(zip(SAMPLE_PROMPTS, samples, strict=True)),
     }
+
+
+def reading_metrics(loaded: LoadedModel) -> dict[str, Any]:
+    """What a reader would see for READER_PROMPTS with the served defaults (seeded)."""
+    continuations = generate(loaded, list(READER_PROMPTS), READING_PARAMETERS)
+    words = [sum(has_word(part) for part in text.split()) for text in continuations]
+    repeats = [
+        _BACK_TO_BACK.search(headline(prompt, text)) is not None
+        for prompt, text in zip(READER_PROMPTS, continuations, strict=True)
+    ]
+    return {
+        "reader_prompts": len(READER_PROMPTS),
+        "no_word_share": round(sum(n == 0 for n in words) / len(words), 4),
+        "repeated_word_share": round(sum(repeats) / len(repeats), 4),
+        "median_words": float(np.median(words)),
+    }
+
+
+def speed_metrics(loaded: LoadedModel) -> dict[str, Any]:
+    """Milliseconds per headline and per new token at one thread, greedy: the cost of serving
+    one request on one core (the median over TIMING_PROMPTS, after one warm-up call)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generate(loaded, [TIMING_PROMPTS[0]], TIMING_PARAMETERS)
+        seconds, new_tokens = [], 0
+        for prompt in TIMING_PROMPTS:
+            started = time.perf_counter()
+            (text,) = generate(loaded, [prompt], TIMING_PARAMETERS)
+            seconds.append(time.perf_counter() - started)
+            new_tokens += max(1, len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"]))
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "ms_per_headline_1_thread": round(float(np.median(seconds)) * 1000, 1),
+        "ms_per_token_1_thread": round(sum(seconds) * 1000 / new_tokens, 2),
+    }
+
+
+# (metric key, column title) in the order the table shows them.
+COLUMNS = (
+    ("test_bits_per_char", "bits/char (test)"),
+    ("test_perplexity", "perplexity"),
+    ("ms_per_headline_1_thread", "ms/headline, 1 thread"),
+    ("ms_per_token_1_thread", "ms/token, 1 thread"),
+    ("no_word_share", "no word"),
+    ("repeated_word_share", "word repeated back to back"),
+    ("median_words", "median words"),
+)
+
+
+@dataclass(frozen=True)
+class VariantFigures:
+    name: str
+    version: str
+    metrics: dict[str, Any]
+    samples: dict[str, str]
+
+
+def markdown_table(results: list[VariantFigures]) -> str:
+    """Metrics as rows, variants as columns, then the samples, in GitHub markdown."""
+    header = "| | " + " | ".join(f"{r.name} `{r.version[:8]}`" for r in results) + " |"
+    lines = [header, "|---" + "|---:" * len(results) + "|"]
+    for key, title in COLUMNS:
+        lines.append(
+            f"| {title} | " + " | ".join(str(r.metrics.get(key, "n/a")) for r in results) + " |"
+        )
+    for key, unit in (("ms_per_headline_1_thread", "headline"), ("ms_per_token_1_thread", "token")):
+        speedups = _speedup(results, key)
+        if speedups is not None:
+            lines.append(
+                f"| speed-up per {unit} over {results[0].name} | " + " | ".join(speedups) + " |"
+            )
+    lines += ["", "| prompt | " + " | ".join(r.name for r in results) + " |"]
+    lines.append("|---" * (len(results) + 1) + "|")
+    for prompt in SAMPLE_PROMPTS:
+        cells = [r.samples[prompt].replace("|", "\\|") for r in results]
+        lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _speedup(results: list[VariantFigures], key: str) -> list[str] | None:
+    if len(results) < 2 or not all(key in r.metrics for r in results):
+        return None
+    baseline = results[0].metrics[key]
+    return [f"{baseline / r.metrics[key]:.2f}x" for r in results]
 
 
 def classifier_metrics(

@@ -29,6 +29,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from models.serving.inference import HEADLINE_CONTEXT_CONFIG_KEY
 from training.data import LABELS
 from training.definitions import BaseSpec, ScratchSpec
 
@@ -97,6 +98,12 @@ def load_generator(
     location = resolve_pretrained(spec)
     tokenizer = _with_padding(AutoTokenizer.from_pretrained(location))
     model = AutoModelForCausalLM.from_pretrained(location, **_layer_override(spec))
+    if spec.end_token is not None:
+        tokenizer.eos_token = spec.end_token
+        model.config.eos_token_id = model.generation_config.eos_token_id = tokenizer.eos_token_id
+    if spec.headline_context is not None:
+        # Saved with the config, so the packaged model's serving code reads the same context.
+        setattr(model.config, HEADLINE_CONTEXT_CONFIG_KEY, spec.headline_context)
     return model, tokenizer
 
 

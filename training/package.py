@@ -25,15 +25,31 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 import models.serving.inference as serving
 from training.data import SOURCE_DESCRIPTIONS
 from training.definitions import ModelDefinition
+from training.evaluate import VariantFigures, markdown_table
 
 # Packages one kind of model needs beyond the Hugging Face DLC's own (torch, transformers).
 _EXTRA_REQUIREMENTS = {"generator": [], "classifier": ["onnxruntime==1.31.1"]}
 
 
 def serving_requirements(kind: str) -> list[str]:
-    """The DLC's own transformers (4.51 in the templates' image tag) is older than the one that
-    saved and tested the artifact, so the container installs the same version (DESIGN 2.2)."""
+    """What this kind of model needs on top of the Hugging Face DLC: the transformers that saved
+    and tested the artifact (the DLC's own, 4.51, is older; DESIGN 2.2) and, for the classifier,
+    ONNX Runtime. The serving image (models/serving/Dockerfile) installs exactly these when it is
+    built; a test keeps its pins equal to pyproject.toml's."""
     return [f"transformers=={transformers.__version__}", *_EXTRA_REQUIREMENTS[kind]]
+
+
+def requirements_file(kind: str) -> str:
+    """`code/requirements.txt`, with no package to install. The Hugging Face container runs
+    `pip install -r` on it at every start when the file exists (so it stays, harmless); the
+    serving image already holds `serving_requirements(kind)`, so an endpoint starts without a
+    package index, and a realtime one runs with network isolation."""
+    lines = [
+        "# Nothing to install at start-up: the serving image (models/serving/Dockerfile) was",
+        "# built with what this artifact needs on top of the Hugging Face inference DLC:",
+        *(f"#   {requirement}" for requirement in serving_requirements(kind)),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 MODEL_CARD = "README.md"
@@ -120,9 +136,7 @@ def model_card(
         f"- Profile: `{definition.profile}`",
         f"- Data: real headlines from {sources}, deduplicated, split 80/10/10 by a hash of "
         "the normalised headline.",
-        f"- Training: {training['steps']} steps (best validation loss "
-        f"{training['best_validation_loss']} at step {training['best_step']}), "
-        f"{training['seconds']} s on CPU.",
+        _training_line(definition, training),
         "",
         "## Evaluation",
         "",
@@ -161,6 +175,34 @@ def model_card(
     return "\n".join(lines)
 
 
+def _training_line(definition: ModelDefinition, training: dict[str, Any]) -> str:
+    source = training.get("derived_from")
+    if source is not None:
+        return (
+            f"- Training: none; the weights of {source['name']} version {source['version']}, "
+            f"served with {definition.base.quantization or 'no'} quantization applied by "
+            "`model_fn` when the artifact loads."
+        )
+    return (
+        f"- Training: {training['steps']} steps (best validation loss "
+        f"{training['best_validation_loss']} at step {training['best_step']}), "
+        f"{training['seconds']} s on CPU."
+    )
+
+
+def side_by_side(this: VariantFigures, source: dict[str, Any] | None) -> str:
+    """A derived model's card compares it with the model it comes from, metric by metric."""
+    if source is None:
+        return ""
+    metrics = source["metrics"]
+    base = VariantFigures(source["name"], source["version"], metrics, metrics.get("samples", {}))
+    return (
+        f"\n## Side by side with {source['name']}\n\n"
+        "Each model's own evaluation at build time; `pressroom evaluate` re-measures both in "
+        "one run with interleaved timings.\n\n" + markdown_table([base, this]) + "\n"
+    )
+
+
 def content_version(directory: Path) -> str:
     """A hash of the served files (path and bytes): weights, config, tokenizer, code/, ONNX.
 
@@ -187,8 +229,12 @@ def package(
     data_fingerprint: str,
     build_key: str,
     destination: Path,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write `model/`, `model.tar.gz` and `manifest.json` into `destination`; return it."""
+    """Write `model/`, `model.tar.gz` and `manifest.json` into `destination`; return it.
+
+    `source` is the manifest of the model a derived model comes from: its card then shows both.
+    """
     model_dir = destination / "model"
     if destination.exists():
         shutil.rmtree(destination)
@@ -198,16 +244,15 @@ def package(
     code_dir = model_dir / "code"
     code_dir.mkdir()
     shutil.copyfile(serving.__file__, code_dir / "inference.py")
-    requirements = [
-        "# Installed by the Hugging Face inference container on top of its own packages."
-    ]
-    (code_dir / "requirements.txt").write_text(
-        "\n".join(requirements + serving_requirements(definition.kind)) + "\n"
-    )
+    (code_dir / "requirements.txt").write_text(requirements_file(definition.kind))
     if definition.kind == "classifier":
         export_onnx(model, tokenizer, model_dir / serving.ONNX_FILE)
+    version = content_version(model_dir)
     base_model = definition.base.describe()
-    (model_dir / MODEL_CARD).write_text(model_card(definition, base_model, metrics, training))
+    this = VariantFigures(definition.name, version, metrics, metrics.get("samples", {}))
+    (model_dir / MODEL_CARD).write_text(
+        model_card(definition, base_model, metrics, training) + side_by_side(this, source)
+    )
     tarball = destination / "model.tar.gz"
     # Weights barely compress; a low level keeps packaging fast.
     with tarfile.open(tarball, "w:gz", compresslevel=1) as archive:
@@ -215,7 +260,7 @@ def package(
             archive.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
     manifest = {
         "name": definition.name,
-        "version": content_version(model_dir),
+        "version": version,
         "kind": definition.kind,
         "base_model": base_model,
         "data_fingerprint": data_fingerprint,

@@ -26,10 +26,11 @@ import models.serving.inference as serving
 import training
 from training import data as corpus_data
 from training.data import Corpus, Headline
-from training.definitions import ModelDefinition
+from training.definitions import ModelDefinition, TrainingSpec, load_definition
 from training.evaluate import classifier_metrics, generator_metrics
 from training.modeling import load_classifier, load_generator
 from training.package import package
+from training.quantization import outlier_linears
 from training.train import causal_lm_collate, classification_collate, seed_everything, train
 
 CHECKPOINT = "checkpoint"
@@ -71,8 +72,11 @@ def select_data(definition: ModelDefinition, corpus: Corpus) -> DataSplits:
     )
 
 
-def build_key(definition: ModelDefinition, splits: DataSplits) -> str:
-    """What decides whether an artifact is stale: definition, training + serving code, data.
+def build_key(
+    definition: ModelDefinition, splits: DataSplits, source_key: str | None = None
+) -> str:
+    """What decides whether an artifact is stale: definition, training + serving code, data,
+    and for a derived model the build key of the model it derives from (`source_key`).
 
     The definition counts as parsed (its fingerprint), so editing a comment in its YAML file
     does not force a rebuild.
@@ -82,6 +86,8 @@ def build_key(definition: ModelDefinition, splits: DataSplits) -> str:
     for path in code:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(splits.fingerprint.encode())
+    if source_key is not None:
+        digest.update(b"derived from " + source_key.encode())
     return digest.hexdigest()
 
 
@@ -90,15 +96,45 @@ def work_dir(root: Path, definition: ModelDefinition) -> Path:
     return root.parent / "training" / definition.profile / definition.name
 
 
-def train_model(definition: ModelDefinition, splits: DataSplits, console: Console) -> TrainedModel:
+def source_manifest(definition: ModelDefinition, root: Path) -> dict[str, Any] | None:
+    """The manifest of the packaged model a derived model starts from (None if not derived)."""
+    source = definition.base.derived_from
+    if source is None:
+        return None
+    path = root / definition.profile / source / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{definition.name} derives from {source}, which is not packaged for profile "
+            f"{definition.profile}; run `pressroom build-all --profile {definition.profile}`"
+        )
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+def training_spec(definition: ModelDefinition) -> TrainingSpec:
+    """The model's own training spec, or for a derived model its source's (whose headline
+    length limit its evaluation must share, so that bits/char compare directly)."""
+    if definition.training is not None:
+        return definition.training
+    assert definition.base.derived_from is not None
+    return training_spec(load_definition(definition.base.derived_from, definition.profile))
+
+
+def train_model(
+    definition: ModelDefinition, splits: DataSplits, console: Console, root: Path
+) -> TrainedModel:
+    source = source_manifest(definition, root)
+    if source is not None:
+        return _derive(definition, splits, source, root, console)
     spec = definition.training
+    assert spec is not None
     seed_everything(spec.seed)  # before building the model: a fresh head or GPT-2 is random
     if definition.kind == "classifier":
         model, tokenizer = load_classifier(definition.base)
         collate = classification_collate(tokenizer, spec.max_length)
     else:
         model, tokenizer = load_generator(definition.base, [h.text for h in splits.train])
-        collate = causal_lm_collate(tokenizer, spec.max_length)
+        collate = causal_lm_collate(tokenizer, spec.max_length, definition.base.headline_context)
     summary = train(
         model,
         splits.train,
@@ -114,6 +150,44 @@ def train_model(definition: ModelDefinition, splits: DataSplits, console: Consol
         "validation_headlines": len(splits.validation),
         "data_fingerprint": splits.fingerprint,
         "build_key": build_key(definition, splits),
+    }
+    return TrainedModel(model, tokenizer, record)
+
+
+def _derive(
+    definition: ModelDefinition,
+    splits: DataSplits,
+    source: dict[str, Any],
+    root: Path,
+    console: Console,
+) -> TrainedModel:
+    """No training: the source's packaged weights, marked with the quantization to serve."""
+    source_dir = root / definition.profile / source["name"] / "model"
+    model = AutoModelForCausalLM.from_pretrained(source_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(source_dir)
+    base = definition.base
+    if base.quantization is not None:
+        keep_fp32 = outlier_linears(
+            model,
+            tokenizer,
+            splits.validation,
+            context=getattr(model.config, serving.HEADLINE_CONTEXT_CONFIG_KEY, None),
+            max_length=training_spec(definition).max_length,
+            ratio=base.outlier_ratio,
+        )
+        spec = {"method": base.quantization, "keep_fp32": keep_fp32}
+        setattr(model.config, serving.QUANTIZATION_CONFIG_KEY, spec)
+        console.print(
+            f"{definition.name}: {source['name']} version {source['version']}, served "
+            f"{base.quantization}; {len(keep_fp32)} outlier layer(s) stay fp32: "
+            + (", ".join(keep_fp32) or "none")
+        )
+    record = {
+        "steps": 0,
+        "seconds": 0.0,
+        "derived_from": {"name": source["name"], "version": source["version"]},
+        "data_fingerprint": splits.fingerprint,
+        "build_key": build_key(definition, splits, source["build_key"]),
     }
     return TrainedModel(model, tokenizer, record)
 
@@ -148,13 +222,21 @@ def evaluate_model(
 ) -> dict[str, Any]:
     if definition.kind == "classifier":
         return classifier_metrics(trained.model, trained.tokenizer, splits.test)
+    model = trained.model
+    quantization = getattr(model.config, serving.QUANTIZATION_CONFIG_KEY, None)
+    if quantization is not None:
+        model = serving.quantize(model, quantization)
     return generator_metrics(
-        trained.model, trained.tokenizer, splits.test, definition.training.max_length
+        model, trained.tokenizer, splits.test, training_spec(definition).max_length
     )
 
 
 def package_model(
-    definition: ModelDefinition, trained: TrainedModel, metrics: dict[str, Any], destination: Path
+    definition: ModelDefinition,
+    trained: TrainedModel,
+    metrics: dict[str, Any],
+    destination: Path,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     record = trained.record
     training_summary = {
@@ -169,4 +251,5 @@ def package_model(
         data_fingerprint=record["data_fingerprint"],
         build_key=record["build_key"],
         destination=destination,
+        source=source,
     )

@@ -3,6 +3,7 @@ early stopping on validation loss (the best weights are kept), and a rich progre
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from rich.progress import (
 )
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from models.serving.inference import headline_prompt_ids
+from models.serving.inference import headline_context_ids, headline_prompt_ids
 from training.data import LABELS, Headline
 from training.definitions import TrainingSpec
 
@@ -32,6 +33,7 @@ IGNORE_INDEX = -100  # label value the loss skips
 class Batch:
     inputs: dict[str, torch.Tensor]  # forward kwargs, `labels` included
     targets: int  # how many predictions the loss averages over (to weight batches)
+    shared_context: int = 0  # leading tokens every row shares (a generator's headline context)
 
 
 Collate = Callable[[Sequence[Headline]], Batch]
@@ -47,17 +49,34 @@ class TrainingSummary:
     cpu_seconds: float  # all threads; with a shared CPU, wall time alone misleads
 
 
-def freeze_all_but_top_layers(model: PreTrainedModel, top_layers: int) -> None:
-    """Freeze the input embeddings (and a head tied to them) and all but the top blocks."""
+def freeze_all_but_top_layers(
+    model: PreTrainedModel, top_layers: int, *, train_embeddings: bool = False
+) -> None:
+    """Freeze all but the top blocks and, unless asked to train them, the input embeddings
+    (and a head tied to them)."""
     depth = model.config.num_hidden_layers
     blocks = next(
         module
         for module in model.modules()
         if isinstance(module, torch.nn.ModuleList) and len(module) == depth
     )
-    model.get_input_embeddings().requires_grad_(False)
+    model.get_input_embeddings().requires_grad_(train_embeddings)
     for block in blocks[: max(depth - top_layers, 0)]:
         block.requires_grad_(False)
+
+
+def autocast_context(precision: str) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast where the CPU has native bf16 arithmetic; elsewhere it would be emulated
+    (slower than fp32), so those machines train in fp32."""
+    if precision == "bf16-mixed" and native_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def native_bf16() -> bool:
+    return bool(
+        torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -66,26 +85,58 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def causal_lm_collate(tokenizer: PreTrainedTokenizerBase, max_length: int) -> Collate:
-    """Headlines as start token + text + end token, right-padded; padding carries no loss."""
+def causal_lm_collate(
+    tokenizer: PreTrainedTokenizerBase, max_length: int, context: str | None = None
+) -> Collate:
+    """Headlines as context + text + end token, right-padded; only the text and its end carry
+    loss (padding and the context do not). `max_length` bounds the start token + text + end,
+    so a context longer than one start token does not cut headlines shorter."""
     end_id = int(tokenizer.eos_token_id)
     pad_id = int(tokenizer.pad_token_id)
+    context_length = len(headline_context_ids(tokenizer, context))
 
     def collate(headlines: Sequence[Headline]) -> Batch:
         rows = [
-            [*headline_prompt_ids(tokenizer, h.text)[: max_length - 1], end_id] for h in headlines
+            [
+                *headline_prompt_ids(tokenizer, h.text, context)[: context_length + max_length - 2],
+                end_id,
+            ]
+            for h in headlines
         ]
         width = max(len(row) for row in rows)
         input_ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
         attention_mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
         # Mask by attention, not by pad id: the pad token may also be the (trained) end token.
         labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
+        labels[:, :context_length] = IGNORE_INDEX
         targets = int((labels[:, 1:] != IGNORE_INDEX).sum())
         return Batch(
-            {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}, targets
+            {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels},
+            targets,
+            shared_context=context_length,
         )
 
     return collate
+
+
+def training_loss(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
+    """The batch's mean loss. A context that every row shares runs once per batch instead of
+    once per row: its keys and values are computed without gradient (it is fixed text that
+    carries no loss) and reused by every row, which skips most of a long context's cost."""
+    if batch.shared_context <= 1:
+        return model(**batch.inputs).loss
+    cached = batch.shared_context - 1  # the last context token predicts the headline's first
+    input_ids, labels = batch.inputs["input_ids"], batch.inputs["labels"]
+    with torch.no_grad():
+        cache = model(input_ids=input_ids[:1, :cached], use_cache=True).past_key_values
+    cache.batch_repeat_interleave(input_ids.shape[0])
+    return model(
+        input_ids=input_ids[:, cached:],
+        attention_mask=batch.inputs["attention_mask"],
+        past_key_values=cache,
+        labels=labels[:, cached:],
+        use_cache=False,
+    ).loss
 
 
 def classification_collate(tokenizer: PreTrainedTokenizerBase, max_length: int) -> Collate:
@@ -167,7 +218,9 @@ def train(
     if not train_set or not validation_set:
         raise ValueError(f"{label}: the training and validation sets must not be empty")
     if spec.train_top_layers is not None:
-        freeze_all_but_top_layers(model, spec.train_top_layers)
+        freeze_all_but_top_layers(
+            model, spec.train_top_layers, train_embeddings=spec.train_embeddings
+        )
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
     no_decay = [p for p in trainable if p.ndim < 2]
@@ -188,7 +241,8 @@ def train(
         task = progress.add_task(f"train {label}", total=spec.max_steps, status="")
         while step < spec.max_steps:
             model.train()
-            loss = model(**collate(next(batches)).inputs).loss
+            with autocast_context(spec.precision):
+                loss = training_loss(model, collate(next(batches)))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()

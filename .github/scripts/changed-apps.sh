@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Decide what a deploy of ENVIRONMENT ships (no third-party paths-filter action): the files
 # changed since the commit of that environment's last successful GitHub deployment, so a
-# failed, cancelled or rejected deploy's changes are shipped by the next one. Writes `stack`
-# and `site` (true/false) to $GITHUB_OUTPUT and the changed apps to the job summary.
-#   stack: an app's template or code, the shared layer, template-root.yaml or samconfig.toml
-#   site:  apps/frontend/site/ (static files, published outside CloudFormation)
+# failed, cancelled or rejected deploy's changes are shipped by the next one. Writes `stack`,
+# `site` and `models` (true/false) to $GITHUB_OUTPUT and the changed apps to the job summary.
+#   stack:  an app's template or code, the shared layer, template-root.yaml or samconfig.toml
+#   site:   apps/frontend/site/ (static files, published outside CloudFormation)
+#   models: models/ or training/ (the models are retrained and published before dev deploys)
 # With DEPLOY_EVERYTHING=true, or no earlier successful deployment, everything ships.
 # Needs: ENVIRONMENT, DEPLOY_EVERYTHING, GH_TOKEN (deployments: read), full git history.
 set -euo pipefail
@@ -38,6 +39,7 @@ fi
 
 stack=false
 site=false
+models=false
 changed_apps=()
 for app_dir in apps/*/; do
     app=$(basename "${app_dir}")
@@ -60,12 +62,18 @@ for shared in layers/common/ template-root.yaml samconfig.toml; do
     fi
 done
 
+if grep -qE "^(models|training)/" <<<"${changed}"; then
+    models=true
+fi
+
 {
     echo "stack=${stack}"
     echo "site=${site}"
+    echo "models=${models}"
 } >>"${GITHUB_OUTPUT}"
 {
     echo "### ${ENVIRONMENT}: what this run deploys (${since})"
     echo "- root stack (sam build + sam deploy): ${stack}; changed: ${changed_apps[*]:-nothing}"
     echo "- site (upload + CloudFront invalidation): ${site}"
+    echo "- models (train + publish): ${models}"
 } >>"${GITHUB_STEP_SUMMARY}"

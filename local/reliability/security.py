@@ -25,7 +25,7 @@ PYTHON_CODE = ("layers", "apps", "local", "models", "training", "benchmarks")
 TEMPLATES = (
     Path("template-root.yaml"),
     *sorted(Path("apps").glob("*/template.yaml")),
-    Path("infra/github-oidc.yaml"),
+    *sorted(Path("infra").glob("*.yaml")),
 )
 BANDIT = REPO_ROOT / ".venv" / "bin" / "bandit"
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"

@@ -1,8 +1,8 @@
 """`pressroom sagemaker`: the SageMaker Runtime emulator on its own.
 
 For users with Docker who run `sam local start-api`: the functions reach the emulator through
-`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` (botocore's per-service endpoint variable), which the
-printed env-vars file sets for every function.
+`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` (botocore's per-service endpoint variable); `make
+sam-local` writes the env-vars file that sets it, with every other variable the functions need.
 """
 
 from __future__ import annotations
@@ -53,9 +53,10 @@ def serve_emulator(
             console.print(f"[bold]{name}[/]: {variants}")
         console.print(
             f"[bold green]SageMaker Runtime emulator[/] at {emulator.url}\n"
-            "env-vars file for `sam local start-api --env-vars`:\n"
-            + json.dumps({"Parameters": emulator.client_environment}, indent=2)
-            + "\nPress Ctrl-C to stop."
+            "The functions reach it with:\n"
+            + json.dumps(emulator.client_environment, indent=2)
+            + "\n`make sam-local DATABASE_URL=...` writes the complete env-vars file for "
+            "`sam local start-api`.\nPress Ctrl-C to stop."
         )
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -32,7 +32,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from local.logfile import LogFile
 from local.sagemaker import wire
 from local.sagemaker.batching import BatchingConfig
 from local.sagemaker.endpoints import (
@@ -60,6 +61,10 @@ from local.templates import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
 
 INVOCATION_TIMEOUT_S = 60.0
 """SageMaker gives a container 60 seconds to answer an invocation."""
+LOG_SOURCE = "sagemaker"
+StartupProgress = Callable[[int, int, str], None]
+"""`(ready, total, label)`: called with `(0, total, "")` when the workers start loading, then
+once per worker as it is ready, e.g. `(1, 3, "pressroom-dev-headline/B (headline-lite)")`."""
 _FORWARDED_HEADERS = (
     "content-type",
     "accept",
@@ -102,8 +107,10 @@ class Emulator(Service):
     `VariantAWeight`). `seed` makes the weighted variant choice reproducible.
     `threads_per_worker` (default: the CPU cores shared out among the workers) caps each
     worker's torch threads, since all variants share this machine's cores. `only_endpoints`
-    hosts a subset of the templates' endpoints (by name). Single use:
-    start it once (or enter it once) and stop it at the end.
+    hosts a subset of the templates' endpoints (by name). `log_file` receives every line the
+    workers write, as CloudWatch would from the endpoint's containers (each worker also keeps
+    its own file under `log_dir`); `on_progress` follows the start-up (see `StartupProgress`).
+    Single use: start it once (or enter it once) and stop it at the end.
     """
 
     def __init__(
@@ -125,6 +132,8 @@ class Emulator(Service):
         invocation_timeout_s: float = INVOCATION_TIMEOUT_S,
         threads_per_worker: int | None = None,
         only_endpoints: Collection[str] | None = None,
+        log_file: LogFile | None = None,
+        on_progress: StartupProgress | None = None,
     ) -> None:
         stacks = load_local_stacks(profile, models_root, templates, parameter_overrides)
         self.endpoints: dict[str, EndpointSpec] = {
@@ -145,6 +154,8 @@ class Emulator(Service):
         self._rng = random.Random(seed)  # noqa: S311 - traffic splitting, not security
         self._startup_timeout_s = startup_timeout_s
         self._invocation_timeout_s = invocation_timeout_s
+        self._log_file = log_file
+        self._on_progress = on_progress
         log_root = log_dir or models_root.parent / "logs" / "sagemaker"
         variant_count = sum(len(endpoint.variants) for endpoint in self.endpoints.values())
         self.threads_per_worker = threads_per_worker or max(
@@ -161,6 +172,7 @@ class Emulator(Service):
                     batching or BatchingConfig(),
                     restart or RestartPolicy(),
                     self.threads_per_worker,
+                    self._worker_output(endpoint.name, variant.name),
                 ),
             )
             for endpoint in self.endpoints.values()
@@ -189,8 +201,12 @@ class Emulator(Service):
         try:
             for variant in self._variants.values():
                 variant.supervisor.start()
-            for variant in self._variants.values():
+            total = len(self._variants)
+            self._progress(0, total, "")
+            for ready, variant in enumerate(self._variants.values(), start=1):
                 variant.supervisor.wait_ready(self._startup_timeout_s)
+                label = f"{variant.supervisor.label} ({variant.spec.model_name})"
+                self._progress(ready, total, label)
             self._serve_http()
         except BaseException:
             self.stop()
@@ -202,6 +218,22 @@ class Emulator(Service):
             self._server = None
         for variant in self._variants.values():
             variant.supervisor.stop()
+
+    def _progress(self, ready: int, total: int, label: str) -> None:
+        if self._on_progress is not None:
+            self._on_progress(ready, total, label)
+
+    def _worker_output(self, endpoint: str, variant: str) -> Callable[[int, str], None] | None:
+        """Where a worker's lines go besides its own file: the endpoint's log group."""
+        log_file = self._log_file
+        if log_file is None:
+            return None
+        group = f"/aws/sagemaker/Endpoints/{endpoint}"
+
+        def write(pid: int, line: str) -> None:
+            log_file.write(LOG_SOURCE, group, f"{variant}/local-{pid}", line)
+
+        return write
 
     def _serve_http(self) -> None:
         self._server = BackgroundServer(

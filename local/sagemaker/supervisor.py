@@ -4,6 +4,9 @@ A supervisor thread starts the worker, learns its port through the start-up hand
 `local.sagemaker.worker`), waits for `GET /ping`, and then waits on the process. When the worker
 dies the variant is unavailable (the emulator answers SageMaker's error for that) until a new
 worker has loaded; restarts back off exponentially while a worker keeps dying young.
+
+The worker's output goes to its log file; with `on_output`, each line also goes to that
+callback (with the worker's pid), which is how the emulator copies it into the local log file.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -55,8 +60,10 @@ class WorkerSupervisor:
         batching: BatchingConfig,
         restart: RestartPolicy,
         threads: int,
+        on_output: Callable[[int, str], None] | None = None,
     ) -> None:
         self.label = label
+        self.on_output = on_output
         self.threads = threads
         self.model_dir = model_dir
         self.log_path = log_path
@@ -164,7 +171,7 @@ class WorkerSupervisor:
         read_fd, write_fd = os.pipe()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            process = self._process = subprocess.Popen(  # noqa: S603 - our own module, fixed args
                 [
                     sys.executable,
                     "-m",
@@ -175,7 +182,7 @@ class WorkerSupervisor:
                     f"--batch-window-ms={self.batching.window_ms}",
                 ],
                 pass_fds=(write_fd,),
-                stdout=log,
+                stdout=log if self.on_output is None else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 # Never written: the worker exits when it reads EOF, i.e. when we die.
                 stdin=subprocess.PIPE,
@@ -189,6 +196,15 @@ class WorkerSupervisor:
                 },
             )
         os.close(write_fd)
+        copier = None
+        if self.on_output is not None and process.stdout is not None:
+            copier = threading.Thread(
+                target=self._copy_output,
+                args=(process.pid, process.stdout),
+                name=f"worker-output-{self.label}",
+                daemon=True,
+            )
+            copier.start()
         with os.fdopen(read_fd) as announce:
             line = announce.readline().strip()
         ready_at = None
@@ -198,15 +214,26 @@ class WorkerSupervisor:
                 self._port = int(line)
                 self._state = WorkerState.READY
                 self._changed.notify_all()
-        self._process.wait()
-        if self._process.stdin is not None:
-            self._process.stdin.close()
+        process.wait()
+        if copier is not None:
+            copier.join(timeout=5)  # the worker's last lines reach its log before the tail is read
+        if process.stdin is not None:
+            process.stdin.close()
         with self._changed:
             self._port = None
             if self._state is WorkerState.READY:
                 self._state = WorkerState.RESTARTING
             self._changed.notify_all()
         return ready_at
+
+    def _copy_output(self, pid: int, output: IO[bytes]) -> None:
+        """Append each line of the worker's output to its log file and pass it on."""
+        assert self.on_output is not None
+        with output, self.log_path.open("ab") as log:
+            for raw in output:
+                log.write(raw)
+                log.flush()
+                self.on_output(pid, raw.decode("utf-8", errors="replace").rstrip("\r\n"))
 
     def _wait_for_ping(self, port: int) -> bool:
         url = f"http://127.0.0.1:{port}/ping"

@@ -5,7 +5,9 @@ so the same artifact runs in the Hugging Face DLC on SageMaker and in Pressroom'
 One file serves both kinds of model, told apart by the saved config:
 
 - generators (causal LMs): `{"inputs": str | [str], "parameters": {...}}` ->
-  `[{"generated_text": str}]`, one headline (one line, stripped) per input;
+  `[{"generated_text": str}]` per input: one line holding at least one new word, the prompt
+  then the continuation, or (`return_full_text: false`) the continuation alone, as the Hugging
+  Face text-generation pipeline answers it (see `continuation`);
 - the classifier: `{"inputs": str | [str]}` -> `[{"label": str, "score": float}]`, through
   ONNX Runtime when `model.onnx` is in the artifact, else PyTorch (same predictions).
 
@@ -21,7 +23,9 @@ import json
 import logging
 import math
 import threading
+import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,8 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -40,6 +46,11 @@ logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json"
 ONNX_FILE = "model.onnx"
+# A generator's config.json may name a quantization that `model_fn` applies when it loads,
+# and the text the model reads before every headline.
+QUANTIZATION_CONFIG_KEY = "pressroom_quantization"
+HEADLINE_CONTEXT_CONFIG_KEY = "pressroom_headline_context"
+DYNAMIC_INT8 = "dynamic-int8"
 MAX_INPUTS = 64
 MAX_INPUT_CHARS = 500
 CLASSIFIER_MAX_TOKENS = 128
@@ -76,10 +87,17 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     labels: dict[int, str] | None = None  # the classifier's id2label
     onnx_session: Any = None  # onnxruntime.InferenceSession
+    headline_context: str | None = None  # a generator's text before every headline
 
     @property
     def runtime(self) -> str:
         return "onnxruntime" if self.onnx_session is not None else "pytorch"
+
+    @cached_property
+    def vocabulary(self) -> VocabularyMasks:
+        """A generator's per-token masks: built at its first generation, then reused."""
+        assert self.model is not None
+        return vocabulary_masks(self.tokenizer, self.model.config.vocab_size)
 
 
 # --- request validation -------------------------------------------------------------------
@@ -165,6 +183,11 @@ def parse_request(data: Any, kind: str) -> tuple[list[str], GenerationParameters
 # --- the headline convention shared with training ----------------------------------------
 
 
+def has_word(text: str) -> bool:
+    """Whether a reader finds a word in the text: at least one letter or digit, any script."""
+    return any(character.isalnum() for character in text)
+
+
 def headline_start_id(tokenizer: PreTrainedTokenizerBase) -> int:
     """The token a headline starts after (models without a BOS token start after EOS)."""
     token_id = (
@@ -175,9 +198,27 @@ def headline_start_id(tokenizer: PreTrainedTokenizerBase) -> int:
     return int(token_id)
 
 
-def headline_prompt_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
-    """Token ids of the start of a headline: the start token, then the text."""
-    return [headline_start_id(tokenizer), *tokenizer(text, add_special_tokens=False)["input_ids"]]
+def headline_context_ids(tokenizer: PreTrainedTokenizerBase, context: str | None) -> list[int]:
+    """What the model reads before every headline, in training and in serving alike: an
+    instruction in the model's chat format for an instruction-tuned base (its prior then
+    already points at headlines), else the start token alone."""
+    if context:
+        return list(tokenizer(context, add_special_tokens=False)["input_ids"])
+    return [headline_start_id(tokenizer)]
+
+
+def headline_prompt_ids(
+    tokenizer: PreTrainedTokenizerBase, text: str, context: str | None = None
+) -> list[int]:
+    """Token ids of the start of a headline: its context, then the text."""
+    text_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return [*headline_context_ids(tokenizer, context), *text_ids]
+
+
+def loaded_generator(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> LoadedModel:
+    """A generator with the headline context its config names (see `headline_prompt_ids`)."""
+    context = getattr(model.config, HEADLINE_CONTEXT_CONFIG_KEY, None)
+    return LoadedModel("generator", model, tokenizer, headline_context=context)
 
 
 # --- hooks --------------------------------------------------------------------------------
@@ -201,7 +242,37 @@ def load_model(model_dir: str | Path, *, prefer_onnx: bool = True) -> LoadedMode
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    return LoadedModel("generator", model, tokenizer)
+    quantization = getattr(config, QUANTIZATION_CONFIG_KEY, None)
+    if quantization is not None:
+        model = quantize(model, quantization)
+    return loaded_generator(model, tokenizer)
+
+
+def quantize(model: PreTrainedModel, spec: Any) -> PreTrainedModel:
+    """Quantize at load time, so one artifact format serves here and in the Hugging Face DLC.
+
+    `{"method": "dynamic-int8", "keep_fp32": [names]}`: every Linear layer (the tied output
+    head included) but the named ones holds int8 weights, one scale per output channel, and
+    quantizes its input on the fly: a quarter of the bytes read per token, which bounds a small
+    model's decoding on a CPU. The named layers are those whose inputs carry outliers that one
+    int8 scale cannot hold (found at packaging time, from real headlines).
+    """
+    field = QUANTIZATION_CONFIG_KEY
+    if not isinstance(spec, dict) or spec.get("method") != DYNAMIC_INT8:
+        raise ValueError(f"{field}: unknown method {spec!r}; expected method {DYNAMIC_INT8!r}")
+    keep = spec.get("keep_fp32", [])
+    linears = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    if not isinstance(keep, list) or not set(keep) <= linears:
+        raise ValueError(f"{field}.keep_fp32: must list Linear layers of the model, got {keep!r}")
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    with warnings.catch_warnings():
+        # torch.ao's eager-mode quantization warns that it moves to torchao; the DLC's torch
+        # and this one both still ship it, and torchao would be one more package to install.
+        warnings.simplefilter("ignore")
+        quantized: PreTrainedModel = torch.ao.quantization.quantize_dynamic(
+            model, {name: qconfig for name in sorted(linears - set(keep))}, dtype=torch.qint8
+        )
+    return quantized
 
 
 def _onnx_session(path: Path) -> Any:
@@ -260,11 +331,62 @@ def output_fn(prediction: list[dict[str, Any]], accept: str | None) -> str:
 MIN_SAMPLING_TEMPERATURE = 1e-3
 
 
+@dataclass(frozen=True)
+class VocabularyMasks:
+    """Per token id, what `WordFirst` needs: which tokens hold a word, which end a headline."""
+
+    words: torch.Tensor  # bool [vocab]: the token's text holds a word and no newline
+    endings: torch.Tensor  # bool [vocab]: the end token, and every token with a newline
+
+
+def vocabulary_masks(tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> VocabularyMasks:
+    """Each token's text decoded on its own (special tokens decode to nothing)."""
+    texts = tokenizer.batch_decode([[i] for i in range(vocab_size)], skip_special_tokens=True)
+    newline = torch.tensor(["\n" in text for text in texts])
+    words = torch.tensor([has_word(text) for text in texts]) & ~newline
+    endings = newline.clone()
+    if tokenizer.eos_token_id is not None:
+        endings[tokenizer.eos_token_id] = True
+    return VocabularyMasks(words=words, endings=endings)
+
+
+class WordFirst(LogitsProcessor):
+    """A headline's continuation holds a word, whatever the prompt and the sampling.
+
+    A prompt that already reads as a whole headline makes the model end at once (the end token,
+    or a newline, which ends a headline too): until a row's new text has a word, both are masked,
+    and its last allowed token must hold a word. Runs before temperature, top-k and top-p, so
+    those choose among the tokens left.
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        masks: VocabularyMasks,
+        prompt_width: int,
+        max_new_tokens: int,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.masks = masks
+        self.prompt_width = prompt_width
+        self.max_new_tokens = max_new_tokens
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        new_ids = input_ids[:, self.prompt_width :]
+        texts = self.tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+        wordless = torch.tensor([not has_word(text) for text in texts], device=scores.device)
+        last = new_ids.shape[1] == self.max_new_tokens - 1
+        banned = ~self.masks.words if last else self.masks.endings
+        return scores.masked_fill(wordless[:, None] & banned.to(scores.device), -math.inf)
+
+
 def generate(model: LoadedModel, prompts: list[str], params: GenerationParameters) -> list[str]:
     """One headline per prompt, batched with left padding and the KV cache."""
     tokenizer, lm = model.tokenizer, model.model
     assert lm is not None
-    prompt_ids = [headline_prompt_ids(tokenizer, prompt) for prompt in prompts]
+    prompt_ids = [
+        headline_prompt_ids(tokenizer, prompt, model.headline_context) for prompt in prompts
+    ]
     width = max(len(ids) for ids in prompt_ids)
     pad_id = int(tokenizer.pad_token_id)
     input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in prompt_ids])
@@ -277,6 +399,7 @@ def generate(model: LoadedModel, prompts: list[str], params: GenerationParameter
         if do_sample
         else {"temperature": None, "top_k": None, "top_p": None}
     )
+    word_first = WordFirst(tokenizer, model.vocabulary, width, params.max_new_tokens)
     with _GENERATION_LOCK, torch.inference_mode():
         if params.seed is not None:
             torch.manual_seed(params.seed)
@@ -288,19 +411,29 @@ def generate(model: LoadedModel, prompts: list[str], params: GenerationParameter
             use_cache=True,
             pad_token_id=pad_id,
             eos_token_id=tokenizer.eos_token_id,
+            logits_processor=LogitsProcessorList([word_first]),
             **sampling,
         )
     headlines = []
-    for ids, row in zip(prompt_ids, output, strict=True):
-        new_ids = row[width:].tolist()
-        # Decode prompt and continuation together so that word joins come out right.
-        full = tokenizer.decode(ids + new_ids, skip_special_tokens=True)
-        prompt_text = tokenizer.decode(ids, skip_special_tokens=True)
-        text = full if params.return_full_text else full[len(prompt_text) :]
-        # Byte-level tokens can end inside a multi-byte character: drop the U+FFFD that decodes to.
-        text = text.replace("\ufffd", "")
-        headlines.append(text.strip().split("\n", 1)[0].strip())
+    context_length = len(headline_context_ids(tokenizer, model.headline_context))
+    for prompt, prompt_row, row in zip(prompts, prompt_ids, output, strict=True):
+        text = continuation(tokenizer, prompt_row[context_length:], row[width:].tolist())
+        # As the Hugging Face pipeline does: the full text is the prompt, then the continuation.
+        headlines.append(prompt + text if params.return_full_text else text)
     return headlines
+
+
+def continuation(
+    tokenizer: PreTrainedTokenizerBase, prompt_ids: list[int], new_ids: list[int]
+) -> str:
+    """The new text as the Hugging Face text-generation pipeline answers it: decoded with the
+    prompt, then cut after it, so it starts with a space when the model began a new word
+    (" new season") and with none when it went on with the prompt's last word ("Stock" ->
+    "s climb"); callers join with plain concatenation. One line, no trailing space."""
+    full = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)
+    text = full[len(tokenizer.decode(prompt_ids, skip_special_tokens=True)) :]
+    # Byte-level tokens can end inside a multi-byte character: drop the U+FFFD that decodes to.
+    return text.replace("\ufffd", "").split("\n", 1)[0].rstrip()
 
 
 def classifier_logits(model: LoadedModel, texts: list[str]) -> np.ndarray:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 from pressroom_common.errors import DependencyUnavailable
+from pressroom_common.generation import headline
+from pressroom_common.models import GenerateResponse, LatencyMs, ModelRef
 
 from tests.e2e.network import answer_json, error_body
 from tests.e2e.pages import MODEL_OF_VARIANT, NEWS_CATEGORIES, GeneratePage, HeldRequests
@@ -34,11 +37,12 @@ def test_generating_shows_the_headline_variant_model_category_and_latency(
     with generate_page.page.expect_response("**/api/generate") as answer:
         variant = generate_page.generate("Markets rally as")
 
-    # Then the card shows the prompt and, exactly, the model's continuation, and who wrote it
-    expect(generate_page.field("prompt")).to_have_text("Markets rally as")
-    continuation = answer.value.json()["text"]
-    shown = generate_page.field("text").text_content()
-    assert shown == (continuation or " (the model added nothing)")
+    # Then the card shows, exactly, the headline the API joined (the model's part marked), and
+    # who wrote it
+    generation = answer.value.json()
+    assert generation["headline"] == "Markets rally as" + generation["text"]
+    assert generate_page.field("headline").text_content() == generation["headline"]
+    assert generate_page.field("text").text_content() == generation["text"]
     assert variant in MODEL_OF_VARIANT
     expect(generate_page.field("model")).to_contain_text(f"{MODEL_OF_VARIANT[variant]} @ ")
     category = generate_page.field("category").inner_text()
@@ -54,6 +58,60 @@ def test_generating_shows_the_headline_variant_model_category_and_latency(
         expect(generate_page.vote_button(vote)).to_be_enabled()
         expect(generate_page.vote_button(vote)).to_have_attribute("aria-pressed", "false")
     save_screenshot(generate_page.page, "generate-page-with-answer")
+
+
+@pytest.mark.parametrize(
+    ("prompt", "continuation", "shown"),
+    [
+        pytest.param(
+            "Football club", " signs new season", "Football club signs new season", id="new-word"
+        ),
+        pytest.param("Stock", "s climb", "Stocks climb", id="same-word"),
+    ],
+)
+def test_the_headline_reads_as_one_line_of_text_with_its_spaces(
+    generate_page: GeneratePage, prompt: str, continuation: str, shown: str
+) -> None:
+    # Given the API's answer for a continuation that begins a new word, or goes on with the last
+    generation = GenerateResponse(
+        generation_id="00000000-0000-4000-8000-000000000001",
+        prompt=prompt,
+        text=continuation,
+        headline=headline(prompt, continuation),
+        variant="A",
+        model=ModelRef(name="headline-base", version="v1"),
+        strategy="weighted",
+        category=None,
+        latency_ms=LatencyMs(model=1, classifier=None, total=2),
+        created_at=datetime.now(UTC),
+    )
+    body = generation.model_dump_json()
+    generate_page.page.route("**/api/generate", answer_json(HTTPStatus.OK, body))
+
+    generate_page.generate(prompt)
+
+    # Then the card, the history and its button read the headline, space included
+    assert generate_page.field("headline").text_content() == shown
+    assert generate_page.field("text").text_content() == continuation
+    entry = generate_page.history.nth(0)
+    assert entry.locator('[data-field="headline"]').text_content() == shown
+    expect(entry.get_by_role("button")).to_have_attribute("aria-label", f"Show and rate: {shown}")
+
+
+def test_a_history_saved_before_headlines_were_answered_is_dropped(
+    generate_page: GeneratePage,
+) -> None:
+    page = generate_page.page
+    legacy = {"generation": {"generation_id": "old", "prompt": "Stocks", "text": "rise"}}
+    page.evaluate(
+        "entry => sessionStorage.setItem('pressroom.history', JSON.stringify([entry]))", legacy
+    )
+
+    page.reload()
+
+    expect(page.locator("#history-empty")).to_be_visible()
+    expect(generate_page.history).to_have_count(0)
+    expect(generate_page.card).to_have_count(0)
 
 
 def test_the_generate_button_is_busy_while_the_request_runs(generate_page: GeneratePage) -> None:

@@ -166,11 +166,10 @@ function showEntry(entry) {
   const card = document.getElementById("answer-card").content.firstElementChild.cloneNode(true);
   const { generation } = entry;
   card.dataset.generationId = generation.generation_id;
-  // The API answers the continuation only; the headline is the prompt followed by it.
-  setField(card, "prompt", generation.prompt);
-  const continuation = card.querySelector('[data-field="text"]');
-  continuation.textContent = generation.text || " (the model added nothing)";
-  continuation.classList.toggle("is-empty", !generation.text);
+  // The API joins prompt and continuation into the headline; the card marks the model's part.
+  const { headline, prompt } = generation;
+  setField(card, "prompt", headline.slice(0, prompt.length));
+  setField(card, "text", headline.slice(prompt.length));
   setField(card, "variant", `${generation.variant} · ${generation.strategy ?? "?"}`);
   const model = card.querySelector('[data-field="model"]');
   model.textContent = `${generation.model?.name ?? "?"} @ ${shortVersion(generation.model?.version)}`;
@@ -259,8 +258,7 @@ function renderHistory() {
     .map((entry) => {
       const item = template.cloneNode(true);
       const { generation } = entry;
-      setField(item, "prompt", generation.prompt);
-      setField(item, "text", generation.text);
+      setField(item, "headline", generation.headline);
       setField(
         item,
         "summary",
@@ -272,7 +270,7 @@ function renderHistory() {
         showEntry(entry);
         answerSection.querySelector(".vote-button")?.focus();
       });
-      show.setAttribute("aria-label", `Show and rate: ${generation.prompt}${generation.text}`);
+      show.setAttribute("aria-label", `Show and rate: ${generation.headline}`);
       return item;
     });
   historyList.replaceChildren(...items);
@@ -283,9 +281,13 @@ function loadHistory() {
   try {
     const stored = JSON.parse(sessionStorage.getItem(HISTORY_KEY) ?? "[]");
     if (!Array.isArray(stored)) return [];
-    // A vote in flight when the tab reloaded has unknown status; show it as not sent.
+    // A vote in flight when the tab reloaded has unknown status; show it as not sent. Entries
+    // saved before the API answered `headline` are dropped: only the API joins a headline.
     return stored
-      .filter((entry) => entry && entry.generation && entry.generation.generation_id)
+      .filter(
+        (entry) =>
+          entry?.generation?.generation_id && typeof entry.generation.headline === "string",
+      )
       .map((entry) => ({ ...entry, sending: false, voteMessage: "", voteFailed: false }));
   } catch {
     return [];

@@ -165,10 +165,13 @@ class Classifier:
 
 
 def headline(prompt: str, text: str) -> str:
-    """The full headline a reader sees: the prompt continued by the generated text."""
-    if not text or text[0].isspace() or prompt[-1].isspace():
-        return prompt + text
-    return f"{prompt} {text}"
+    """The full headline a reader sees, and the one place prompt and continuation are joined.
+
+    The generator answers the continuation as the Hugging Face text-generation pipeline does:
+    with its leading space when the model began a new word ("Football club" + " signs"), none
+    when it went on with the prompt's last word ("Stock" + "s climb"). So the join adds nothing.
+    """
+    return prompt + text
 
 
 def elapsed_ms(started: float) -> float:
@@ -219,9 +222,8 @@ class GenerationService:
         except DomainError as error:
             self._record_failure(record, error, elapsed_ms(started))
             raise
-        category, classifier_ms = self._classifier.classify(
-            headline(request.prompt, generated.text), deadline
-        )
+        full_headline = headline(request.prompt, generated.text)
+        category, classifier_ms = self._classifier.classify(full_headline, deadline)
         served = self._router.variant(generated.variant)
         record = record.model_copy(
             update={
@@ -242,6 +244,7 @@ class GenerationService:
             generation_id=record.id,
             prompt=record.prompt,
             text=record.text,
+            headline=full_headline,
             variant=record.variant,
             model=ModelRef(name=record.model_name, version=record.model_version),
             strategy=record.strategy,

@@ -72,7 +72,14 @@ class LatencyMs(BaseModel):
 class GenerateResponse(BaseModel):
     generation_id: str
     prompt: str
-    text: str
+    text: str = Field(
+        description="The model's continuation, as the Hugging Face text-generation pipeline "
+        "answers it: a leading space when the model began a new word, none when it went on "
+        "with the prompt's last word"
+    )
+    headline: str = Field(
+        description="The full headline a reader sees: the prompt, then the continuation"
+    )
     variant: str
     model: ModelRef
     strategy: str

@@ -22,9 +22,13 @@ from pressroom_common.store import open_store
 from pressroom_common.store.migrations import MIGRATION_LOCK_ID
 
 from local.functions import load_handler
+from tests.fixtures.feedback import GenerationFactory
 from tests.fixtures.postgres import PostgresServer
 
 FUNCTION_DIR = Path(__file__).resolve().parents[3] / "apps" / "feedback" / "src" / "migrations"
+PHYSICAL_ID = "pressroom-feedback-schema"
+# A database nothing answers for (port 9, discard).
+CLOSED_PORT_URL = "postgresql+psycopg://nobody@127.0.0.1:9/feedback"
 
 
 @dataclass
@@ -150,21 +154,162 @@ def test_create_then_update_migrate_and_answer_success(
 
 
 def test_delete_keeps_the_data_and_answers_success(
-    monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl, store_url: str
+    monkeypatch: pytest.MonkeyPatch,
+    response_url: ResponseUrl,
+    store_url: str,
+    make_generation: GenerationFactory,
 ) -> None:
-    create_then("Delete", monkeypatch, store_url, response_url)
+    run_resource(monkeypatch, store_url, cloudformation_event("Create", response_url.url))
+    record_one_vote(store_url, make_generation)
+    run_resource(
+        monkeypatch,
+        store_url,
+        cloudformation_event("Delete", response_url.url, PhysicalResourceId=PHYSICAL_ID),
+    )
     statuses = [answer.body["Status"] for answer in response_url.all_answers()]
     assert statuses == ["SUCCESS", "SUCCESS"]
     assert {"generations", "votes"} <= table_names(store_url)
+    assert row_counts(store_url, "generations", "votes") == {"generations": 1, "votes": 1}
+
+
+def test_delete_never_touches_the_database(
+    monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl
+) -> None:
+    # The rollback of a failed Create, or a stack deletion, with the database out of reach.
+    run_resource(
+        monkeypatch,
+        CLOSED_PORT_URL,
+        cloudformation_event("Delete", response_url.url, PhysicalResourceId=PHYSICAL_ID),
+        remaining_s=12,
+    )
+    (answer,) = response_url.all_answers()
+    assert answer.body["Status"] == "SUCCESS"
+    assert "nothing is dropped" in answer.body["Reason"]
+
+
+NEWER_REVISION = "9000_from_a_newer_release"
+
+
+def migrate_as_a_newer_release(database_url: str) -> None:
+    """What a later release's deploy leaves behind before it fails and rolls back: its own
+    migration applied (here a new table holding data) and a revision these files do not know."""
+    engine = open_store(database_url).engine
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("CREATE TABLE reader_notes (id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
+            )
+            connection.execute(sa.text("INSERT INTO reader_notes (id, note) VALUES (1, 'kept')"))
+            connection.execute(
+                sa.text("UPDATE alembic_version SET version_num = :revision"),
+                {"revision": NEWER_REVISION},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_rollback_over_a_newer_schema_keeps_it_and_its_data_and_succeeds(
+    monkeypatch: pytest.MonkeyPatch,
+    response_url: ResponseUrl,
+    store_url: str,
+    make_generation: GenerationFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run_resource(monkeypatch, store_url, cloudformation_event("Create", response_url.url))
+    record_one_vote(store_url, make_generation)
+    migrate_as_a_newer_release(store_url)
+
+    # UPDATE_ROLLBACK_IN_PROGRESS: CloudFormation sends an Update carrying the previous
+    # release's properties to the previous release's function (these migrations).
+    run_resource(
+        monkeypatch,
+        store_url,
+        cloudformation_event(
+            "Update",
+            response_url.url,
+            PhysicalResourceId=PHYSICAL_ID,
+            OldResourceProperties={"ServiceToken": "arn:aws:lambda:...", "CommonLayerArn": "new"},
+        ),
+    )
+
+    create, rollback = response_url.all_answers()
+    assert create.body["Data"]["SchemaAhead"] == "false"
+    assert rollback.body["Status"] == "SUCCESS"
+    assert rollback.body["Data"] == {
+        "SchemaRevision": NEWER_REVISION,
+        "CodeHeadRevision": create.body["Data"]["CodeHeadRevision"],
+        "SchemaAhead": "true",
+    }
+    assert "newer than this code" in rollback.body["Reason"]
+    assert "not downgraded" in rollback.body["Reason"]
+    warnings = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert [record.getMessage() for record in warnings] == [
+        "schema is ahead of the code; left as it is"
+    ]
+    assert warnings[0].__dict__["SchemaRevision"] == NEWER_REVISION
+    # Nothing was changed: the newer revision, its table and every row stay.
+    assert revision_of(store_url) == NEWER_REVISION
+    assert row_counts(store_url, "generations", "votes", "reader_notes") == {
+        "generations": 1,
+        "votes": 1,
+        "reader_notes": 1,
+    }
+
+
+def test_an_older_schema_is_still_upgraded(
+    monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl, store_url: str
+) -> None:
+    run_resource(monkeypatch, store_url, cloudformation_event("Create", response_url.url))
+    (answer,) = response_url.all_answers()
+    assert answer.body["Data"] == {
+        "SchemaRevision": answer.body["Data"]["CodeHeadRevision"],
+        "CodeHeadRevision": answer.body["Data"]["CodeHeadRevision"],
+        "SchemaAhead": "false",
+    }
+    assert revision_of(store_url) == answer.body["Data"]["CodeHeadRevision"]
+
+
+def record_one_vote(database_url: str, make_generation: GenerationFactory) -> None:
+    store = open_store(database_url)
+    try:
+        generation = make_generation()
+        store.record_generation(generation)
+        store.record_vote(generation.id, "b" * 64, "up")
+    finally:
+        store.engine.dispose()
+
+
+def row_counts(database_url: str, *tables: str) -> dict[str, int]:
+    engine = open_store(database_url).engine
+    try:
+        with engine.connect() as connection:
+            return {
+                table: int(
+                    connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+                )
+                for table in tables
+            }
+    finally:
+        engine.dispose()
+
+
+def revision_of(database_url: str) -> str:
+    engine = open_store(database_url).engine
+    try:
+        with engine.connect() as connection:
+            return str(
+                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+            )
+    finally:
+        engine.dispose()
 
 
 def test_unreachable_database_answers_failed_with_the_reason(
     monkeypatch: pytest.MonkeyPatch, response_url: ResponseUrl
 ) -> None:
-    closed_port_url = "postgresql+psycopg://nobody@127.0.0.1:9/feedback"
     run_resource(
         monkeypatch,
-        closed_port_url,
+        CLOSED_PORT_URL,
         cloudformation_event("Create", response_url.url),
         remaining_s=12,
     )

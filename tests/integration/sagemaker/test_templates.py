@@ -24,6 +24,9 @@ GENERATOR_PARAMETERS = {
 CLASSIFIER_PARAMETERS = {
     "NewsClassifierModelDataUrl": "s3://pressroom-models/news-classifier/v3/model.tar.gz",
     "NewsClassifierModelVersion": "v3",
+    "PermissionsBoundary": "arn:aws:iam::123456789012:policy/pressroom-deploy/boundary",
+    "InferenceImageRepository": "pressroom-inference",
+    "InferenceImageTag": "serving-0123456789abcdef",
 }
 
 
@@ -73,8 +76,11 @@ def test_models_take_their_artifact_and_version_from_parameters() -> None:
     container = model["PrimaryContainer"]
     assert container["ModelDataUrl"] == GENERATOR_PARAMETERS["HeadlineLiteModelDataUrl"]
     assert container["Environment"]["PRESSROOM_MODEL_VERSION"] == "v2"
-    assert container["Image"].startswith("763104351884.dkr.ecr.us-east-1.amazonaws.com/")
-    assert "huggingface-pytorch-inference" in container["Image"]
+    # The serving image from this account's ECR (models/serving/Dockerfile, built in CI).
+    assert container["Image"] == (
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/unset-InferenceImageRepository"
+        ":unset-InferenceImageTag"
+    )
     # No fixed physical name: CloudFormation must be free to replace models and configs.
     assert "ModelName" not in model
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import transformers
 
 from models.serving.inference import (
+    QUANTIZATION_CONFIG_KEY,
     InvalidRequestError,
     input_fn,
     load_model,
@@ -18,7 +20,9 @@ from models.serving.inference import (
     predict_fn,
 )
 from training.artifacts import Artifact, ensure_artifacts
+from training.compare import compare_generators
 from training.data import LABELS
+from training.evaluate import SAMPLE_PROMPTS, markdown_table
 from training.package import content_version
 
 GENERATORS = ("headline-base", "headline-lite")
@@ -58,8 +62,10 @@ def test_artifact_has_the_sagemaker_layout_and_a_manifest(
         "code/requirements.txt",
     } <= model_files
     assert (artifact.directory / "README.md").read_text().startswith("---\n")
+    # Nothing for the container to pip-install at start: the serving image holds it all.
     requirements = (artifact.directory / "code/requirements.txt").read_text().splitlines()
-    assert f"transformers=={transformers.__version__}" in requirements
+    assert all(line.startswith("#") for line in requirements)
+    assert f"#   transformers=={transformers.__version__}" in requirements
     with tarfile.open(artifact.tarball) as archive:
         members = {m.name for m in archive.getmembers() if m.isfile()}
     assert members == model_files
@@ -196,3 +202,59 @@ def test_the_version_hashes_the_served_files_but_not_the_model_card(
             handle.write(b" ")
         assert content_version(copy) != version, served
         version = content_version(copy)
+
+
+def test_the_challenger_serves_variant_a_weights_quantized_to_int8(
+    smoke_artifacts: dict[str, Artifact],
+) -> None:
+    base, lite = smoke_artifacts["headline-base"], smoke_artifacts["headline-lite"]
+    same_weights = (base.directory / "model.safetensors").read_bytes() == (
+        lite.directory / "model.safetensors"
+    ).read_bytes()
+    assert same_weights, "B is derived from A's packaged weights, not trained apart"
+    assert lite.manifest["training"]["derived_from"] == {
+        "name": "headline-base",
+        "version": base.manifest["version"],
+    }
+    served_a, served_b = model_fn(str(base.directory)), model_fn(str(lite.directory))
+    quantized = torch.ao.nn.quantized.dynamic.Linear
+    assert not any(isinstance(m, quantized) for m in served_a.model.modules())
+    keep_fp32 = json.loads((lite.directory / "config.json").read_text())[QUANTIZATION_CONFIG_KEY][
+        "keep_fp32"
+    ]
+    fp32 = [n for n, m in served_b.model.named_modules() if isinstance(m, torch.nn.Linear)]
+    int8 = [n for n, m in served_b.model.named_modules() if isinstance(m, quantized)]
+    assert sorted(fp32) == sorted(keep_fp32), "only the calibrated outlier layers stay fp32"
+    assert "lm_head" in int8 and len(int8) > len(fp32)
+    assert served_a.headline_context == served_b.headline_context is not None
+    card = (lite.directory / "README.md").read_text()
+    assert "## Side by side with headline-base" in card and base.manifest["version"][:8] in card
+
+
+def test_an_unknown_quantization_is_refused_naming_the_config_key(
+    smoke_artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(smoke_artifacts["headline-lite"].directory, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, QUANTIZATION_CONFIG_KEY: "int3"}))
+    with pytest.raises(ValueError, match=f"{QUANTIZATION_CONFIG_KEY}: unknown method 'int3'"):
+        model_fn(str(copy))
+
+
+def test_evaluate_compares_both_variants_side_by_side_through_their_served_models(
+    smoke_artifacts: dict[str, Artifact],
+) -> None:
+    root = smoke_artifacts["headline-base"].directory.parents[2]
+    results = compare_generators(root, "smoke", timing_rounds=1)
+    assert [r.name for r in results] == list(GENERATORS)
+    for result in results:
+        assert result.version == smoke_artifacts[result.name].manifest["version"]
+        assert 0 <= result.metrics["no_word_share"] <= 1
+        assert result.metrics["ms_per_token_1_thread"] > 0
+        assert set(result.samples) == set(SAMPLE_PROMPTS)
+    table = markdown_table(results)
+    assert "| bits/char (test) |" in table and "speed-up per token over headline-base" in table
+    # B is A's weights served int8: the same text is scored differently, so figures differ.
+    bits = [r.metrics["test_bits_per_char"] for r in results]
+    assert bits[0] != bits[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ClientError
 from botocore.stub import ANY
+from pressroom_common.generation import headline
 from pressroom_common.health import HealthChecker, endpoint_checks
 
 from tests.unit.api.conftest import (
@@ -46,6 +48,7 @@ def test_generate_answers_the_design_response_and_records_the_generation(
     assert status == 200, body
     assert body["prompt"] == "Bank of England"
     assert body["text"] == " rates rise again"
+    assert body["headline"] == "Bank of England rates rise again"
     assert body["variant"] == "B"
     assert body["model"] == {"name": "headline-lite", "version": "lite-v1"}
     assert body["strategy"] == "override"
@@ -78,16 +81,7 @@ def test_realtime_hosting_pins_the_assigned_variant_with_target_variant(
             "Accept": "application/json",
         },
     )
-    generate_function.classifier.add_response(
-        "invoke_endpoint",
-        {"Body": streaming([{"label": "sport", "score": 0.8}])},
-        expected_params={
-            "EndpointName": CLASSIFIER_ENDPOINT,
-            "Body": ANY,
-            "ContentType": "application/json",
-            "Accept": "application/json",
-        },
-    )
+    classifier_reads(generate_function, "x wins")
 
     status, _, body = generate_function.call(
         "POST", "/api/generate", {"prompt": "x", "variant": "A"}
@@ -95,6 +89,51 @@ def test_realtime_hosting_pins_the_assigned_variant_with_target_variant(
 
     assert status == 200, body
     generate_function.generator.assert_no_pending_responses()
+    generate_function.classifier.assert_no_pending_responses()
+
+
+def classifier_reads(function: GenerateFunction, text: str) -> None:
+    """The classifier answers once, and only if it is asked about exactly this text."""
+    function.classifier.add_response(
+        "invoke_endpoint",
+        {"Body": streaming([{"label": "sport", "score": 0.8}])},
+        expected_params={
+            "EndpointName": CLASSIFIER_ENDPOINT,
+            "Body": json.dumps({"inputs": text}).encode(),
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        },
+    )
+
+
+# The generator answers the continuation as the Hugging Face pipeline does: a leading space when
+# the model began a new word, none when it went on with the prompt's last word.
+JOINS = [
+    pytest.param("Football club", " signs new season", "Football club signs new season", id="word"),
+    pytest.param("Stock", "s climb", "Stocks climb", id="same-word"),
+]
+
+
+@pytest.mark.parametrize(("prompt", "continuation", "shown"), JOINS)
+def test_headline_joins_prompt_and_continuation_as_the_model_wrote_them(
+    prompt: str, continuation: str, shown: str
+) -> None:
+    assert headline(prompt, continuation) == shown
+
+
+@pytest.mark.parametrize(("prompt", "continuation", "shown"), JOINS)
+def test_the_classifier_and_the_reader_get_the_same_joined_headline(
+    generate_function: GenerateFunction, prompt: str, continuation: str, shown: str
+) -> None:
+    generate_function.model_answers(continuation, "A")
+    classifier_reads(generate_function, shown)
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": prompt, "variant": "A"}
+    )
+
+    assert status == 200, body
+    assert (body["prompt"], body["text"], body["headline"]) == (prompt, continuation, shown)
     generate_function.classifier.assert_no_pending_responses()
 
 
@@ -330,6 +369,9 @@ def test_openapi_document_lists_the_routes(generate_function: GenerateFunction) 
     assert {"/api/generate", "/api/health"} <= set(body["paths"])
     schema = body["components"]["schemas"]["GenerateRequest"]
     assert schema["properties"]["max_new_tokens"]["maximum"] == 64
+    answer = body["components"]["schemas"]["GenerateResponse"]
+    assert {"text", "headline"} <= set(answer["required"])
+    assert "the prompt, then the continuation" in answer["properties"]["headline"]["description"]
     responses = body["paths"]["/api/generate"]["post"]["responses"]
     assert {"200", "422", "429", "502", "503", "504"} <= set(responses)
     assert "ErrorResponse" in body["components"]["schemas"]

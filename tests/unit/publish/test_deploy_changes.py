@@ -13,6 +13,7 @@ from pathlib import Path
 from local.deploy import REPOSITORY
 
 SCRIPT = REPOSITORY / ".github/scripts/changed-apps.sh"
+NO_MODELS = {"models": "false"}
 
 
 class History:
@@ -27,6 +28,7 @@ class History:
             "apps/frontend/template.yaml": "v1",
             "apps/frontend/site/index.html": "v1",
             "layers/common/pressroom_common/__init__.py": "v1",
+            "models/headline-base.yaml": "v1",
             "README.md": "v1",
         })  # fmt: skip
 
@@ -87,7 +89,7 @@ def test_a_site_only_change_publishes_the_site_and_leaves_the_stack(tmp_path: Pa
     deployed = history.git("rev-parse", "HEAD")
     history.commit({"apps/frontend/site/index.html": "v2"})
 
-    assert history.plan([(deployed, "success")]) == {"stack": "false", "site": "true"}
+    assert history.plan([(deployed, "success")]) == {"stack": "false", "site": "true", **NO_MODELS}
 
 
 def test_an_app_or_the_shared_layer_changing_deploys_the_stack(tmp_path: Path) -> None:
@@ -95,7 +97,7 @@ def test_an_app_or_the_shared_layer_changing_deploys_the_stack(tmp_path: Path) -
     deployed = history.git("rev-parse", "HEAD")
     history.commit({"layers/common/pressroom_common/__init__.py": "v2"})
 
-    assert history.plan([(deployed, "success")]) == {"stack": "true", "site": "false"}
+    assert history.plan([(deployed, "success")]) == {"stack": "true", "site": "false", **NO_MODELS}
 
 
 def test_nothing_relevant_changed_ships_nothing(tmp_path: Path) -> None:
@@ -103,7 +105,7 @@ def test_nothing_relevant_changed_ships_nothing(tmp_path: Path) -> None:
     deployed = history.git("rev-parse", "HEAD")
     history.commit({"README.md": "v2"})
 
-    assert history.plan([(deployed, "success")]) == {"stack": "false", "site": "false"}
+    assert history.plan([(deployed, "success")]) == {"stack": "false", "site": "false", **NO_MODELS}
 
 
 def test_changes_of_a_failed_deploy_ride_with_the_next_one(tmp_path: Path) -> None:
@@ -114,15 +116,29 @@ def test_changes_of_a_failed_deploy_ride_with_the_next_one(tmp_path: Path) -> No
 
     plan = history.plan([(failed, "failure"), (deployed, "success")])
 
-    assert plan == {"stack": "true", "site": "false"}
+    assert plan == {"stack": "true", "site": "false", **NO_MODELS}
 
 
 def test_without_a_successful_deployment_or_when_asked_everything_ships(tmp_path: Path) -> None:
     history = History(tmp_path / "repo")
     deployed = history.git("rev-parse", "HEAD")
 
-    assert history.plan([]) == {"stack": "true", "site": "true"}
+    assert history.plan([]) == {"stack": "true", "site": "true", "models": "true"}
     assert history.plan([(deployed, "success")], everything=True) == {
         "stack": "true",
         "site": "true",
+        "models": "true",
     }
+
+
+def test_a_model_or_training_change_publishes_models_before_the_deploy(tmp_path: Path) -> None:
+    history = History(tmp_path / "repo")
+    deployed = history.git("rev-parse", "HEAD")
+    history.commit({"models/headline-base.yaml": "v2"})
+    assert history.plan([(deployed, "success")]) == {
+        "stack": "false",
+        "site": "false",
+        "models": "true",
+    }
+    history.commit({"training/train.py": "v2"})
+    assert history.plan([(deployed, "success")])["models"] == "true"

@@ -273,11 +273,12 @@ def test_publish_command_prints_the_template_parameters_and_registers_the_templa
     package = find_package(cli_aws, "pressroom-headline-base", "v1")
     assert package is not None
     container = package["InferenceSpecification"]["Containers"][0]
+    # The serving image in the publishing account's ECR (moto's account), as the root names it.
+    root_parameters = load_template(REPOSITORY / "template-root.yaml")["Parameters"]
     assert container["Image"] == (
-        f"763104351884.dkr.ecr.{REGION}.amazonaws.com/huggingface-pytorch-inference:"
-        + load_template(REPOSITORY / "apps/inference-api/template.yaml")["Parameters"][
-            "InferenceImageTag"
-        ]["Default"]
+        f"123456789012.dkr.ecr.{REGION}.amazonaws.com/"
+        f"{root_parameters['InferenceImageRepository']['Default']}:"
+        f"{root_parameters['InferenceImageTag']['Default']}"
     )
     assert container["Environment"]["PRESSROOM_MODEL_VERSION"] == "v1"
 

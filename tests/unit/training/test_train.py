@@ -5,11 +5,13 @@ from collections.abc import Iterator
 import pytest
 import torch
 from rich.console import Console
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from training import train as training_loop
 from training.data import Headline
 from training.definitions import ScratchSpec, TrainingSpec
 from training.modeling import build_scratch_gpt2, train_tokenizer
+from training.quantization import outlier_linears
 from training.train import IGNORE_INDEX, causal_lm_collate, freeze_all_but_top_layers, train
 
 HEADLINES = [
@@ -33,7 +35,9 @@ def test_labels_are_ignored_exactly_on_padding() -> None:
     batch = causal_lm_collate(tokenizer, max_length=40)(HEADLINES)
     mask, labels = batch.inputs["attention_mask"], batch.inputs["labels"]
     assert (mask == 0).any(), "the batch should need padding"
-    assert ((labels == IGNORE_INDEX) == (mask == 0)).all()
+    # The start token (the whole context) is never a target: nothing predicts it.
+    assert (labels[:, 0] == IGNORE_INDEX).all()
+    assert ((labels[:, 1:] == IGNORE_INDEX) == (mask[:, 1:] == 0)).all()
     # The pad token is also the end token: the end of each headline is still learnt.
     lengths = mask.sum(dim=1)
     ends = labels[torch.arange(len(HEADLINES)), lengths - 1]
@@ -50,6 +54,32 @@ def test_padded_batch_loss_equals_token_weighted_loss_of_single_rows() -> None:
         singles = [collate([h]) for h in HEADLINES]
         weighted = sum(float(model(**s.inputs).loss) * s.targets for s in singles) / batch.targets
     assert abs(batched - weighted) < 1e-5
+
+
+CONTEXT = "Write a news headline:"
+
+
+def test_a_headline_context_carries_no_loss_and_does_not_shorten_headlines() -> None:
+    _, tokenizer = _tiny_model_and_tokenizer()
+    plain = causal_lm_collate(tokenizer, max_length=6)(HEADLINES)
+    batch = causal_lm_collate(tokenizer, max_length=6, context=CONTEXT)(HEADLINES)
+    context_ids = tokenizer(CONTEXT, add_special_tokens=False)["input_ids"]
+    assert batch.shared_context == len(context_ids) > 1
+    assert (batch.inputs["input_ids"][:, : len(context_ids)] == torch.tensor(context_ids)).all()
+    assert (batch.inputs["labels"][:, : len(context_ids)] == IGNORE_INDEX).all()
+    # The same headline tokens and ends are learnt with or without the context.
+    assert batch.targets == plain.targets
+
+
+def test_shared_context_runs_once_yet_gives_the_full_forward_loss_and_gradients() -> None:
+    model, tokenizer = _tiny_model_and_tokenizer(layers=2)
+    batch = causal_lm_collate(tokenizer, max_length=40, context=CONTEXT)(HEADLINES)
+    with torch.no_grad():
+        full = float(model(**batch.inputs).loss)
+    loss = training_loop.training_loss(model, batch)  # in eval mode: no dropout to differ
+    loss.backward()
+    assert abs(float(loss) - full) < 1e-5
+    assert all(p.grad is not None for p in model.transformer.h[-1].parameters())
 
 
 def _spec(**overrides: object) -> TrainingSpec:
@@ -103,3 +133,36 @@ def test_only_the_top_layers_train_when_asked() -> None:
     train(model, HEADLINES, HEADLINES, collate, spec, label="t", console=Console(quiet=True))
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and all(name.startswith(allowed) for name in changed)
+
+
+def test_calibration_keeps_exactly_the_layers_whose_inputs_carry_outliers() -> None:
+    _, tokenizer = _tiny_model_and_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+    model = LlamaForCausalLM(config).eval()
+
+    def calibrate() -> list[str]:
+        return outlier_linears(
+            model, tokenizer, HEADLINES * 4, context=CONTEXT, max_length=40, ratio=20.0
+        )
+
+    assert calibrate() == [], "a smooth model keeps no layer in fp32"
+
+    def massive_activation(_module: torch.nn.Module, inputs: tuple[torch.Tensor]) -> tuple:
+        spiked = inputs[0].clone()
+        spiked[0, 2] *= 1000  # one token, as the massive activations of real LLMs
+        return (spiked,)
+
+    layer = model.model.layers[1].mlp.down_proj
+    handle = layer.register_forward_pre_hook(massive_activation)
+    try:
+        assert calibrate() == ["model.layers.1.mlp.down_proj"]
+    finally:
+        handle.remove()

@@ -3,7 +3,17 @@
 It always answers CloudFormation, exactly once: SUCCESS once the schema is at the newest
 migration, FAILED with the reason when migrating fails, and FAILED on its own shortly before
 Lambda would time out (an unanswered custom resource hangs the stack for an hour). Migrating is
-idempotent, so Create and Update run the same upgrade; Delete keeps the data and succeeds.
+idempotent, so Create and Update run the same upgrade.
+
+It never removes data and never downgrades:
+- A schema *newer* than these migrations (the database is at a revision they do not know) is
+  what a rollback meets: the failed release migrated it, then CloudFormation rolls this resource
+  back with the previous release's code. The schema and its data are kept as they are, and the
+  answer is SUCCESS, reporting it (Data `SchemaAhead`, the Reason, a warning in the log);
+  failing here would leave the stack in UPDATE_ROLLBACK_FAILED. Migrations are additive, so the
+  older code runs on the newer schema.
+- Delete (stack deletion, or the rollback of a failed Create) answers SUCCESS without touching
+  the database; the cluster's DeletionPolicy (Snapshot) decides what happens to it.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pressroom_common.store import StoreUnavailableError, open_store
+from pressroom_common.store.migrations import MigrationResult
 from pressroom_common.store.settings import StoreSettings
 
 logger = Logger(service="feedback-migrations")
@@ -65,14 +76,13 @@ class CloudFormationAnswer:
         return True
 
 
-def migrate_until(deadline: float) -> None:
+def migrate_until(deadline: float) -> MigrationResult:
     """Upgrade the schema, retrying while the database is unavailable and time remains."""
     store = open_store(StoreSettings().database_url)
     try:
         while True:
             try:
-                store.migrate()
-                return
+                return store.migrate()
             except StoreUnavailableError:
                 if time.monotonic() + RETRY_PAUSE_S >= deadline:
                     raise
@@ -80,6 +90,26 @@ def migrate_until(deadline: float) -> None:
                 time.sleep(RETRY_PAUSE_S)
     finally:
         store.engine.dispose()
+
+
+def describe(result: MigrationResult) -> tuple[str, dict[str, str]]:
+    """The SUCCESS answer's Reason and Data for a migration result (and log it)."""
+    revision = ",".join(result.revisions) or "none"
+    data = {
+        "SchemaRevision": revision,
+        "CodeHeadRevision": result.code_head,
+        "SchemaAhead": "true" if result.ahead else "false",
+    }
+    if result.ahead:
+        reason = (
+            f"database schema {revision} is newer than this code's newest migration "
+            f"{result.code_head} (a rollback to an older release): kept as it is with its data, "
+            "not downgraded"
+        )
+        logger.warning("schema is ahead of the code; left as it is", extra=data)
+        return reason, data
+    logger.info("schema is at the newest migration", extra=data)
+    return f"schema is at the newest migration {result.code_head}", data
 
 
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
@@ -94,10 +124,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
     request_type = event.get("RequestType")
     try:
         if request_type in ("Create", "Update"):
-            migrate_until(deadline)
-            answer.send("SUCCESS", "schema is at the newest migration")
+            result = migrate_until(deadline)
+            answer.send("SUCCESS", *describe(result))
         elif request_type == "Delete":
-            answer.send("SUCCESS", "schema left in place; the cluster's policy decides its fate")
+            answer.send(
+                "SUCCESS",
+                "schema and data left in place (nothing is dropped); "
+                "the cluster's DeletionPolicy decides its fate",
+            )
         else:
             answer.send("FAILED", f"unknown RequestType {request_type!r}")
     except Exception as error:

@@ -19,7 +19,7 @@ from pressroom_common.routing import FixedWeights
 from pressroom_common.store import statistics
 from pressroom_common.store.engines import create_store_engine
 from pressroom_common.store.errors import GenerationNotFoundError, StoreUnavailableError
-from pressroom_common.store.migrations import upgrade_to_head
+from pressroom_common.store.migrations import MigrationResult, upgrade_to_head
 from pressroom_common.store.records import GenerationRecord, Vote, VoteRecord
 from pressroom_common.store.report import (
     CredibleInterval,
@@ -92,10 +92,11 @@ class FeedbackStore:
     def engine(self) -> Engine:
         return self._engine
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+    def migrate(self) -> MigrationResult:
+        """Bring the schema to the newest migration (idempotent); never downgrade a schema that
+        a newer release migrated (the result says `ahead`, and nothing was changed)."""
         with self._transaction("the schema migration") as connection:
-            upgrade_to_head(connection)
+            return upgrade_to_head(connection)
 
     def ping(self) -> None:
         """Raise `StoreUnavailableError` unless the database answers a trivial query."""

@@ -1,0 +1,431 @@
+"""The IAM policies of every template, app and infra/ alike: no wildcard action, `Resource: "*"`
+only where AWS has no resource-level permission (and the template says so), a deploy that cannot
+be turned against the account, and an execution role that can create everything the stacks hold.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from local.reliability import security
+from local.templates import load_stack, load_template
+from tests.integration.deploy.policies import (
+    ACCOUNT_TEMPLATE,
+    ALL_TEMPLATES,
+    APP_TEMPLATES,
+    ENVIRONMENT_TEMPLATE,
+    REPOSITORY,
+    TOOLS_PYTHON,
+    allowed_actions,
+    grants,
+    handler_permissions,
+    resource_types_of,
+    role_policies,
+    statements,
+    strings,
+    transformed,
+)
+
+needs_tools = pytest.mark.skipif(
+    not TOOLS_PYTHON.exists(), reason="needs .venv-tools (make tools): cfn-lint's IAM data, SAM"
+)
+
+# Actions that IAM does scope to a resource type, yet are granted on "*" on purpose.
+RESOURCE_STAR_BY_CHOICE = {
+    "cloudwatch:PutMetricData": "metric data is scoped by namespace (the statement's condition); "
+    "its only resource type is CloudWatch's metric-dataset feature, which nothing here uses",
+}
+
+# What CloudFormation's handlers for the stacks' resource types may call, but these stacks never
+# need: each is for a property or feature the templates do not use.
+NOT_NEEDED = {
+    "acm-pca:GetCertificate": "the certificate is ACM's, DNS-validated, not a private CA's",
+    "acm-pca:IssueCertificate": "the certificate is ACM's, DNS-validated, not a private CA's",
+    "cloudfront:CreateConnectionGroup": "no multi-tenant distribution (connection groups)",
+    "cloudfront:GetConnectionGroup": "no multi-tenant distribution (connection groups)",
+    "cloudfront:GetVpcOrigin": "no VPC origin: the origins are S3 and API Gateway",
+    "docdb-elastic:GetCluster": "the secret is attached to an Aurora cluster",
+    "redshift:DescribeClusters": "the secret is attached to an Aurora cluster",
+    "redshift-serverless:GetNamespace": "the secret is attached to an Aurora cluster",
+    "redshift-serverless:ListWorkgroups": "the secret is attached to an Aurora cluster",
+    "ec2:AssociateSubnetCidrBlock": "the subnets have no IPv6 block",
+    "ec2:DisassociateSubnetCidrBlock": "the subnets have no IPv6 block",
+    "ec2:CreateVpcEncryptionControl": "the VPC sets no encryption control",
+    "elasticfilesystem:DescribeMountTargets": "no function mounts a file system",
+    "firehose:TagDeliveryStream": "log groups deliver to no Firehose stream",
+    "logs:CreateLogDelivery": "log groups deliver nowhere else",
+    "logs:PutBearerTokenAuthentication": "no log group takes bearer-token ingestion",
+    "logs:PutResourcePolicy": "no log group has a resource policy (an account-wide action)",
+    "logs:DeleteResourcePolicy": "no log group has a resource policy (an account-wide action)",
+    "iam:DeleteRolePermissionsBoundary": "never: no role may lose its boundary (denied outright)",
+    "iam:ListRoles": "RDS lists roles only for enhanced monitoring or a directory domain",
+    "kms:Encrypt": "functions use Lambda's own key for their environment (no KmsKeyArn)",
+    "lambda:GetCodeSigningConfig": "no code signing config",
+    "lambda:PutFunctionCodeSigningConfig": "no code signing config",
+    "lambda:PassCapacityProvider": "no Lambda Managed Instances capacity provider",
+    "lambda:PutFunctionScalingConfig": "no Lambda Managed Instances capacity provider",
+    "rds:AddRoleToDBCluster": "no IAM role is associated with the cluster",
+    "rds:RemoveRoleFromDBCluster": "no IAM role is associated with the cluster",
+    "rds:AddRoleToDBInstance": "no IAM role is associated with the instance",
+    "rds:RemoveRoleFromDBInstance": "no IAM role is associated with the instance",
+    "rds:CreateDBInstanceReadReplica": "no read replica",
+    "rds:PromoteReadReplica": "no read replica",
+    "rds:CreateDBSnapshot": "an Aurora instance is not snapshotted on its own (its cluster is)",
+    "rds:DescribeDBSnapshots": "nothing is restored from an instance snapshot",
+    "rds:RestoreDBClusterFromSnapshot": "the cluster is not restored from a snapshot",
+    "rds:RestoreDBClusterToPointInTime": "the cluster is not restored to a point in time",
+    "rds:RestoreDBInstanceFromDBSnapshot": "the instance is not restored from a snapshot",
+    "rds:RestoreDBInstanceToPointInTime": "the instance is not restored to a point in time",
+    "rds:RemoveFromGlobalCluster": "the cluster is in no global cluster",
+    "rds:StartDBInstanceAutomatedBackupsReplication": "no cross-region backup replication",
+    "rds:StopDBInstanceAutomatedBackupsReplication": "no cross-region backup replication",
+    "secretsmanager:ReplicateSecretToRegions": "the secret is not replicated",
+    "secretsmanager:RemoveRegionsFromReplication": "the secret is not replicated",
+}
+NOT_NEEDED_SERVICES = {
+    "s3tables": "no S3 table bucket (S3 metadata tables)",
+    "s3files": "no function mounts a file system",
+}
+# What custom resources need beyond any handler: CloudFormation invokes their function.
+CUSTOM_RESOURCE_PERMISSIONS = {"lambda:InvokeFunction"}
+# IAM's role-writing actions that the `iam:PermissionsBoundary` condition key applies to.
+BOUNDARY_CONDITIONED = {
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+}
+# The AWS managed policies SAM attaches to function roles, and what they allow.
+SAM_MANAGED_POLICIES = {
+    "AWSLambdaBasicExecutionRole": {
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    },
+    "AWSXrayWriteOnlyAccess": {
+        "xray:GetSamplingRules",
+        "xray:GetSamplingStatisticSummaries",
+        "xray:GetSamplingTargets",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+    },
+}
+WORKFLOWS = sorted((REPOSITORY / ".github" / "workflows").glob("*.yml"))
+
+
+def _label(path: Path) -> str:
+    return str(path.relative_to(REPOSITORY))
+
+
+def _sub(value: Any) -> str:
+    """The text of a `!Sub` (or a plain string)."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return str(sub[0] if isinstance(sub, list) else sub)
+    return str(value)
+
+
+def _execution_role_statements() -> list[dict[str, Any]]:
+    """The statements of the execution role's managed policies (and inline ones, if any)."""
+    resources = load_template(ENVIRONMENT_TEMPLATE)["Resources"]
+    role = resources["CloudFormationExecutionRole"]["Properties"]
+    documents = [
+        resources[arn["Ref"]]["Properties"]["PolicyDocument"] for arn in role["ManagedPolicyArns"]
+    ]
+    return list(statements([*documents, *role.get("Policies", [])]))
+
+
+@pytest.mark.parametrize("template", ALL_TEMPLATES, ids=_label)
+def test_no_statement_allows_a_wildcard_action(template: Path) -> None:
+    wild = [
+        (statement.get("Sid"), action)
+        for statement in statements(load_template(template))
+        if statement["Effect"] == "Allow"
+        for action in strings(statement["Action"])
+        if "*" in action
+    ]
+    assert wild == []
+
+
+@needs_tools
+@pytest.mark.parametrize("template", ALL_TEMPLATES, ids=_label)
+def test_resource_star_only_where_aws_has_no_resource_level_permission(template: Path) -> None:
+    misplaced = []
+    for statement in statements(load_template(template)):
+        if statement["Effect"] != "Allow" or "*" not in strings(statement.get("Resource")):
+            continue
+        for action in strings(statement["Action"]):
+            if resource_types_of(action) and action not in RESOURCE_STAR_BY_CHOICE:
+                misplaced.append((statement.get("Sid"), action, resource_types_of(action)))
+    assert misplaced == []
+
+
+def test_every_resource_star_statement_says_why() -> None:
+    grants_found = security.wildcard_grants(
+        [path.relative_to(REPOSITORY) for path in ALL_TEMPLATES], root=REPOSITORY
+    )
+
+    assert {grant.template.name for grant in grants_found} >= {"environment.yaml"}
+    assert [grant.describe() for grant in grants_found if not grant.justified] == []
+
+
+@needs_tools
+@pytest.mark.parametrize("template", ALL_TEMPLATES, ids=_label)
+def test_every_allowed_action_exists(template: Path) -> None:
+    unknown = sorted(
+        action
+        for action in allowed_actions(load_template(template))
+        if resource_types_of(action) is None
+    )
+    assert unknown == []
+
+
+@needs_tools
+def test_the_execution_role_may_do_what_the_handlers_of_the_stacks_resources_need() -> None:
+    allowed = allowed_actions(_execution_role_statements())
+    types = {
+        resource["Type"]
+        for template in [REPOSITORY / "template-root.yaml", *APP_TEMPLATES]
+        for resource in transformed(template)["Resources"].values()
+    }
+    needed = {
+        permission
+        for resource_type in types
+        for permission in handler_permissions(resource_type)
+        # Names IAM does not know are API names it authorizes under another action
+        # (s3:DeleteBucketCors is s3:PutBucketCORS), which the list then holds.
+        if resource_types_of(permission) is not None
+    }
+    if any(resource_type.startswith("Custom::") for resource_type in types):
+        needed |= CUSTOM_RESOURCE_PERMISSIONS
+
+    missing = sorted(
+        permission
+        for permission in needed
+        if not grants(allowed, permission)
+        and permission not in NOT_NEEDED
+        and permission.split(":")[0] not in NOT_NEEDED_SERVICES
+    )
+    assert missing == []
+    assert sorted(action for action in NOT_NEEDED if grants(allowed, action)) == []
+    assert sorted(action for action in NOT_NEEDED if action not in needed) == [], "stale entries"
+
+
+def test_role_writes_need_the_permissions_boundary() -> None:
+    for statement in _execution_role_statements():
+        if statement["Effect"] != "Allow":
+            continue
+        writes = BOUNDARY_CONDITIONED & set(strings(statement["Action"]))
+        if writes:
+            condition = statement.get("Condition", {}).get("StringEquals", {})
+            assert condition.get("iam:PermissionsBoundary") == {"Ref": "PermissionsBoundary"}, (
+                statement.get("Sid")
+            )
+            for resource in strings(statement["Resource"]):
+                assert _sub(resource).endswith(":role/pressroom-${Environment}-*")
+    assert not grants(
+        allowed_actions(_execution_role_statements()), "iam:DeleteRolePermissionsBoundary"
+    )
+
+
+def test_the_execution_role_cannot_change_itself_the_deploy_role_or_the_boundary() -> None:
+    template = load_template(ENVIRONMENT_TEMPLATE)
+    resources = template["Resources"]
+    for role in ("CloudFormationExecutionRole", "GitHubDeployRole"):
+        assert resources[role]["Properties"]["Path"] == "/pressroom-deploy/"
+    assert resources["PermissionsBoundary"]["Properties"]["Path"] == "/pressroom-deploy/"
+    denied: dict[str, set[str]] = {}
+    for statement in _execution_role_statements():
+        if statement["Effect"] == "Deny":
+            for resource in strings(statement["Resource"]):
+                denied.setdefault(_sub(resource), set()).update(strings(statement["Action"]))
+    deploy_roles = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/pressroom-deploy/*"
+    role_writes = {
+        action
+        for statement in _execution_role_statements()
+        if statement["Effect"] == "Allow"
+        for action in strings(statement["Action"])
+        if action.startswith("iam:")
+        and action not in {"iam:GetRole", "iam:GetRolePolicy"}
+        and not action.startswith(("iam:List", "iam:PassRole", "iam:CreateServiceLinkedRole"))
+    } - {"iam:CreateRole"}
+    assert role_writes <= denied[deploy_roles]
+    boundary = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/pressroom-deploy/*"
+    assert {"iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:SetDefaultPolicyVersion"} <= (
+        denied[boundary]
+    )
+    # And the allowed role ARNs cannot name a role under /pressroom-deploy/ to begin with.
+    for statement in _execution_role_statements():
+        if statement["Effect"] != "Allow":
+            continue
+        for resource in strings(statement["Resource"]):
+            arn = _sub(resource).replace("${Environment}", "dev")
+            own = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/pressroom-deploy/"
+            if ":role/" in arn and not arn.startswith(own):
+                for name in (
+                    "pressroom-dev-cloudformation-execution",
+                    "pressroom-dev-github-deploy",
+                ):
+                    assert not fnmatch.fnmatchcase(own + name, arn), (statement.get("Sid"), arn)
+
+
+def test_roles_are_passed_only_to_their_services() -> None:
+    for statement in _execution_role_statements():
+        if statement["Effect"] == "Allow" and "iam:PassRole" in strings(statement["Action"]):
+            services = statement["Condition"]["StringEquals"]["iam:PassedToService"]
+            assert set(strings(services)) <= {
+                "cloudformation.amazonaws.com",
+                "lambda.amazonaws.com",
+                "sagemaker.amazonaws.com",
+            }
+
+
+@needs_tools
+@pytest.mark.parametrize("template", APP_TEMPLATES, ids=_label)
+def test_every_role_the_apps_create_carries_the_boundary(template: Path) -> None:
+    roles = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in transformed(template)["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+    assert {
+        logical_id: properties.get("PermissionsBoundary")
+        for logical_id, properties in roles.items()
+    } == {logical_id: {"Ref": "PermissionsBoundary"} for logical_id in roles}
+
+
+def test_the_root_gives_every_app_with_roles_the_boundary_infra_creates() -> None:
+    root = load_template(REPOSITORY / "template-root.yaml")["Resources"]
+    boundary = load_template(ENVIRONMENT_TEMPLATE)["Resources"]["PermissionsBoundary"]
+    name = _sub(boundary["Properties"]["ManagedPolicyName"]).replace("${Environment}", "${Stage}")
+    expected = (
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy"
+        + boundary["Properties"]["Path"]
+        + name
+    )
+    for app in ("Classifier", "Feedback", "InferenceApi"):
+        assert _sub(root[app]["Properties"]["Parameters"]["PermissionsBoundary"]) == expected
+
+
+@needs_tools
+def test_the_boundary_allows_everything_the_app_roles_need() -> None:
+    boundary = allowed_actions(
+        load_template(ENVIRONMENT_TEMPLATE)["Resources"]["PermissionsBoundary"]["Properties"]
+    )
+    needed: set[str] = set()
+    for template in APP_TEMPLATES:
+        for resource in transformed(template)["Resources"].values():
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            needed |= allowed_actions(resource["Properties"].get("Policies", []))
+            for arn in resource["Properties"].get("ManagedPolicyArns", []):
+                name = _sub(arn).rsplit("/", 1)[-1]
+                needed |= SAM_MANAGED_POLICIES[name]
+    assert sorted(action for action in needed if not grants(boundary, action)) == []
+
+
+def _trusted_subjects(template: Path, role: str) -> list[Any]:
+    document = load_template(template)["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]
+    (statement,) = document["Statement"]
+    assert set(statement["Condition"]) == {"StringEquals"}  # no StringLike wildcards
+    return strings(
+        statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+    )
+
+
+def test_each_environment_role_trusts_only_its_own_github_environment() -> None:
+    subjects = _trusted_subjects(ENVIRONMENT_TEMPLATE, "GitHubDeployRole")
+    assert [_sub(subject) for subject in subjects] == [
+        "repo:${GitHubRepository}:environment:${Environment}"
+    ]
+    parameter = load_template(ENVIRONMENT_TEMPLATE)["Parameters"]["Environment"]
+    assert parameter["AllowedValues"] == ["dev", "prod"]
+
+
+def test_the_publish_role_trusts_only_main_and_deploys_nothing() -> None:
+    subjects = _trusted_subjects(ACCOUNT_TEMPLATE, "GitHubPublishRole")
+    assert [_sub(subject) for subject in subjects] == [
+        "repo:${GitHubRepository}:ref:refs/heads/main"
+    ]
+    actions = allowed_actions(role_policies(ACCOUNT_TEMPLATE, "GitHubPublishRole"))
+    assert not any(action.startswith(("cloudformation:", "iam:")) for action in actions)
+
+
+def _github_roles() -> list[dict[str, Any]]:
+    return [
+        load_template(ENVIRONMENT_TEMPLATE)["Resources"]["GitHubDeployRole"]["Properties"],
+        load_template(ACCOUNT_TEMPLATE)["Resources"]["GitHubPublishRole"]["Properties"],
+    ]
+
+
+def test_sessions_outlast_a_first_deploy() -> None:
+    steps = [
+        step
+        for workflow in WORKFLOWS
+        for job in yaml.safe_load(workflow.read_text())["jobs"].values()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")
+    ]
+    assert len(steps) >= 3  # image build, model publishing, the environment deploy
+    shortest_role_limit = min(int(role["MaxSessionDuration"]) for role in _github_roles())
+    for step in steps:
+        duration = int(step["with"]["role-duration-seconds"])
+        assert 7200 <= duration <= shortest_role_limit, step["name"]
+
+
+@needs_tools
+def test_only_the_managed_policies_sam_attaches_may_be_attached() -> None:
+    attached = {
+        arn
+        for template in APP_TEMPLATES
+        for resource in transformed(template)["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Role"
+        for arn in resource["Properties"].get("ManagedPolicyArns", [])
+    }
+    (statement,) = (
+        statement
+        for statement in _execution_role_statements()
+        if statement["Effect"] == "Allow" and "iam:AttachRolePolicy" in strings(statement["Action"])
+    )
+    allowed = {
+        _sub(arn).replace("${AWS::Partition}", "aws")
+        for arn in strings(statement["Condition"]["ArnEquals"]["iam:PolicyARN"])
+    }
+    assert allowed == attached
+
+
+# IAM's quotas: a role's inline policies, all together, and one managed policy (characters of
+# the policy JSON without whitespace).
+INLINE_POLICIES_PER_ROLE = 10_240
+MANAGED_POLICY = 6_144
+INFRA_PARAMETERS = {
+    ACCOUNT_TEMPLATE: {"GitHubRepository": "an-organisation/a-repository"},
+    ENVIRONMENT_TEMPLATE: {
+        "Environment": "prod",
+        "GitHubRepository": "an-organisation/a-repository",
+        "ArtifactBucketName": "pressroom-artifacts-123456789012-ap-southeast-2",
+        "SiteHostedZoneId": "Z0123456789ABCDEFGHIJ",
+    },
+}
+
+
+@pytest.mark.parametrize("template", sorted(INFRA_PARAMETERS), ids=_label)
+def test_policies_fit_iams_size_quotas(template: Path) -> None:
+    stack = load_stack(template, INFRA_PARAMETERS[template], region="ap-southeast-2")
+
+    def size(document: Any) -> int:
+        return len(json.dumps(document, separators=(",", ":")))
+
+    for role in stack.walk_resources("AWS::IAM::Role"):
+        inline = sum(size(p["PolicyDocument"]) for p in role.properties.get("Policies", []))
+        assert inline <= INLINE_POLICIES_PER_ROLE, role.logical_id
+    for policy in stack.walk_resources("AWS::IAM::ManagedPolicy"):
+        assert size(policy.properties["PolicyDocument"]) <= MANAGED_POLICY, policy.logical_id

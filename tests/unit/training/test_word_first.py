@@ -1,0 +1,69 @@
+"""The word guarantee's logits processor on a ten-token vocabulary."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from models.serving.inference import WordFirst, has_word, vocabulary_masks
+
+END = 0
+VOCABULARY = ["<end>", "\n", " the", ".", ":", " ", "\nNews", "Zürich", "東", "🚀"]
+WORDS = {" the", "Zürich", "東"}  # "\nNews" holds a word, but after the cut at the newline
+ENDINGS = {"<end>", "\n", "\nNews"}
+PROMPT = [2, 3]  # " the."
+
+
+class FakeTokenizer:
+    eos_token_id = END
+
+    def batch_decode(self, sequences: list[list[int]], skip_special_tokens: bool) -> list[str]:
+        assert skip_special_tokens
+        return ["".join(VOCABULARY[i] for i in ids if i != END) for ids in sequences]
+
+
+MASKS = vocabulary_masks(FakeTokenizer(), len(VOCABULARY))  # type: ignore[arg-type]
+
+
+def processor(max_new_tokens: int) -> WordFirst:
+    return WordFirst(FakeTokenizer(), MASKS, len(PROMPT), max_new_tokens)  # type: ignore[arg-type]
+
+
+def allowed(scores: torch.Tensor) -> list[set[str]]:
+    return [{VOCABULARY[i] for i in torch.isfinite(row).nonzero().flatten()} for row in scores]
+
+
+@pytest.mark.parametrize("text", ["s climb", " 2024", " Zürich", "東京", " Ωμέγα"])
+def test_a_letter_or_a_digit_in_any_script_is_a_word(text: str) -> None:
+    assert has_word(text)
+
+
+@pytest.mark.parametrize("text", ["", " ", ".:)", "🚀!", "\ufffd"])
+def test_spaces_punctuation_and_symbols_are_no_word(text: str) -> None:
+    assert not has_word(text)
+
+
+def test_the_masks_name_the_word_tokens_and_the_tokens_that_end_a_headline() -> None:
+    assert {VOCABULARY[i] for i in MASKS.words.nonzero().flatten()} == WORDS
+    assert {VOCABULARY[i] for i in MASKS.endings.nonzero().flatten()} == ENDINGS
+
+
+def test_a_row_without_a_word_may_not_end_and_its_last_token_must_be_a_word() -> None:
+    # one new token each: a word, punctuation, a space
+    input_ids = torch.tensor([[*PROMPT, 2], [*PROMPT, 4], [*PROMPT, 5]])
+    scores = torch.zeros(3, len(VOCABULARY))
+    everything = set(VOCABULARY)
+
+    early = processor(max_new_tokens=4)(input_ids, scores.clone())
+    assert allowed(early) == [everything, everything - ENDINGS, everything - ENDINGS]
+
+    last = processor(max_new_tokens=2)(input_ids, scores.clone())
+    assert allowed(last) == [everything, WORDS, WORDS]
+    assert last[1, END] == -math.inf
+
+
+def test_with_one_new_token_allowed_it_is_a_word() -> None:
+    scores = processor(max_new_tokens=1)(torch.tensor([PROMPT]), torch.zeros(1, len(VOCABULARY)))
+    assert allowed(scores) == [WORDS]
