@@ -231,17 +231,33 @@ def _speedup(results: list[VariantFigures], key: str) -> list[str] | None:
 
 
 def classifier_metrics(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, test_set: Sequence[Headline]
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    test_set: Sequence[Headline],
+    second_set: Sequence[Headline],
 ) -> dict[str, Any]:
+    """The BBC test split, and a second set from another source and style (headlines labelled
+    by their publisher's URL section, `section_labelled_headlines`)."""
     loaded = LoadedModel("classifier", model, tokenizer, dict(enumerate(LABELS)))
+    bbc = classification_report(
+        [h.category for h in test_set], _predict(loaded, test_set), prefix="test"
+    )
+    sections = classification_report(
+        [h.category for h in second_set], _predict(loaded, second_set), prefix="sections"
+    )
+    return {**bbc, **sections}
+
+
+def _predict(loaded: LoadedModel, headlines: Sequence[Headline]) -> list[str]:
     predicted: list[str] = []
-    for chunk in batches_in_order(test_set, 64):
+    for chunk in batches_in_order(headlines, 64):
         predicted += [p["label"] for p in classify(loaded, [h.text for h in chunk])]
-    actual = [h.category for h in test_set]
-    return classification_report(actual, predicted)
+    return predicted
 
 
-def classification_report(actual: Sequence[str | None], predicted: Sequence[str]) -> dict[str, Any]:
+def classification_report(
+    actual: Sequence[str | None], predicted: Sequence[str], prefix: str = "test"
+) -> dict[str, Any]:
     index = {label: i for i, label in enumerate(LABELS)}
     confusion = np.zeros((len(LABELS), len(LABELS)), dtype=int)  # rows: actual, columns: predicted
     for truth, guess in zip(actual, predicted, strict=True):
@@ -257,12 +273,12 @@ def classification_report(actual: Sequence[str | None], predicted: Sequence[str]
             0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
         )
     return {
-        "test_accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 4),
-        "test_macro_f1": round(float(np.mean(list(per_class.values()))), 4),
-        "test_f1_per_class": {label: round(float(f1), 4) for label, f1 in per_class.items()},
-        "confusion_matrix": {
+        f"{prefix}_accuracy": round(float(np.trace(confusion) / max(confusion.sum(), 1)), 4),
+        f"{prefix}_macro_f1": round(float(np.mean(list(per_class.values()))), 4),
+        f"{prefix}_f1_per_class": {label: round(float(f1), 4) for label, f1 in per_class.items()},
+        f"{prefix}_confusion_matrix": {
             "labels": list(LABELS),
             "rows_actual_columns_predicted": confusion.tolist(),
         },
-        "test_headlines": len(actual),
+        f"{prefix}_headlines": len(actual),
     }

@@ -96,6 +96,10 @@ def model_card(
             ("f1", "macro-F1 (BBC test)", metrics["test_macro_f1"]),
         ]
         + [("f1", f"F1 {label}", f1) for label, f1 in metrics["test_f1_per_class"].items()]
+        + [
+            ("accuracy", "accuracy (headlines by URL section)", metrics["sections_accuracy"]),
+            ("f1", "macro-F1 (headlines by URL section)", metrics["sections_macro_f1"]),
+        ]
     )
     sources = ", ".join(SOURCE_DESCRIPTIONS[source] for source in definition.data.sources)
     front_matter = {
@@ -154,7 +158,7 @@ def model_card(
         ]
         lines += [f"| {prompt} | {text} |" for prompt, text in metrics["samples"].items()]
     else:
-        matrix = metrics["confusion_matrix"]
+        matrix = metrics["test_confusion_matrix"]
         lines += ["", "Confusion matrix (rows: actual, columns: predicted):", ""]
         lines += [
             "| | " + " | ".join(matrix["labels"]) + " |",

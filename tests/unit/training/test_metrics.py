@@ -15,5 +15,5 @@ def test_report_on_a_known_confusion() -> None:
     assert f1["tech"] == pytest.approx(0.8, abs=1e-4)  # precision 2/3, recall 1
     assert f1["entertainment"] == 0.0
     assert report["test_macro_f1"] == pytest.approx((2 / 3 + 0.8 + 2 / 3 + 1 + 0) / 5, abs=1e-4)
-    rows = report["confusion_matrix"]["rows_actual_columns_predicted"]
+    rows = report["test_confusion_matrix"]["rows_actual_columns_predicted"]
     assert sum(map(sum, rows)) == 7
