@@ -78,7 +78,7 @@ def test_shared_context_runs_once_yet_gives_the_full_forward_loss_and_gradients(
         full = float(model(**batch.inputs).loss)
     loss = training_loop.training_loss(model, batch)  # in eval mode: no dropout to differ
     loss.backward()
-    assert abs(float(loss) - full) < 1e-5
+    assert abs(float(loss.detach()) - full) < 1e-5
     assert all(p.grad is not None for p in model.transformer.h[-1].parameters())
 
 
