@@ -33,8 +33,8 @@ _EXTRA_REQUIREMENTS = {"generator": [], "classifier": ["onnxruntime==1.31.1"]}
 
 def serving_requirements(kind: str) -> list[str]:
     """What this kind of model needs on top of the Hugging Face DLC: the transformers that saved
-    and tested the artifact (the DLC's own, 4.51, is older; DESIGN 2.2) and, for the classifier,
-    ONNX Runtime. The serving image (models/serving/Dockerfile) installs exactly these when it is
+    and tested the artifact (the DLC's own, 4.51, is older) and, for the classifier, ONNX
+    Runtime. The serving image (models/serving/Dockerfile) installs exactly these when it is
     built; a test keeps its pins equal to pyproject.toml's."""
     return [f"transformers=={transformers.__version__}", *_EXTRA_REQUIREMENTS[kind]]
 
