@@ -203,6 +203,18 @@ def test_the_handler_gets_a_proxy_event_and_its_answer_is_passed_back(
     }
 
 
+def test_a_text_body_that_is_not_utf8_is_a_400_and_never_reaches_the_handler(
+    gateway_client: TestClient,
+) -> None:
+    response = gateway_client.post(
+        "/api/ok", content=b'{"prompt": "\x80"}', headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert "x-seen-path" not in response.headers
+    assert "UTF-8" in response.text
+
+
 def test_a_raising_handler_is_a_502_in_the_apis_error_shape(gateway_client: TestClient) -> None:
     response = gateway_client.get("/api/boom")
 
