@@ -1,4 +1,4 @@
-"""The whole Pressroom request path on one machine, on one origin (DESIGN §4).
+"""The whole Pressroom request path on one machine and one origin: no AWS account, no Docker.
 
 `LocalStack` starts the SageMaker Runtime emulator (endpoints from the templates), opens and
 migrates the feedback store, and serves on one port: every `/api` route of the templates through

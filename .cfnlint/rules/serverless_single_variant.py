@@ -1,7 +1,8 @@
 """cfn-lint rule E9101: a serverless SageMaker EndpointConfig has exactly one ProductionVariant.
 
 SageMaker rejects a serverless endpoint config with more than one variant only at deploy time
-(DESIGN §2.3); this rule catches it at lint time. Loaded through `.cfnlintrc` (append_rules).
+(which is why serverless hosting gives each variant its own endpoint); this rule catches it at
+lint time. Loaded through `.cfnlintrc` (append_rules).
 """
 
 from typing import Any, ClassVar

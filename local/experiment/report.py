@@ -17,10 +17,6 @@ from pressroom_common.store import FeedbackStore, StatsReport, TrafficBucket
 from rich.console import Console
 from rich.table import Table
 
-# Below this many votes on every variant the verdict stays "not enough data yet": P(best) from a
-# handful of votes swings too much to act on.
-MIN_VOTES_PER_VARIANT = 30
-DECISION_PROBABILITY = 0.95
 # Sample-ratio mismatch below this p-value means the traffic split itself is broken.
 SRM_ALARM_P_VALUE = 0.001
 
@@ -101,26 +97,32 @@ def leader_difference(stats: StatsReport) -> Difference | None:
 
 
 def verdict(stats: StatsReport, models: Mapping[str, str]) -> str:
-    """One sentence a reader can act on."""
-    if len(stats.variants) < 2:
-        return "Not enough data yet: fewer than two variants have served traffic."
-    short = [item.variant for item in stats.variants if item.up + item.down < MIN_VOTES_PER_VARIANT]
-    if short:
-        return (
-            f"Not enough data yet: {', '.join(short)} "
-            f"{'has' if len(short) == 1 else 'have'} fewer than {MIN_VOTES_PER_VARIANT} votes."
-        )
-    best = max(
-        stats.verdict.probability_best, key=lambda name: stats.verdict.probability_best[name]
-    )
-    probability = stats.verdict.probability_best[best]
-    name = models.get(best, best)
-    if probability >= DECISION_PROBABILITY:
-        return f"{name} is better with {_percent(probability)} probability."
-    return (
-        f"No clear winner yet: {name} leads with P(best) {probability:.3f} "
-        f"(deciding needs {DECISION_PROBABILITY:.2f})."
-    )
+    """One sentence a reader can act on, for the decision /api/stats returns."""
+    decided = stats.verdict
+    leader = decided.leader or ""
+    name = models.get(leader, leader)
+    probability = decided.probability_best.get(leader, 0.0)
+    match decided.decision:
+        case "one_variant":
+            return "Not enough data yet: fewer than two variants have served traffic."
+        case "too_few_votes":
+            short = [
+                item.variant
+                for item in stats.variants
+                if item.up + item.down < decided.min_votes_per_variant
+            ]
+            return (
+                f"Not enough data yet: {', '.join(short)} "
+                f"{'has' if len(short) == 1 else 'have'} fewer than "
+                f"{decided.min_votes_per_variant} votes."
+            )
+        case "winner":
+            return f"{name} is better with {_percent(probability)} probability."
+        case "too_close":
+            return (
+                f"No clear winner yet: {name} leads with P(best) {probability:.3f} "
+                f"(deciding needs {decided.decision_probability:.2f})."
+            )
 
 
 def _percent(probability: float) -> str:

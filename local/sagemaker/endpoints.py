@@ -89,24 +89,18 @@ def load_local_stacks(
     templates: Sequence[Path] | None = None,
     parameter_overrides: Mapping[str, Any] | None = None,
 ) -> list[Stack]:
-    """Load the root template (or, before it exists, the two app templates) for local use.
+    """Load the root template (or the given `templates`) for local use.
 
     Each template gets the local model parameters it declares, then `parameter_overrides`
     (only the names it declares, so one override set serves several templates).
     """
-    standalone_apps = templates is None and not ROOT_TEMPLATE.is_file()
-    if templates is None:
-        templates = list(APP_TEMPLATES) if standalone_apps else [ROOT_TEMPLATE]
     overrides = {**local_model_parameters(profile, models_root), **(parameter_overrides or {})}
     stacks = []
-    for template in templates:
+    for template in templates or [ROOT_TEMPLATE]:
         declared = _declared_parameters(template)
         stacks.append(
             load_stack(
-                template,
-                {key: value for key, value in overrides.items() if key in declared},
-                # Without the root, nothing passes the app templates their wiring parameters.
-                placeholder_missing=standalone_apps,
+                template, {key: value for key, value in overrides.items() if key in declared}
             )
         )
     return stacks

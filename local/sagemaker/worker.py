@@ -42,7 +42,6 @@ logger = logging.getLogger("pressroom.sagemaker.worker")
 
 BATCH_SIZE_HEADER = "X-Pressroom-Batch-Size"
 """Local diagnostic: how many requests shared the model call that answered this one."""
-CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 DEFAULT_CONTENT_TYPE = "application/json"
 _HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn")
 

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 from pressroom_common.errors import DependencyUnavailable
@@ -100,6 +101,15 @@ def test_a_failed_vote_says_why_and_keeps_the_previous_vote(generate_page: Gener
     expect(generate_page.vote_button("down")).to_be_enabled()
 
 
+# How the dashboard opens its sentence for each decision of the API.
+VERDICT_OPENINGS = {
+    "one_variant": "Only variant",
+    "too_few_votes": "Not enough votes yet",
+    "winner": "wins:",
+    "too_close": "Too close to call",
+}
+
+
 def test_the_dashboard_shows_every_number_as_text_and_draws_the_charts(
     generate_page: GeneratePage, dashboard: DashboardPage
 ) -> None:
@@ -109,12 +119,22 @@ def test_the_dashboard_shows_every_number_as_text_and_draws_the_charts(
     dashboard.open()
     page = dashboard.page
 
-    expect(page.locator("#verdict")).not_to_be_empty()
     cells = dashboard.row(variant).locator("td").all_inner_texts()
     traffic, impressions, up, down, up_rate, p_best, loss, p50, p95, errors = cells
     percent = r"\d+\.\d%"
     assert re.fullmatch(percent, traffic) and re.fullmatch(percent, p_best)
-    assert int(impressions) >= 1 and int(up) >= 1 and int(down) >= 0
+    # The page shows the counts and the decision /api/stats answers (with the vote cast above).
+    report = httpx.get(f"{dashboard.base_url}api/stats", timeout=30).json()
+    [stats] = [v for v in report["variants"] if v["variant"] == variant]
+    assert (int(impressions), int(up), int(down)) == (
+        stats["impressions"],
+        stats["up"],
+        stats["down"],
+    )
+    expect(page.locator("#verdict")).to_contain_text(
+        VERDICT_OPENINGS[report["verdict"]["decision"]]
+    )
+    assert stats["impressions"] >= 1 and stats["up"] >= 1
     assert re.fullmatch(rf"{percent}\n{percent}\u2013{percent}", up_rate)  # rate, then interval
     assert re.fullmatch(r"\d+\.\d\d%", loss)
     assert re.fullmatch(r"\d+ ms|\d+\.\d\d s", p50) and re.fullmatch(r"\d+ ms|\d+\.\d\d s", p95)
@@ -152,6 +172,10 @@ def test_the_dashboard_says_so_when_there_is_no_data(page: Page, local_stack: An
             expected_loss={},
             sample_ratio_mismatch_p_value=None,
             weights={"A": 1.0, "B": 1.0},
+            decision="one_variant",
+            leader=None,
+            min_votes_per_variant=30,
+            decision_probability=0.95,
         ),
     ).model_dump_json()
     page.route("**/api/stats**", answer_json(HTTPStatus.OK, empty))

@@ -6,7 +6,6 @@ import { formatMs, formatNumber, formatPercent } from "./format.js";
 
 const VARIANT_COLOURS = ["#1d3557", "#e07a00", "#2a9d8f", "#8e44ad", "#6c757d"];
 const SRM_ALARM_P_VALUE = 0.001; // below this the traffic split itself is suspect
-const DECISION_PROBABILITY = 0.95; // P(best) at which we call a winner
 
 /**
  * The votes-over-time series per period: `buckets` slots of `slotSeconds`, ending now.
@@ -97,21 +96,27 @@ function render(report) {
 }
 
 function renderVerdict(report, variants) {
-  const { probability_best: probabilityBest, expected_loss: expectedLoss } = report.verdict;
+  // The decision is the API's (one rule for every client); the page only words it.
+  const {
+    decision,
+    leader,
+    probability_best: probabilityBest,
+    expected_loss: expectedLoss,
+    min_votes_per_variant: minVotes,
+    decision_probability: decisionProbability,
+  } = report.verdict;
   const votes = variants.reduce((sum, item) => sum + item.up + item.down, 0);
-  const leader = variants.reduce((best, item) =>
-    (probabilityBest[item.variant] ?? 0) > (probabilityBest[best.variant] ?? 0) ? item : best,
-  );
-  const leaderProbability = probabilityBest[leader.variant] ?? 0;
+  const leaderProbability = formatPercent(probabilityBest[leader] ?? 0, 1);
   const verdict = document.getElementById("verdict");
-  if (votes === 0) {
-    verdict.textContent = `No votes yet across ${report.total_requests} requests: no variant can be preferred. Vote on a few headlines.`;
-  } else if (variants.length < 2) {
-    verdict.textContent = `Only variant ${leader.variant} has traffic in this period; there is nothing to compare yet.`;
-  } else if (leaderProbability >= DECISION_PROBABILITY) {
-    verdict.textContent = `Variant ${leader.variant} is ahead: it is best with probability ${formatPercent(leaderProbability, 1)}, and choosing it risks losing ${formatPercent(expectedLoss[leader.variant], 2)} of up-rate (${votes} votes).`;
+  if (decision === "one_variant") {
+    verdict.textContent = `Only variant ${leader} has traffic in this period; there is nothing to compare yet.`;
+  } else if (decision === "too_few_votes") {
+    const short = variants.filter((item) => item.up + item.down < minVotes).map((item) => item.variant);
+    verdict.textContent = `Not enough votes yet (${votes} in all): variant ${short.join(" and ")} ${short.length === 1 ? "has" : "have"} fewer than ${minVotes}, the number each variant needs before a winner is called. Vote on a few headlines.`;
+  } else if (decision === "winner") {
+    verdict.textContent = `Variant ${leader} wins: it is best with probability ${leaderProbability}, and choosing it risks losing ${formatPercent(expectedLoss[leader], 2)} of up-rate (${votes} votes).`;
   } else {
-    verdict.textContent = `Too close to call: variant ${leader.variant} leads with P(best) ${formatPercent(leaderProbability, 1)}, below the ${formatPercent(DECISION_PROBABILITY)} needed (${votes} votes). Keep collecting feedback.`;
+    verdict.textContent = `Too close to call: variant ${leader} leads with P(best) ${leaderProbability}, below the ${formatPercent(decisionProbability)} needed (${votes} votes). Keep collecting feedback.`;
   }
 
   const warning = document.getElementById("srm-warning");

@@ -105,22 +105,28 @@ def decode_json_body(body: str) -> Any:
 
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# Any media type Powertools would hand to its own body parser that this JSON API does not read:
+# presented as this, so Powertools raises RequestUnsupportedContentType (our 415).
+UNREAD_CONTENT_TYPE = "application/octet-stream"
 
 
 class JsonApiResolver(APIGatewayRestResolver):
     """A resolver for an API whose every body is JSON.
 
-    `curl -d '{"prompt": "Stocks"}'` (and an HTML form) label a JSON body
-    `application/x-www-form-urlencoded`; Powertools would parse it as form fields, so such a
-    body is read as JSON instead (invalid JSON still answers 422). Any other non-JSON
-    content type still answers 415.
+    The request's media type is decided here, once, before Powertools parses the body:
+    - `curl -d '{"prompt": "Stocks"}'` (and an HTML form) label a JSON body
+      `application/x-www-form-urlencoded`; Powertools would parse it as form fields, so such a
+      body is read as JSON instead (invalid JSON still answers 422);
+    - `multipart/*` would reach Powertools' multipart parser, which raises a bare ValueError
+      (a 500) when the boundary is missing: this API reads no multipart body, so it answers 415.
+    Any other non-JSON content type answers 415 as it is.
     """
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return super().resolve(_form_content_type_as_json(event), context)
+        return super().resolve(_content_type_for_json_api(event), context)
 
 
-def _form_content_type_as_json(event: Mapping[str, Any]) -> dict[str, Any]:
+def _content_type_for_json_api(event: Mapping[str, Any]) -> dict[str, Any]:
     relabelled = dict(event)
     for field in ("headers", "multiValueHeaders"):
         headers = event.get(field) or {}
@@ -128,12 +134,14 @@ def _form_content_type_as_json(event: Mapping[str, Any]) -> dict[str, Any]:
             if name.lower() != "content-type":
                 continue
             values = value if isinstance(value, list) else [value]
-            if any(str(v).split(";")[0].strip().lower() == FORM_CONTENT_TYPE for v in values):
-                json_type = content_types.APPLICATION_JSON
-                relabelled[field] = {
-                    **headers,
-                    name: [json_type] if isinstance(value, list) else json_type,
-                }
+            media_types = {str(v).split(";")[0].strip().lower() for v in values}
+            if FORM_CONTENT_TYPE in media_types:
+                read_as = content_types.APPLICATION_JSON
+            elif any(media.startswith("multipart/") for media in media_types):
+                read_as = UNREAD_CONTENT_TYPE
+            else:
+                continue
+            relabelled[field] = {**headers, name: [read_as] if isinstance(value, list) else read_as}
     return relabelled
 
 

@@ -32,11 +32,6 @@ class NotFound(DomainError):
     code = "not_found"
 
 
-class Conflict(DomainError):
-    status = HTTPStatus.CONFLICT
-    code = "conflict"
-
-
 class Throttled(DomainError):
     status = HTTPStatus.TOO_MANY_REQUESTS
     code = "throttled"

@@ -114,7 +114,7 @@ class Generator:
 
 
 def generator_payload(prompt: str, parameters: GenerationParameters) -> dict[str, Any]:
-    """The Hugging Face generator request of DESIGN §2.2."""
+    """The Hugging Face text-generation request that `models/serving/inference.py` reads."""
     sampling = parameters.model_dump(exclude_none=True)
     return {
         "inputs": prompt,

@@ -6,6 +6,7 @@ serverless endpoint the way an invocation would); checks run in parallel under o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -55,25 +56,23 @@ class HealthChecker:
         self._timeout_s = timeout_s
 
     def check(self) -> HealthResponse:
-        # Realtime variants share one endpoint: describe each endpoint once, in parallel.
+        # Every check starts at once and all share one deadline: the slowest dependency, not
+        # the sum of them, bounds the answer. Realtime variants share one endpoint, which is
+        # described (and awaited) once.
+        deadline = time.monotonic() + self._timeout_s
         names = sorted({check.endpoint_name for check in self._endpoints.values()})
-        described = {name: self._executor.submit(self._describe, name) for name in names}
+        pending = {name: self._executor.submit(self._describe, name) for name in names}
         database = self._executor.submit(self._check_database)
+        described = {name: _result_by(future, deadline) for name, future in pending.items()}
         results = {
-            name: variant_health(self._result(described[check.endpoint_name]), check.variant)
+            name: variant_health(described[check.endpoint_name], check.variant)
             for name, check in self._endpoints.items()
         }
-        database_health = self._result(database)
+        database_health = _result_by(database, deadline)
         healthy = all(r.status != "unavailable" for r in (*results.values(), database_health))
         return HealthResponse(
             status="ok" if healthy else "degraded", endpoints=results, database=database_health
         )
-
-    def _result(self, future: Future[T]) -> T | DependencyHealth:
-        try:
-            return future.result(timeout=self._timeout_s)
-        except FutureTimeout:
-            return DependencyHealth(status="unavailable", detail="no answer in time")
 
     def _describe(self, endpoint_name: str) -> dict[str, Any] | DependencyHealth:
         try:
@@ -88,6 +87,13 @@ class HealthChecker:
         except DomainError as error:
             return DependencyHealth(status="unavailable", detail=error.message)
         return DependencyHealth(status="ok")
+
+
+def _result_by(future: Future[T], deadline: float) -> T | DependencyHealth:
+    try:
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except FutureTimeout:
+        return DependencyHealth(status="unavailable", detail="no answer in time")
 
 
 def variant_health(

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (DESIGN §2.1), shared by handlers and tests."""
+"""Request and response bodies of the HTTP API, shared by handlers and tests."""
 
 from __future__ import annotations
 

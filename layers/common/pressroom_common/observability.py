@@ -1,6 +1,6 @@
-"""One Powertools Logger and one Metrics (CloudWatch EMF) per function.
+"""One Powertools Logger per function, and per-variant metrics (CloudWatch EMF).
 
-The service name and the namespace come from `POWERTOOLS_SERVICE_NAME` and
+The service name and the metrics namespace come from `POWERTOOLS_SERVICE_NAME` and
 `POWERTOOLS_METRICS_NAMESPACE`, which every template sets; the namespace falls back to
 "Pressroom" so a function never fails for want of one.
 """
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Pressroom")
 
 logger = Logger()
-metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 
 def record_variant_metric(name: str, value: float, unit: MetricUnit, *, variant: str) -> None:

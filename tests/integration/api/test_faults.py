@@ -73,7 +73,11 @@ def test_a_stopped_classifier_still_answers_200_without_a_category(
 
     assert response.status_code == 200, response.text
     assert response.json()["category"] is None
-    assert response.json()["text"] is not None
+    answer = response.json()
+    assert any(character.isalnum() for character in answer["text"]), answer
+    assert answer["headline"].startswith("No category") and len(answer["headline"]) > len(
+        "No category"
+    )
 
 
 def test_health_names_the_stopped_variant_and_the_stopped_classifier(

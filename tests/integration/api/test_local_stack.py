@@ -138,10 +138,27 @@ def test_a_json_body_sent_as_curl_sends_it_is_read_as_json(client: httpx.Client)
     assert response.json()["prompt"] == "Stocks"
 
 
-def test_a_body_of_another_media_type_is_still_415(client: httpx.Client) -> None:
+@pytest.mark.parametrize("path", ["/api/generate", "/api/feedback"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "multipart/form-data",  # no boundary: Powertools' multipart parser raised a bare 500
+        "multipart/form-data; boundary=",
+        "multipart/form-data; boundary=x",
+        "multipart/mixed",
+    ],
+)
+def test_a_body_of_another_media_type_is_415_naming_the_header(
+    client: httpx.Client, path: str, content_type: str
+) -> None:
     response = client.post(
-        "/api/generate", content=b"prompt=Stocks", headers={"Content-Type": "text/plain"}
+        path, content=b"--x\r\nprompt=Stocks", headers={"Content-Type": content_type}
     )
 
-    assert response.status_code == 415
-    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert error["details"] == [
+        {"field": "Content-Type", "location": "header", "reason": "not application/json"}
+    ]

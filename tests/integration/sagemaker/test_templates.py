@@ -8,7 +8,6 @@ import pytest
 
 from local.sagemaker.endpoints import (
     APP_TEMPLATES,
-    ROOT_TEMPLATE,
     endpoint_specs,
     load_local_stacks,
 )
@@ -130,7 +129,6 @@ def test_invalid_parameter_values_are_refused_naming_the_parameter() -> None:
         _generator_stack(HostingMod="realtime")
 
 
-@pytest.mark.skipif(not ROOT_TEMPLATE.is_file(), reason="template-root.yaml not written yet")
 @pytest.mark.parametrize("mode", ["realtime", "serverless"])
 def test_root_template_yields_the_emulated_endpoints_in_both_modes(mode: str) -> None:
     stacks = load_local_stacks("smoke", Path("build/models"), None, {"HostingMode": mode})

@@ -9,7 +9,6 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from pressroom_common.api import create_app
 from pressroom_common.errors import (
-    Conflict,
     DependencyFailed,
     DependencyTimeout,
     DependencyUnavailable,
@@ -44,7 +43,6 @@ def call(app: APIGatewayRestResolver) -> tuple[int, dict[str, Any]]:
     [
         (ValidationError("bad"), 422, "validation_error"),
         (NotFound("gone"), 404, "not_found"),
-        (Conflict("twice"), 409, "conflict"),
         (Throttled("slow down"), 429, "throttled"),
         (DependencyFailed("model broke"), 502, "dependency_failed"),
         (DependencyUnavailable("db down"), 503, "dependency_unavailable"),

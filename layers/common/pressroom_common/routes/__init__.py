@@ -1,4 +1,4 @@
-"""Every route of the HTTP API (DESIGN §2.1), declared once, as Powertools routers.
+"""Every route of the HTTP API, declared once, as Powertools routers.
 
 Each Lambda function serves its own router (`generate.serve`, `feedback.serve`) and provides the
 cold-start objects its routes depend on (Powertools `Depends`, wired per app); `document` builds

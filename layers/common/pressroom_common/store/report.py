@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# The one rule that calls an A/B winner; every client shows the decision /api/stats returns.
+# Below this many votes on some variant there is no decision: P(best) from a handful of votes
+# swings too much to act on.
+MIN_VOTES_PER_VARIANT = 30
+DECISION_PROBABILITY = 0.95
+Decision = Literal["one_variant", "too_few_votes", "winner", "too_close"]
 
 
 class CredibleInterval(BaseModel):
@@ -57,6 +66,16 @@ class ExperimentVerdict(BaseModel):
         )
     )
     weights: dict[str, float] = Field(description="The configured traffic weights tested")
+    decision: Decision = Field(
+        description=(
+            "one_variant: fewer than two variants have traffic; too_few_votes: some variant has "
+            "fewer than min_votes_per_variant votes; winner: the leader's P(best) reaches "
+            "decision_probability; too_close: it does not yet"
+        )
+    )
+    leader: str | None = Field(description="The variant most likely best; null without traffic")
+    min_votes_per_variant: int = Field(description="Votes each variant needs before a decision")
+    decision_probability: float = Field(description="P(best) at which the leader wins")
 
 
 class StatsReport(BaseModel):
@@ -67,3 +86,17 @@ class StatsReport(BaseModel):
     total_requests: int
     variants: list[VariantStats]
     verdict: ExperimentVerdict
+
+
+def decide(
+    variants: Sequence[VariantStats], probability_best: Mapping[str, float]
+) -> tuple[Decision, str | None]:
+    """The experiment's decision and its leader (the variant most likely best)."""
+    leader = max(probability_best, key=lambda name: probability_best[name], default=None)
+    if len(variants) < 2:
+        return "one_variant", leader
+    if any(item.up + item.down < MIN_VOTES_PER_VARIANT for item in variants):
+        return "too_few_votes", leader
+    if leader is not None and probability_best[leader] >= DECISION_PROBABILITY:
+        return "winner", leader
+    return "too_close", leader

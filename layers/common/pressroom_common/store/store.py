@@ -22,11 +22,14 @@ from pressroom_common.store.errors import GenerationNotFoundError, StoreUnavaila
 from pressroom_common.store.migrations import MigrationResult, upgrade_to_head
 from pressroom_common.store.records import GenerationRecord, Vote, VoteRecord
 from pressroom_common.store.report import (
+    DECISION_PROBABILITY,
+    MIN_VOTES_PER_VARIANT,
     CredibleInterval,
     ExperimentVerdict,
     LatencyPercentiles,
     StatsReport,
     VariantStats,
+    decide,
 )
 from pressroom_common.store.schema import UtcDateTime, generations, votes
 
@@ -368,16 +371,22 @@ def _build_report(
     srm_p_value = statistics.sample_ratio_mismatch_p_value(
         {item.variant: item.weighted_requests for item in aggregates}, weights
     )
+    probability_best = {name: arm.probability_best for name, arm in best.items()}
+    decision, leader = decide(variants, probability_best)
     return StatsReport(
         since=since,
         generated_at=datetime.now(UTC),
         total_requests=total_requests,
         variants=variants,
         verdict=ExperimentVerdict(
-            probability_best={name: arm.probability_best for name, arm in best.items()},
+            probability_best=probability_best,
             expected_loss={name: arm.expected_loss for name, arm in best.items()},
             sample_ratio_mismatch_p_value=srm_p_value,
             weights=dict(weights),
+            decision=decision,
+            leader=leader,
+            min_votes_per_variant=MIN_VOTES_PER_VARIANT,
+            decision_probability=DECISION_PROBABILITY,
         ),
     )
 
