@@ -13,6 +13,7 @@ HOST ?= 127.0.0.1
 .PHONY: bench-serving bench-variants
 .PHONY: bench-stats
 .PHONY: bench-api
+.PHONY: bench-classifier-seeds
 .PHONY: checkov reliability
 .PHONY: sam-local
 
@@ -103,6 +104,10 @@ bench-variants: venv ## variant A and challenger B side by side: bits/char, read
 bench: bench-stats
 bench-stats: venv ## /api/stats on PostgreSQL, 1M votes over 500k generations (goal < 200 ms)
 	$(BIN)/python -m benchmarks.stats
+
+bench: bench-classifier-seeds
+bench-classifier-seeds: venv ## the classifier recipe with five seeds: how much of its test macro-F1 is the seed
+	$(BIN)/python -m benchmarks.classifier_seeds
 
 bench: bench-api
 bench-api: venv ## end-to-end latency through the local stack beside the raw model call

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pressroom_common.statistics import percentile
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from benchmarks import results
-from local.percentiles import percentile
-from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT
+from local.paths import DEFAULT_MODELS_ROOT
 from local.stack import LocalStack
 
 GENERATOR_ENDPOINT = "pressroom-dev-headline"

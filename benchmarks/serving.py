@@ -41,8 +41,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from benchmarks import results
+from local.paths import DEFAULT_MODELS_ROOT
 from local.sagemaker import Emulator
-from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, endpoint_specs, load_local_stacks
+from local.sagemaker.endpoints import endpoint_specs, load_local_stacks
 from local.sagemaker.worker import load_inference_module
 
 GENERATOR = "headline-base"

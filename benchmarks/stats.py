@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import sqlalchemy as sa
+from pressroom_common.statistics import percentile
 from pressroom_common.store import FeedbackStore, open_store
 from pressroom_common.store.schema import generations, votes
 from rich.console import Console
@@ -32,7 +33,6 @@ from rich.progress import Progress
 from rich.table import Table
 
 from benchmarks import results
-from local.percentiles import percentile
 from tests.fixtures.postgres import SUPERUSER, PostgresServer, throwaway_postgres
 
 GOAL_MS = 200.0

@@ -23,7 +23,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, load_local_stacks
+from local.paths import DEFAULT_MODELS_ROOT
+from local.sagemaker.endpoints import load_local_stacks
 from local.templates import Stack
 
 # What the child runs: import the handler's module, check the handler, print the import time.

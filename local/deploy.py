@@ -28,12 +28,11 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
+from local.paths import REPO_ROOT, ROOT_TEMPLATE
 from local.templates import DEFAULT_ACCOUNT_ID, TemplateError, load_stack, load_template
 
-REPOSITORY = Path(__file__).resolve().parent.parent
-ROOT_TEMPLATE = REPOSITORY / "template-root.yaml"
-SAMCONFIG = REPOSITORY / "samconfig.toml"
-SITE_DIRECTORY = REPOSITORY / "apps/frontend/site"
+SAMCONFIG = REPO_ROOT / "samconfig.toml"
+SITE_DIRECTORY = REPO_ROOT / "apps/frontend/site"
 # Root stack outputs the site upload reads (template-root.yaml re-exports the frontend's).
 SITE_BUCKET_OUTPUT = "SiteBucketName"
 DISTRIBUTION_OUTPUT = "SiteDistributionId"

@@ -12,8 +12,8 @@ format.
 
 Each function runs as a small pool of independently loaded "instances": Lambda runs one event
 at a time per execution environment, so an instance is never shared by two requests at once.
-Powertools keeps the event being resolved on its `BaseRouter` class, though (one event per
-process on Lambda), so the gateway makes it per thread: see `_resolve_events_per_thread`.
+Their resolvers keep the event being resolved per thread (`pressroom_common.api`), so instances
+resolve concurrently in one process.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
@@ -284,36 +283,6 @@ def _stage_throttle(method_settings: list[dict[str, Any]]) -> Throttle | None:
 
 
 # --------------------------------------------------------------------------- runtime pieces
-
-
-def _resolve_events_per_thread() -> None:
-    """Keep each resolver's current event and context per thread.
-
-    `ApiGatewayResolver.resolve` stores the event on the `BaseRouter` class, shared by every
-    resolver of the process. On Lambda that is one event at a time; here function instances
-    resolve concurrently in one process, and without this a feedback call could validate the
-    body of a generate call that arrived meanwhile (the reliability load run found it).
-    """
-    per_thread = threading.local()
-    resolve_once = ApiGatewayResolver.resolve
-
-    def resolve(self: ApiGatewayResolver, event: Any, context: Any) -> dict[str, Any]:
-        per_thread.event = self._to_proxy_event(event)
-        per_thread.context = context
-        return resolve_once(self, event, context)
-
-    def thread_value(name: str) -> property:
-        return property(
-            lambda _self: getattr(per_thread, name),
-            lambda _self, value: setattr(per_thread, name, value),
-        )
-
-    setattr(ApiGatewayResolver, "resolve", resolve)  # noqa: B010 - patching a library class
-    setattr(ApiGatewayResolver, "current_event", thread_value("event"))  # noqa: B010
-    setattr(ApiGatewayResolver, "lambda_context", thread_value("context"))  # noqa: B010
-
-
-_resolve_events_per_thread()
 
 
 class TokenBucket:

@@ -36,8 +36,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_LOG_FILE = REPO_ROOT / "build" / "logs" / "pressroom.log"
+from local.paths import BUILD_DIR
+
+DEFAULT_LOG_FILE = BUILD_DIR / "logs" / "pressroom.log"
 
 
 @dataclass(frozen=True)

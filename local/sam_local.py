@@ -46,7 +46,8 @@ from rich.console import Console
 
 from local.build_checks import BuiltFunction, check_import
 from local.gateway import discover_apis
-from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, REPO_ROOT, load_local_stacks
+from local.paths import DEFAULT_MODELS_ROOT, REPO_ROOT
+from local.sagemaker.endpoints import load_local_stacks
 from local.templates import Stack
 
 OUTPUT_DIRECTORY = REPO_ROOT / "build" / "sam-local"

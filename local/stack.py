@@ -33,9 +33,10 @@ from starlette.routing import BaseRoute
 
 from local.gateway import Gateway, discover_apis
 from local.logfile import DEFAULT_LOG_FILE, LogFile
+from local.paths import DEFAULT_MODELS_ROOT, REPO_ROOT
 from local.sagemaker import Emulator
 from local.sagemaker.emulator import StartupProgress
-from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, REPO_ROOT, load_local_stacks
+from local.sagemaker.endpoints import load_local_stacks
 from local.server import BackgroundServer, Service
 from local.site import SITE_DIR, site_mount
 from local.summary import served_models, summary_panel

@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from pressroom_common.store.statistics import beta_quantile
+from pressroom_common.statistics import beta_quantile, up_rate_posterior
 
 from local.experiment.report import TABLE_COLUMNS, ExperimentReport, summary_lines, table_rows
 
@@ -47,7 +47,7 @@ def write_report_files(report: ExperimentReport, out_dir: Path) -> list[Path]:
 def posterior_chart(report: ExperimentReport) -> Figure:
     """Each variant's Beta(1 + up, 1 + down) density of its up-rate."""
     figure, axes = plt.subplots(figsize=(7, 4))
-    posteriors = [(item, 1.0 + item.up, 1.0 + item.down) for item in report.stats.variants]
+    posteriors = [(item, *up_rate_posterior(item.up, item.down)) for item in report.stats.variants]
     # Zoom on where the posteriors have mass (0.1% to 99.9% quantiles, padded).
     low = min(beta_quantile(a, b, 0.001) for _, a, b in posteriors)
     high = max(beta_quantile(a, b, 0.999) for _, a, b in posteriors)
@@ -93,8 +93,8 @@ def up_rate_chart(report: ExperimentReport) -> Figure:
             continue
         starts = _utc_axis([start for start, _, _ in voted])
         rates = [up / (up + down) for _, up, down in voted]
-        low = [beta_quantile(1 + up, 1 + down, 0.025) for _, up, down in voted]
-        high = [beta_quantile(1 + up, 1 + down, 0.975) for _, up, down in voted]
+        low = [beta_quantile(*up_rate_posterior(up, down), 0.025) for _, up, down in voted]
+        high = [beta_quantile(*up_rate_posterior(up, down), 0.975) for _, up, down in voted]
         (line,) = axes.plot(starts, rates, marker=".", label=report.label(variant))
         axes.fill_between(starts, low, high, color=line.get_color(), alpha=0.15)
     axes.set(

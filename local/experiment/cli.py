@@ -12,12 +12,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from local.sagemaker.endpoints import REPO_ROOT
+from local.paths import ROOT_TEMPLATE
 from local.stack import DEFAULT_DATABASE_URL
 
 commands = typer.Typer()
 
-ROOT_TEMPLATE = REPO_ROOT / "template-root.yaml"
 SQLITE_PREFIX = "sqlite:///"
 
 
@@ -157,7 +156,7 @@ def simulate(
         _run_simulation(console, url, true_rates, requests, seed, checkpoint_every)
         return
 
-    from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT
+    from local.paths import DEFAULT_MODELS_ROOT
     from local.stack import LocalStack
     from training.artifacts import ensure_artifacts
 

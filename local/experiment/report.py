@@ -1,7 +1,7 @@
 """The experiment's state from the feedback store: per-variant table, SRM check, verdict.
 
 The statistics themselves (Beta posteriors, P(best), expected loss, the SRM test) come from the
-store's `stats()` and `pressroom_common.store.statistics`; this module only adds what a reader
+store's `stats()` and `pressroom_common.statistics`; this module only adds what a reader
 of the terminal report needs on top: the difference between the two leaders with its interval,
 a plain-language verdict, and the sample size a planned experiment needs.
 """

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-
-from local.percentiles import percentile
+from pressroom_common.statistics import percentile
 
 PROMPTS = (
     "Markets rally as",

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local.paths import REPO_ROOT
 from local.reliability.outcome import Expectation, expect
-from local.sagemaker.endpoints import REPO_ROOT
 from local.templates import load_template
 
 AREA = "security"

@@ -25,13 +25,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from local.paths import DEFAULT_MODELS_ROOT, REPO_ROOT
 from local.reliability import faults, hostile, security
 from local.reliability.fuzz import fuzz_api
 from local.reliability.load import LoadPlan, LoadResult, RouteFigures, run_load
 from local.reliability.outcome import Expectation, expect
 from local.reliability.records import VoteAudit, audit_votes, partial_generations
 from local.sagemaker import RestartPolicy
-from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, REPO_ROOT
 from local.stack import LocalStack
 
 REPORT = REPO_ROOT / "RELIABILITY.md"

@@ -45,15 +45,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from local.logfile import LogFile
+from local.paths import DEFAULT_MODELS_ROOT
 from local.sagemaker import wire
 from local.sagemaker.batching import BatchingConfig
-from local.sagemaker.endpoints import (
-    DEFAULT_MODELS_ROOT,
-    EndpointSpec,
-    VariantSpec,
-    endpoint_specs,
-    load_local_stacks,
-)
+from local.sagemaker.endpoints import EndpointSpec, VariantSpec, endpoint_specs, load_local_stacks
 from local.sagemaker.supervisor import RestartPolicy, WorkerState, WorkerSupervisor
 from local.sagemaker.worker import BATCH_SIZE_HEADER
 from local.server import BackgroundServer, Service

@@ -15,16 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local.paths import ROOT_TEMPLATE
 from local.templates import Stack, TemplateError, load_stack, load_template
+from training.definitions import MODEL_NAMES
 
-MODEL_NAMES = ("headline-base", "headline-lite", "news-classifier")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODELS_ROOT = REPO_ROOT / "build" / "models"
-ROOT_TEMPLATE = REPO_ROOT / "template-root.yaml"
-APP_TEMPLATES = (
-    REPO_ROOT / "apps" / "inference-api" / "template.yaml",
-    REPO_ROOT / "apps" / "classifier" / "template.yaml",
-)
 LOCAL_ARTIFACT_BUCKET = "pressroom-local-artifacts"
 
 

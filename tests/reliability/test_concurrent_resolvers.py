@@ -1,8 +1,9 @@
 """Two function instances resolving at once in one process each see their own event.
 
-Powertools keeps the current event on its `BaseRouter` class; the local gateway makes it per
-thread (`local.gateway`), as Lambda's one-event-per-process model does. Without that, a feedback
-call validated the body of a generate call that arrived meanwhile (found by the load run).
+Powertools keeps the current event on its `BaseRouter` class; the API's resolver
+(`pressroom_common.api.JsonApiResolver`) keeps it per thread, as Lambda's one-event-per-process
+model does. Without that, a feedback call validated the body of a generate call that arrived
+meanwhile (found by the load run).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from pressroom_common.api import JsonApiResolver
 from pydantic import BaseModel
 
-import local.gateway  # noqa: F401 - installs the per-thread events
 from local.events import proxy_event
 from tests.unit.api.conftest import LAMBDA_CONTEXT
 
@@ -23,8 +23,8 @@ class Named(BaseModel):
     name: str
 
 
-def app_echoing(path: str, both_inside: threading.Barrier) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+def app_echoing(path: str, both_inside: threading.Barrier) -> JsonApiResolver:
+    app = JsonApiResolver(enable_validation=True)
 
     @app.post(path)
     def echo(body: Named) -> dict[str, Any]:

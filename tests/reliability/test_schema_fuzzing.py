@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 from local.reliability.fuzz import fuzz_api
 from local.stack import LocalStack
+
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 EXAMPLES_PER_OPERATION = 8
 UNTHROTTLED = {"ApiThrottlingRateLimit": 10_000, "ApiThrottlingBurstLimit": 10_000}
@@ -24,3 +31,30 @@ def test_fuzzed_requests_never_get_a_5xx_or_leave_a_partial_record(
         "POST /api/feedback",
         "GET /api/stats",
     }
+
+
+def test_the_coverage_phase_finds_no_5xx(local_stack: LocalStack) -> None:
+    # Schemathesis' coverage phase: boundary and just-out-of-bounds values of every keyword of
+    # the document, missing and wrongly typed fields, and unexpected headers (a multipart
+    # Content-Type without a boundary once answered 500 here).
+    with local_stack.alternate_gateway(UNTHROTTLED) as url:
+        run = subprocess.run(
+            [
+                str(SCHEMATHESIS),
+                "run",
+                f"{url}api/openapi.json",
+                "--phases",
+                "coverage",
+                "--checks",
+                "not_a_server_error",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    cases = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert cases is not None and int(cases[1]) == int(cases[2]) >= 100, run.stdout[-2000:]

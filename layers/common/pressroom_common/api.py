@@ -10,6 +10,7 @@ with no stack trace in the body.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, NoReturn
@@ -28,6 +29,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.request import Request
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pressroom_common.errors import DomainError
@@ -123,7 +125,35 @@ class JsonApiResolver(APIGatewayRestResolver):
     """
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return super().resolve(_content_type_for_json_api(event), context)
+        relabelled = _content_type_for_json_api(event)
+        _resolving.event = APIGatewayProxyEvent(relabelled, decode_json_body)
+        _resolving.context = context
+        return super().resolve(relabelled, context)
+
+    # Powertools keeps the event being resolved on its BaseRouter class: one per process, right
+    # for Lambda (one event at a time per execution environment) but not for a process whose
+    # threads resolve events of several function instances at once (the local gateway, tests).
+    # Each thread reads its own, so a feedback call never validates a concurrent generate body.
+    @property  # type: ignore[override]
+    def current_event(self) -> APIGatewayProxyEvent:
+        event: APIGatewayProxyEvent = _resolving.event
+        return event
+
+    @current_event.setter
+    def current_event(self, event: APIGatewayProxyEvent) -> None:
+        _resolving.event = event
+
+    @property
+    def lambda_context(self) -> LambdaContext:
+        context: LambdaContext = _resolving.context
+        return context
+
+    @lambda_context.setter
+    def lambda_context(self, context: LambdaContext) -> None:
+        _resolving.context = context
+
+
+_resolving = threading.local()  # the event and context this thread is resolving
 
 
 def _content_type_for_json_api(event: Mapping[str, Any]) -> dict[str, Any]:

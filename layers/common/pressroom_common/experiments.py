@@ -24,6 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pressroom_common.errors import DomainError
 from pressroom_common.observability import logger, record_variant_metric
 from pressroom_common.settings import GenerateSettings, VariantConfig
+from pressroom_common.statistics import percentile, up_rate_posterior
 
 Clock = Callable[[], float]
 
@@ -41,15 +42,21 @@ class WeightedStrategy(Protocol):
     def choose(self, user_hash: str | None, variants: Mapping[str, VariantConfig]) -> str: ...
 
 
+def _in_background(refresh: Callable[[], None]) -> None:
+    threading.Thread(target=refresh, name="thompson-refresh", daemon=True).start()
+
+
 class ThompsonSampling:
     """Route each request to the variant with the highest up-rate drawn from its posterior.
 
     Until every variant has `warmup_impressions` impressions, traffic follows the weights
     (`warmup`), so each variant gets a fair first look. After that, a variant's up-rate is drawn
-    from Beta(1 + up, 1 + down) and the highest draw wins: a clearly better variant gets almost
-    all traffic, while an uncertain one keeps being explored. Variants with weight 0 are out of
-    the experiment. Counts are cached for `refresh_s`; if the store cannot be read, the last
-    counts are used (and before any, the weights).
+    from its posterior (`statistics.up_rate_posterior`) and the highest draw wins: a clearly
+    better variant gets almost all traffic, while an uncertain one keeps being explored.
+    Variants with weight 0 are out of the experiment. Counts are cached for `refresh_s` and
+    re-read off the request path: a request that finds them stale starts one refresh
+    (`run_refresh`, a background thread by default) and routes on the counts it has. If the store
+    cannot be read, the last counts are used (and before any, the weights).
     """
 
     name = "thompson"
@@ -63,8 +70,10 @@ class ThompsonSampling:
         refresh_s: float = 5.0,
         rng: random.Random | None = None,
         clock: Clock = time.monotonic,
+        run_refresh: Callable[[Callable[[], None]], None] = _in_background,
     ) -> None:
         self._counts = counts
+        self._run_refresh = run_refresh
         self._warmup = warmup
         self._warmup_impressions = warmup_impressions
         self._refresh_s = refresh_s
@@ -73,6 +82,7 @@ class ThompsonSampling:
         self._cached: dict[str, tuple[int, int, int]] | None = None
         self._read_at = -math.inf
         self._lock = threading.Lock()
+        self._refreshing = False
 
     def choose(self, user_hash: str | None, variants: Mapping[str, VariantConfig]) -> str:
         eligible = sorted(name for name, variant in variants.items() if variant.weight > 0)
@@ -83,24 +93,39 @@ class ThompsonSampling:
         if any(impressions < self._warmup_impressions for impressions, _, _ in seen.values()):
             return self._warmup.choose(user_hash, variants)
         draws = {
-            name: self._rng.betavariate(1 + up, 1 + down) for name, (_, up, down) in seen.items()
+            name: self._rng.betavariate(*up_rate_posterior(up, down))
+            for name, (_, up, down) in seen.items()
         }
         return max(eligible, key=lambda name: draws[name])
 
     def _current_counts(self) -> dict[str, tuple[int, int, int]] | None:
         with self._lock:
             now = self._clock()
-            if now - self._read_at >= self._refresh_s:
+            start_refresh = now - self._read_at >= self._refresh_s and not self._refreshing
+            if start_refresh:
                 # Stamp first: a failing store is retried after `refresh_s`, not on every request.
                 self._read_at = now
-                try:
-                    self._cached = self._counts.variant_counts()
-                except DomainError as error:
-                    logger.warning(
-                        "thompson sampling could not refresh the vote counts; using the last ones",
-                        extra={"error": error.code, "has_counts": self._cached is not None},
-                    )
-            return self._cached
+                self._refreshing = True
+            cached = self._cached
+        if start_refresh:
+            self._run_refresh(self._refresh)
+            with self._lock:  # a synchronous `run_refresh` has the new counts already
+                cached = self._cached
+        return cached
+
+    def _refresh(self) -> None:
+        try:
+            counts = self._counts.variant_counts()
+        except DomainError as error:
+            logger.warning(
+                "thompson sampling could not refresh the vote counts; using the last ones",
+                extra={"error": error.code, "has_counts": self._cached is not None},
+            )
+            counts = None
+        with self._lock:
+            if counts is not None:
+                self._cached = counts
+            self._refreshing = False
 
 
 @dataclass(frozen=True)
@@ -193,8 +218,8 @@ class Guardrail:
         """Why the window breaches a threshold (for the log), or None."""
         errors = sum(1 for outcome in window if not outcome.ok)
         error_rate = errors / len(window)
-        latencies = sorted(outcome.latency_ms for outcome in window if outcome.ok)
-        p95 = latencies[math.ceil(0.95 * len(latencies)) - 1] if latencies else None
+        latencies = [outcome.latency_ms for outcome in window if outcome.ok]
+        p95 = percentile(latencies, 0.95) if latencies else None
         evidence: dict[str, object] = {
             "window_requests": len(window),
             "error_rate": round(error_rate, 4),

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pressroom_common.errors import ValidationError
 from pressroom_common.experiments import Guardrail, ThompsonSampling, VariantCountsSource
-from pressroom_common.settings import RoutingStrategyName, VariantConfig
+from pressroom_common.settings import WEIGHTED_STRATEGY, RoutingStrategyName, VariantConfig
 
 OVERRIDE_STRATEGY = "override"
 
@@ -44,7 +44,7 @@ class FixedWeights:
     they would all share one bucket and one variant.
     """
 
-    name = "fixed"
+    name: str = WEIGHTED_STRATEGY
 
     def __init__(self, salt: str = "pressroom-ab-1", rng: random.Random | None = None) -> None:
         self._salt = salt

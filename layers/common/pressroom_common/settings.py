@@ -1,4 +1,5 @@
-"""Environment configuration, parsed once per cold start into pydantic settings.
+"""Environment configuration of every function, parsed once per cold start into pydantic
+settings.
 
 Templates set these variables on every function; the local gateway passes the same ones.
 Field names map to upper-case environment variables (`cors_allowed_origins` →
@@ -14,6 +15,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 HostingMode = Literal["realtime", "serverless"]
 RoutingStrategyName = Literal["fixed", "thompson"]
+# The strategy that splits traffic by the configured weights (routing.FixedWeights); only its
+# traffic is tested for sample-ratio mismatch (overrides and adaptive routing skew the split).
+WEIGHTED_STRATEGY: RoutingStrategyName = "fixed"
+
+
+class StoreSettings(BaseSettings):
+    """`DATABASE_URL`: one of the forms `pressroom_common.store.engines` documents."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: str = Field(min_length=1)
 
 
 class ApiSettings(BaseSettings):
@@ -44,14 +56,13 @@ class VariantConfig(BaseModel):
     weight: float = Field(ge=0)
 
 
-class GenerateSettings(ApiSettings):
+class GenerateSettings(ApiSettings, StoreSettings):
     """Configuration of the generate function (`VARIANTS` is JSON: name → `VariantConfig`)."""
 
     hosting_mode: HostingMode = "realtime"
     routing_strategy: RoutingStrategyName = "fixed"
     variants: dict[str, VariantConfig]
     classifier_endpoint_name: str | None = None
-    database_url: str
 
     # API Gateway gives up after 29 s; answering 504 well before that keeps the error ours.
     generate_deadline_s: float = Field(default=20.0, gt=0, le=27)
@@ -82,3 +93,17 @@ class GenerateSettings(ApiSettings):
         if sum(variant.weight for variant in self.variants.values()) <= 0:
             raise ValueError("VARIANTS weights must add up to more than 0")
         return self
+
+
+class FeedbackSettings(ApiSettings, StoreSettings):
+    """The feedback function: `VARIANT_WEIGHTS` is JSON, e.g. `{"A": 1, "B": 1}` — the weights
+    the fixed-weight router splits traffic by, which the sample-ratio-mismatch test checks."""
+
+    variant_weights: dict[str, float]
+
+    @field_validator("variant_weights")
+    @classmethod
+    def _weights_testable(cls, weights: dict[str, float]) -> dict[str, float]:
+        if any(weight < 0 for weight in weights.values()) or sum(weights.values()) <= 0:
+            raise ValueError("weights must be >= 0 and add up to more than 0")
+        return weights

@@ -16,17 +16,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from local.paths import REPO_ROOT, ROOT_TEMPLATE
+
 # The same walk the reliability scan uses: every statement, both branches of an `Fn::If`.
 from local.reliability.security import _statements as statements
 from local.templates import load_template
 
-REPOSITORY = Path(__file__).resolve().parents[3]
-TOOLS_PYTHON = REPOSITORY / ".venv-tools" / "bin" / "python"
-APP_TEMPLATES = sorted(REPOSITORY.glob("apps/*/template.yaml"))
-INFRA_TEMPLATES = sorted(REPOSITORY.glob("infra/*.yaml"))
-ALL_TEMPLATES = [REPOSITORY / "template-root.yaml", *APP_TEMPLATES, *INFRA_TEMPLATES]
-ENVIRONMENT_TEMPLATE = REPOSITORY / "infra" / "environment.yaml"
-ACCOUNT_TEMPLATE = REPOSITORY / "infra" / "github-oidc.yaml"
+TOOLS_PYTHON = REPO_ROOT / ".venv-tools" / "bin" / "python"
+APP_TEMPLATES = sorted(REPO_ROOT.glob("apps/*/template.yaml"))
+INFRA_TEMPLATES = sorted(REPO_ROOT.glob("infra/*.yaml"))
+ALL_TEMPLATES = [ROOT_TEMPLATE, *APP_TEMPLATES, *INFRA_TEMPLATES]
+ENVIRONMENT_TEMPLATE = REPO_ROOT / "infra" / "environment.yaml"
+ACCOUNT_TEMPLATE = REPO_ROOT / "infra" / "github-oidc.yaml"
 
 
 def strings(value: Any) -> list[Any]:
@@ -53,7 +54,7 @@ def grants(actions: set[str], action: str) -> bool:
 
 
 def _site_packages() -> Path:
-    found = sorted((REPOSITORY / ".venv-tools" / "lib").glob("python3*/site-packages/cfnlint"))
+    found = sorted((REPO_ROOT / ".venv-tools" / "lib").glob("python3*/site-packages/cfnlint"))
     if not found:
         raise FileNotFoundError("cfn-lint is not in .venv-tools (make tools)")
     return found[-1] / "data"
@@ -102,7 +103,7 @@ def transformed(template: Path) -> dict[str, Any]:
         text=True,
         check=True,
         timeout=300,
-        cwd=REPOSITORY,
+        cwd=REPO_ROOT,
     )
     result: dict[str, Any] = json.loads(completed.stdout)[str(template)]
     return result

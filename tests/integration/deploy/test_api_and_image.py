@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from local.paths import REPO_ROOT, ROOT_TEMPLATE
 from local.templates import load_stack, load_template
-from tests.integration.deploy.policies import REPOSITORY, TOOLS_PYTHON, transformed
+from tests.integration.deploy.policies import TOOLS_PYTHON, transformed
 
-INFERENCE_API = REPOSITORY / "apps" / "inference-api" / "template.yaml"
-ROOT = REPOSITORY / "template-root.yaml"
-DOCKERFILE = REPOSITORY / "models" / "serving" / "Dockerfile"
-IMAGE_SCRIPT = REPOSITORY / ".github" / "scripts" / "inference-image.sh"
+INFERENCE_API = REPO_ROOT / "apps" / "inference-api" / "template.yaml"
+DOCKERFILE = REPO_ROOT / "models" / "serving" / "Dockerfile"
+IMAGE_SCRIPT = REPO_ROOT / ".github" / "scripts" / "inference-image.sh"
 MODELS = {
     "HeadlineBaseModelDataUrl": "s3://artifacts/models/headline-base/v1/model.tar.gz",
     "HeadlineBaseModelVersion": "v1",
@@ -64,7 +64,7 @@ def test_no_usage_plan_or_api_key_that_no_method_would_require() -> None:
 
 def test_the_image_tag_is_the_dockerfiles_content_hash() -> None:
     expected = "serving-" + hashlib.sha256(DOCKERFILE.read_bytes()).hexdigest()[:16]
-    parameters = load_template(ROOT)["Parameters"]
+    parameters = load_template(ROOT_TEMPLATE)["Parameters"]
 
     assert parameters["InferenceImageTag"]["Default"] == expected, (
         "models/serving/Dockerfile changed: set template-root.yaml's InferenceImageTag "
@@ -77,7 +77,7 @@ def test_the_image_installs_the_pinned_serving_packages() -> None:
         name: version
         for name, version in (
             str(dependency).split("==")
-            for dependency in tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"][
+            for dependency in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
                 "dependencies"
             ]
         )
@@ -95,8 +95,8 @@ def test_the_image_installs_the_pinned_serving_packages() -> None:
 def test_every_model_serves_the_image_and_realtime_ones_run_without_network(
     mode: str, isolated: bool
 ) -> None:
-    stack = load_stack(ROOT, {**MODELS, "HostingMode": mode}, account_id="111122223333")
-    parameters = load_template(ROOT)["Parameters"]
+    stack = load_stack(ROOT_TEMPLATE, {**MODELS, "HostingMode": mode}, account_id="111122223333")
+    parameters = load_template(ROOT_TEMPLATE)["Parameters"]
     image = (
         "111122223333.dkr.ecr.us-east-1.amazonaws.com/"
         f"{parameters['InferenceImageRepository']['Default']}:"
@@ -121,7 +121,7 @@ def _fake(bin_dir: Path, name: str, script: str) -> None:
 
 
 def _run_image_script(
-    tmp_path: Path, *, in_ecr: bool, root: Path = ROOT
+    tmp_path: Path, *, in_ecr: bool, root: Path = ROOT_TEMPLATE
 ) -> subprocess.CompletedProcess[str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -164,7 +164,7 @@ def test_ci_builds_and_pushes_the_tag_the_template_names(tmp_path: Path) -> None
     completed = _run_image_script(tmp_path, in_ecr=False)
 
     assert completed.returncode == 0, completed.stderr
-    tag = load_template(ROOT)["Parameters"]["InferenceImageTag"]["Default"]
+    tag = load_template(ROOT_TEMPLATE)["Parameters"]["InferenceImageTag"]["Default"]
     image = f"111122223333.dkr.ecr.us-east-1.amazonaws.com/pressroom-inference:{tag}"
     docker = [
         line for line in (tmp_path / "calls").read_text().splitlines() if line.startswith("docker")
@@ -180,7 +180,9 @@ def test_ci_refuses_a_template_that_names_another_tag(tmp_path: Path) -> None:
     stale = tmp_path / "template-root.yaml"
     stale.write_text(
         re.sub(
-            r"Default: serving-[0-9a-f]{16}", "Default: serving-0000000000000000", ROOT.read_text()
+            r"Default: serving-[0-9a-f]{16}",
+            "Default: serving-0000000000000000",
+            ROOT_TEMPLATE.read_text(),
         )
     )
 
@@ -191,7 +193,7 @@ def test_ci_refuses_a_template_that_names_another_tag(tmp_path: Path) -> None:
 
 
 def test_sagemaker_may_read_every_alarm_that_rolls_an_endpoint_back() -> None:
-    stack = load_stack(ROOT, {**MODELS, "HostingMode": "realtime"})
+    stack = load_stack(ROOT_TEMPLATE, {**MODELS, "HostingMode": "realtime"})
     alarms = [
         alarm["AlarmName"]
         for endpoint in stack.walk_resources("AWS::SageMaker::Endpoint")

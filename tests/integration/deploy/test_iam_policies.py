@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from local.paths import REPO_ROOT, ROOT_TEMPLATE
 from local.reliability import security
 from local.templates import load_stack, load_template
 from tests.integration.deploy.policies import (
@@ -20,7 +21,6 @@ from tests.integration.deploy.policies import (
     ALL_TEMPLATES,
     APP_TEMPLATES,
     ENVIRONMENT_TEMPLATE,
-    REPOSITORY,
     TOOLS_PYTHON,
     allowed_actions,
     grants,
@@ -118,11 +118,11 @@ SAM_MANAGED_POLICIES = {
         "xray:PutTraceSegments",
     },
 }
-WORKFLOWS = sorted((REPOSITORY / ".github" / "workflows").glob("*.yml"))
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 
 
 def _label(path: Path) -> str:
-    return str(path.relative_to(REPOSITORY))
+    return str(path.relative_to(REPO_ROOT))
 
 
 def _sub(value: Any) -> str:
@@ -170,7 +170,7 @@ def test_resource_star_only_where_aws_has_no_resource_level_permission(template:
 
 def test_every_resource_star_statement_says_why() -> None:
     grants_found = security.wildcard_grants(
-        [path.relative_to(REPOSITORY) for path in ALL_TEMPLATES], root=REPOSITORY
+        [path.relative_to(REPO_ROOT) for path in ALL_TEMPLATES], root=REPO_ROOT
     )
 
     assert {grant.template.name for grant in grants_found} >= {"environment.yaml"}
@@ -193,7 +193,7 @@ def test_the_execution_role_may_do_what_the_handlers_of_the_stacks_resources_nee
     allowed = allowed_actions(_execution_role_statements())
     types = {
         resource["Type"]
-        for template in [REPOSITORY / "template-root.yaml", *APP_TEMPLATES]
+        for template in [ROOT_TEMPLATE, *APP_TEMPLATES]
         for resource in transformed(template)["Resources"].values()
     }
     needed = {
@@ -303,7 +303,7 @@ def test_every_role_the_apps_create_carries_the_boundary(template: Path) -> None
 
 
 def test_the_root_gives_every_app_with_roles_the_boundary_infra_creates() -> None:
-    root = load_template(REPOSITORY / "template-root.yaml")["Resources"]
+    root = load_template(ROOT_TEMPLATE)["Resources"]
     boundary = load_template(ENVIRONMENT_TEMPLATE)["Resources"]["PermissionsBoundary"]
     name = _sub(boundary["Properties"]["ManagedPolicyName"]).replace("${Environment}", "${Stage}")
     expected = (

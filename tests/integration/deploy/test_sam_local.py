@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from local import sam_local
 from local.build_checks import LAMBDA_LIKE_ENVIRONMENT
 from local.functions import load_handler
-from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, endpoint_specs, load_local_stacks
+from local.paths import DEFAULT_MODELS_ROOT, REPO_ROOT
+from local.sagemaker.endpoints import endpoint_specs, load_local_stacks
 from local.templates import Stack, load_template
-from tests.integration.deploy.policies import REPOSITORY, TOOLS_PYTHON
+from tests.integration.deploy.policies import TOOLS_PYTHON
 
 EMULATOR = "http://host.docker.internal:8081"
 DATABASE = "postgresql+psycopg://pressroom@host.docker.internal:5432/pressroom"
@@ -31,8 +32,8 @@ API_ROUTES = [
 ]
 # The functions the API routes to, and the template that declares each.
 API_FUNCTIONS = {
-    "GenerateFunction": REPOSITORY / "apps" / "inference-api" / "template.yaml",
-    "FeedbackFunction": REPOSITORY / "apps" / "feedback" / "template.yaml",
+    "GenerateFunction": REPO_ROOT / "apps" / "inference-api" / "template.yaml",
+    "FeedbackFunction": REPO_ROOT / "apps" / "feedback" / "template.yaml",
 }
 
 

@@ -49,6 +49,7 @@ def test_thompson_sampling_sends_most_late_traffic_to_the_better_variant(
         refresh_s=10.0,
         rng=random.Random(5),
         clock=clock,
+        run_refresh=lambda refresh: refresh(),  # in the request: a reproducible run
     )
     router = Router(strategy, VARIANTS)
 

@@ -6,14 +6,12 @@ from typing import Any
 
 import pytest
 
-from local.sagemaker.endpoints import (
-    APP_TEMPLATES,
-    endpoint_specs,
-    load_local_stacks,
-)
+from local.paths import APPS_DIR
+from local.sagemaker.endpoints import endpoint_specs, load_local_stacks
 from local.templates import Stack, TemplateError, load_stack
 
-INFERENCE_API, CLASSIFIER = APP_TEMPLATES
+INFERENCE_API = APPS_DIR / "inference-api" / "template.yaml"
+CLASSIFIER = APPS_DIR / "classifier" / "template.yaml"
 GENERATOR_PARAMETERS = {
     "HeadlineBaseModelDataUrl": "s3://pressroom-models/headline-base/v1/model.tar.gz",
     "HeadlineBaseModelVersion": "v1",

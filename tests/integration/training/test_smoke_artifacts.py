@@ -21,12 +21,12 @@ from models.serving.inference import (
     predict_fn,
 )
 from training.artifacts import Artifact, ensure_artifacts
-from training.compare import compare_generators
+from training.compare import compare_generators, generator_names
 from training.data import LABELS
 from training.evaluate import SAMPLE_PROMPTS, markdown_table
 from training.package import content_version
 
-GENERATORS = ("headline-base", "headline-lite")
+GENERATORS = generator_names()
 MANIFEST_FIELDS = {
     "name",
     "version",

@@ -22,7 +22,8 @@ from local.gateway import (
     discover_apis,
     resource_pattern,
 )
-from local.sagemaker.endpoints import DEFAULT_MODELS_ROOT, load_local_stacks
+from local.paths import DEFAULT_MODELS_ROOT
+from local.sagemaker.endpoints import load_local_stacks
 
 FUNCTION = LambdaFunction(
     logical_id="Fn",

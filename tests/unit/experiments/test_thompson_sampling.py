@@ -70,6 +70,7 @@ def thompson(counts: CountingStore, clock: FakeClock, warmup: int = 10) -> Thomp
         refresh_s=5.0,
         rng=random.Random(2),
         clock=clock,
+        run_refresh=lambda refresh: refresh(),  # in the request: deterministic counts
     )
 
 
@@ -119,6 +120,34 @@ def test_vote_counts_are_read_at_most_once_per_refresh_interval(store: FeedbackS
     clock.now += 0.1
     router.assign(None)
     assert counts.reads == 2
+
+
+def test_a_request_never_waits_for_the_counts_it_starts_one_refresh_off_its_path(
+    store: FeedbackStore,
+) -> None:
+    record(store, "A", 50, up=50)
+    record(store, "B", 50, up=0)
+    counts, clock, pending = CountingStore(store), FakeClock(), []
+    strategy = ThompsonSampling(
+        counts,
+        FixedWeights(rng=random.Random(1)),
+        warmup_impressions=10,
+        refresh_s=5.0,
+        rng=random.Random(2),
+        clock=clock,
+        run_refresh=pending.append,  # started, not yet run
+    )
+    router = Router(strategy, VARIANTS)
+    weighted = Router(FixedWeights(rng=random.Random(1)), VARIANTS)
+
+    before = [router.assign(None).variant for _ in range(200)]
+    assert counts.reads == 0 and len(pending) == 1, "one refresh started, none run in a request"
+    assert before == [weighted.assign(None).variant for _ in range(200)], "weights meanwhile"
+
+    pending.pop()()  # the background refresh completes
+    after = Counter(router.assign(None).variant for _ in range(200))
+    assert counts.reads == 1 and not pending
+    assert after["A"] > 190
 
 
 def test_a_store_outage_keeps_routing_on_the_last_counts(store: FeedbackStore) -> None:

@@ -10,9 +10,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from local.deploy import REPOSITORY
+from local.paths import REPO_ROOT
 
-SCRIPT = REPOSITORY / ".github/scripts/changed-apps.sh"
+SCRIPT = REPO_ROOT / ".github/scripts/changed-apps.sh"
 NO_MODELS = {"models": "false"}
 
 

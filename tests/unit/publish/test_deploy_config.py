@@ -10,7 +10,6 @@ import pytest
 
 from local.deploy import (
     DISTRIBUTION_OUTPUT,
-    REPOSITORY,
     ROOT_TEMPLATE,
     SAMCONFIG,
     SITE_BUCKET_OUTPUT,
@@ -20,6 +19,7 @@ from local.deploy import (
     log_names,
     model_parameters,
 )
+from local.paths import REPO_ROOT
 from local.templates import load_template
 
 SAM_COMMANDS = ("build", "validate", "deploy", "logs", "sync", "delete")
@@ -105,7 +105,7 @@ def test_a_root_that_passes_a_literal_instead_of_its_parameter_is_refused(tmp_pa
         "  Classifier:\n"
         "    Type: AWS::Serverless::Application\n"
         "    Properties:\n"
-        f"      Location: {REPOSITORY / 'apps/classifier/template.yaml'}\n"
+        f"      Location: {REPO_ROOT / 'apps/classifier/template.yaml'}\n"
         "      Parameters:\n"
         "        NewsClassifierModelDataUrl: s3://bucket/fixed.tar.gz\n"
     )

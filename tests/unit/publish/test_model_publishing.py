@@ -18,7 +18,8 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from local.deploy import REPOSITORY, ModelParameters
+from local.deploy import ModelParameters
+from local.paths import ROOT_TEMPLATE
 from local.publish import (
     APPROVED,
     PENDING,
@@ -33,6 +34,7 @@ from local.publish import (
     release_parameters,
 )
 from local.templates import load_template
+from training.definitions import MODEL_NAMES
 
 REGION = "us-east-1"
 BUCKET = "pressroom-artifacts-test"
@@ -274,7 +276,7 @@ def test_publish_command_prints_the_template_parameters_and_registers_the_templa
     assert package is not None
     container = package["InferenceSpecification"]["Containers"][0]
     # The serving image in the publishing account's ECR (moto's account), as the root names it.
-    root_parameters = load_template(REPOSITORY / "template-root.yaml")["Parameters"]
+    root_parameters = load_template(ROOT_TEMPLATE)["Parameters"]
     assert container["Image"] == (
         f"123456789012.dkr.ecr.{REGION}.amazonaws.com/"
         f"{root_parameters['InferenceImageRepository']['Default']}:"
@@ -292,7 +294,7 @@ def test_publish_command_prints_the_template_parameters_and_registers_the_templa
 
 
 def test_prod_release_parameters_need_every_model_approved(tmp_path: Path, cli_aws: Any) -> None:
-    for name in ("headline-base", "headline-lite", "news-classifier"):
+    for name in MODEL_NAMES:
         make_packaged_model(tmp_path, name, f"{name}-v1")
     published = run(
         "publish", "--profile", "smoke", "--bucket", BUCKET, "--models-root", str(tmp_path)
@@ -300,7 +302,7 @@ def test_prod_release_parameters_need_every_model_approved(tmp_path: Path, cli_a
     assert published.exit_code == 0, published.output
 
     refused = run("release-parameters", "--env", "prod")
-    for name in ("headline-base", "headline-lite", "news-classifier"):
+    for name in MODEL_NAMES:
         assert run("promote", name, f"{name}-v1").exit_code == 0
     released = run("release-parameters", "--env", "prod")
 

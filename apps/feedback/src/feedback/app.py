@@ -10,8 +10,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pressroom_common.api import create_app
 from pressroom_common.routes import feedback
+from pressroom_common.settings import FeedbackSettings
 from pressroom_common.store import open_store
-from pressroom_common.store.settings import FeedbackSettings
 
 settings = FeedbackSettings()  # required fields come from the environment
 store = open_store(settings.database_url)

@@ -20,14 +20,12 @@ from pressroom_common.store.report import (
     VariantStats,
 )
 from pressroom_common.store.store import (
-    WEIGHTED_STRATEGY,
     FeedbackStore,
     TrafficBucket,
     open_store,
 )
 
 __all__ = [
-    "WEIGHTED_STRATEGY",
     "CredibleInterval",
     "ExperimentVerdict",
     "FeedbackRequest",

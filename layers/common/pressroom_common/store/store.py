@@ -15,8 +15,8 @@ from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from pressroom_common.routing import FixedWeights
-from pressroom_common.store import statistics
+from pressroom_common import statistics
+from pressroom_common.settings import WEIGHTED_STRATEGY
 from pressroom_common.store.engines import create_store_engine
 from pressroom_common.store.errors import GenerationNotFoundError, StoreUnavailableError
 from pressroom_common.store.migrations import MigrationResult, upgrade_to_head
@@ -32,10 +32,6 @@ from pressroom_common.store.report import (
     decide,
 )
 from pressroom_common.store.schema import UtcDateTime, generations, votes
-
-# The routing strategy that assigns traffic by the configured weights; only its traffic is
-# tested for sample-ratio mismatch (explicit overrides and adaptive routing skew the split).
-WEIGHTED_STRATEGY = FixedWeights.name
 
 # What a database outage looks like through the drivers and through the Data API's botocore
 # client (whose errors SQLAlchemy wraps in a StatementError).
@@ -345,7 +341,9 @@ def _build_report(
     aggregates: list[_VariantAggregate], since: datetime | None, weights: Mapping[str, float]
 ) -> StatsReport:
     total_requests = sum(item.requests for item in aggregates)
-    posteriors = {item.variant: (1.0 + item.up, 1.0 + item.down) for item in aggregates}
+    posteriors = {
+        item.variant: statistics.up_rate_posterior(item.up, item.down) for item in aggregates
+    }
     best = statistics.best_arm_probabilities(posteriors)
     variants = [
         VariantStats(

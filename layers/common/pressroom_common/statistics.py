@@ -1,5 +1,11 @@
 """Experiment statistics in pure Python (the layer carries no numpy or scipy).
 
+- `percentile`: linear interpolation between the closest ranks (numpy's default), the one
+  definition behind every latency figure: the guardrail, the benchmarks, the reliability report
+  (and the store computes the same in SQL).
+- `up_rate_posterior`: the one model of a variant's up-rate, Beta(1 + up, 1 + down) (a uniform
+  prior updated by the votes); the stats report, Thompson sampling and the charts all use it.
+
 - `beta_quantile`: Newton steps (bisection fallback) on the regularized incomplete beta, which
   is evaluated by its continued fraction; ~1e-12 for small counts, ~1e-9 at a million votes
   (lgamma's rounding grows with the counts).
@@ -12,10 +18,26 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 _TINY = 1e-300
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Linear interpolation between the closest ranks (numpy's default method)."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    lower = math.floor(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+
+
+def up_rate_posterior(up: int, down: int) -> tuple[float, float]:
+    """Beta (alpha, beta) of a variant's up-rate after `up` and `down` votes."""
+    return 1.0 + up, 1.0 + down
+
+
 _EPSILON = 1e-15
 _MAX_ITERATIONS = 100_000
 

@@ -1,0 +1,11 @@
+"""Where things are in this repository: the one definition of each path the tools use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ROOT_TEMPLATE = REPO_ROOT / "template-root.yaml"
+APPS_DIR = REPO_ROOT / "apps"
+BUILD_DIR = REPO_ROOT / "build"
+DEFAULT_MODELS_ROOT = BUILD_DIR / "models"
