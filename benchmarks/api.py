@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pressroom_common.statistics import percentile
+from pressroom_common.experiment.statistics import percentile
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table

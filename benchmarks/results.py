@@ -1,7 +1,7 @@
 """What every benchmark shares: its own marked section of BENCHMARKS.md.
 
-Percentiles come from `pressroom_common.statistics.percentile`, the definition the guardrail
-and the reliability report use too.
+Percentiles come from `pressroom_common.experiment.statistics.percentile`, the definition
+the guardrail and the reliability report use too.
 """
 
 from __future__ import annotations

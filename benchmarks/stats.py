@@ -25,9 +25,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import sqlalchemy as sa
-from pressroom_common.statistics import percentile
-from pressroom_common.store import FeedbackStore, open_store
-from pressroom_common.store.schema import generations, votes
+from pressroom_common.experiment.statistics import percentile
+from pressroom_common.feedback.store import FeedbackStore, open_store
+from pressroom_common.feedback.store.schema import generations, votes
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table

@@ -12,8 +12,8 @@ format.
 
 Each function runs as a small pool of independently loaded "instances": Lambda runs one event
 at a time per execution environment, so an instance is never shared by two requests at once.
-Their resolvers keep the event being resolved per thread (`pressroom_common.api`), so instances
-resolve concurrently in one process.
+Their resolvers keep the event being resolved per thread (`pressroom_common.platform.api`),
+so instances resolve concurrently in one process.
 """
 
 from __future__ import annotations

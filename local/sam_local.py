@@ -125,7 +125,7 @@ def check_database_url(url: str) -> None:
 
 def migrate(url: str) -> str:
     """Bring the store at `url` (as the host reaches it) to the newest schema; describe it."""
-    from pressroom_common.store import StoreUnavailableError, open_store
+    from pressroom_common.feedback.store import StoreUnavailableError, open_store
 
     try:
         store = open_store(url)

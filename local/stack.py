@@ -111,7 +111,7 @@ class LocalStack(Service):
         return f"{self._server.origin}/"
 
     def start(self) -> None:
-        from pressroom_common.store import open_store
+        from pressroom_common.feedback.store import open_store
 
         try:
             if self.log_path is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pressroom_common.generation import headline
+from pressroom_common.generation.service import headline
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.serving.inference import (

@@ -15,7 +15,7 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from pressroom_common.statistics import beta_quantile, up_rate_posterior
+from pressroom_common.experiment.statistics import beta_quantile, up_rate_posterior
 
 from local.experiment.report import TABLE_COLUMNS, ExperimentReport, summary_lines, table_rows
 

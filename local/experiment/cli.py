@@ -63,8 +63,8 @@ def report(
     ] = None,
 ) -> None:
     """The experiment's state: per-variant table, sample-ratio check and verdict (and charts)."""
-    from pressroom_common.errors import DomainError
-    from pressroom_common.store import open_store
+    from pressroom_common.feedback.store import open_store
+    from pressroom_common.platform.errors import DomainError
     from sqlalchemy.engine import make_url
 
     from local.experiment.report import build_report, print_report

@@ -1,7 +1,7 @@
 """The experiment's state from the feedback store: per-variant table, SRM check, verdict.
 
 The statistics themselves (Beta posteriors, P(best), expected loss, the SRM test) come from the
-store's `stats()` and `pressroom_common.statistics`; this module only adds what a reader
+store's `stats()` and `pressroom_common.experiment.statistics`; this module only adds what a reader
 of the terminal report needs on top: the difference between the two leaders with its interval,
 a plain-language verdict, and the sample size a planned experiment needs.
 """
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from pressroom_common.store import FeedbackStore, StatsReport, TrafficBucket
+from pressroom_common.feedback.store import FeedbackStore, StatsReport, TrafficBucket
 from rich.console import Console
 from rich.table import Table
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
-from pressroom_common.routing import FixedWeights, Router
-from pressroom_common.settings import VariantConfig
-from pressroom_common.users import hash_user_id
+from pressroom_common.experiment.routing import FixedWeights, Router
+from pressroom_common.platform.settings import VariantConfig
+from pressroom_common.platform.users import hash_user_id
 
 from local.gateway import INTEGRATION_TIMEOUT_S
 from local.reliability.outcome import Expectation, expect

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from pressroom_common.statistics import percentile
+from pressroom_common.experiment.statistics import percentile
 
 PROMPTS = (
     "Markets rally as",

@@ -1,7 +1,7 @@
 """What the feedback store holds after a run: every acknowledged vote, and no partial record.
 
-Reads the store's own tables (`pressroom_common.store.schema`) with a separate engine, the way an
-operator would audit the database after an incident.
+Reads the store's own tables (`pressroom_common.feedback.store.schema`) with a separate
+engine, the way an operator would audit the database after an incident.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from pressroom_common.store.schema import generations, votes
-from pressroom_common.users import hash_user_id
+from pressroom_common.feedback.store.schema import generations, votes
+from pressroom_common.platform.users import hash_user_id
 
 from local.reliability.load import AcknowledgedVote
 

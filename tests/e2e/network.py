@@ -6,8 +6,8 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from playwright.sync_api import Route
-from pressroom_common.api import error_response
-from pressroom_common.errors import DomainError
+from pressroom_common.platform.api import error_response
+from pressroom_common.platform.errors import DomainError
 
 
 def error_body(error: type[DomainError], message: str) -> str:

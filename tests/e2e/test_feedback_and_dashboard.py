@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from pressroom_common.errors import DependencyUnavailable
-from pressroom_common.store import ExperimentVerdict, StatsReport
+from pressroom_common.feedback.store import ExperimentVerdict, StatsReport
+from pressroom_common.platform.errors import DependencyUnavailable
 
 from tests.e2e.network import answer_json, error_body
 from tests.e2e.pages import DashboardPage, GeneratePage, HeldRequests, VoteCounts

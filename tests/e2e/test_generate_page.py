@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from pressroom_common.errors import DependencyUnavailable
-from pressroom_common.generation import headline
-from pressroom_common.models import GenerateResponse, LatencyMs, ModelRef
+from pressroom_common.generation.contracts import GenerateResponse, LatencyMs, ModelRef
+from pressroom_common.generation.service import headline
+from pressroom_common.platform.errors import DependencyUnavailable
 
 from tests.e2e.network import answer_json, error_body
 from tests.e2e.pages import MODEL_OF_VARIANT, NEWS_CATEGORIES, GeneratePage, HeldRequests

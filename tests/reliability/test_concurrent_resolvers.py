@@ -1,9 +1,9 @@
 """Two function instances resolving at once in one process each see their own event.
 
 Powertools keeps the current event on its `BaseRouter` class; the API's resolver
-(`pressroom_common.api.JsonApiResolver`) keeps it per thread, as Lambda's one-event-per-process
-model does. Without that, a feedback call validated the body of a generate call that arrived
-meanwhile (found by the load run).
+(`pressroom_common.platform.api.JsonApiResolver`) keeps it per thread, as Lambda's
+one-event-per-process model does. Without that, a feedback call validated the body of a
+generate call that arrived meanwhile (found by the load run).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pressroom_common.api import JsonApiResolver
+from pressroom_common.platform.api import JsonApiResolver
 from pydantic import BaseModel
 
 from local.events import proxy_event

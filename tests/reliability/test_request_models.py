@@ -10,9 +10,9 @@ import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pressroom_common.api import decode_json_body, describe_validation_errors
-from pressroom_common.models import GenerateRequest
-from pressroom_common.store import FeedbackRequest
+from pressroom_common.feedback.store import FeedbackRequest
+from pressroom_common.generation.contracts import GenerateRequest
+from pressroom_common.platform.api import decode_json_body, describe_validation_errors
 
 hostile_text = st.one_of(
     st.text(max_size=700),

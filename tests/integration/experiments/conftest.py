@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pressroom_common.store import FeedbackStore, open_store
+from pressroom_common.feedback.store import FeedbackStore, open_store
 
 ASYNCHRONOUS_COMMIT = "?options=-c%20synchronous_commit%3Doff"
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pressroom_common.routing import FixedWeights, Router
-from pressroom_common.store import FeedbackStore, GenerationRecord, open_store
+from pressroom_common.experiment.routing import FixedWeights, Router
+from pressroom_common.feedback.store import FeedbackStore, GenerationRecord, open_store
 
 from local.events import proxy_event
 from local.functions import load_handler

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pressroom_common.routing import FixedWeights, Router
-from pressroom_common.store import open_store
+from pressroom_common.experiment.routing import FixedWeights, Router
+from pressroom_common.feedback.store import open_store
 from typer.testing import CliRunner
 
 from local.cli import app

@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from pressroom_common.experiments import ThompsonSampling
-from pressroom_common.routing import FixedWeights, Router
-from pressroom_common.store import FeedbackStore
+from pressroom_common.experiment.adaptive import ThompsonSampling
+from pressroom_common.experiment.routing import FixedWeights, Router
+from pressroom_common.feedback.store import FeedbackStore
 
 from local.experiment.report import build_report
 from tests.fixtures.experiments import TRUE_RATES, VARIANTS, FakeClock, serve_readers

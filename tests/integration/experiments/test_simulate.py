@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pressroom_common.store import open_store
+from pressroom_common.feedback.store import open_store
 from typer.testing import CliRunner
 
 from local.cli import app

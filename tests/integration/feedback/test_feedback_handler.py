@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pressroom_common.store import open_store
-from pressroom_common.users import hash_user_id
+from pressroom_common.feedback.store import open_store
+from pressroom_common.platform.users import hash_user_id
 
 from local.events import proxy_event
 from local.functions import load_handler

@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from pressroom_common.store import (
+from pressroom_common.feedback.store import (
     FeedbackStore,
     GenerationNotFoundError,
     StoreUnavailableError,
     Vote,
     open_store,
 )
-from pressroom_common.store.schema import generations, metadata, votes
+from pressroom_common.feedback.store.schema import generations, metadata, votes
 
 from tests.fixtures.feedback import GenerationFactory
 from tests.fixtures.postgres import PostgresServer

@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from pressroom_common.store import open_store
-from pressroom_common.store.migrations import MIGRATION_LOCK_ID
+from pressroom_common.feedback.store import open_store
+from pressroom_common.feedback.store.migrations import MIGRATION_LOCK_ID
 
 from local.functions import load_handler
 from tests.fixtures.feedback import GenerationFactory

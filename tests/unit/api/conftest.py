@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from pressroom_common.store import open_store
+from pressroom_common.feedback.store import open_store
 
 from local.events import proxy_event
 from local.functions import load_module

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from pressroom_common.api import create_app
-from pressroom_common.errors import (
+from pressroom_common.platform.api import create_app
+from pressroom_common.platform.errors import (
     DependencyFailed,
     DependencyTimeout,
     DependencyUnavailable,
@@ -17,7 +17,7 @@ from pressroom_common.errors import (
     Throttled,
     ValidationError,
 )
-from pressroom_common.settings import ApiSettings
+from pressroom_common.platform.settings import ApiSettings
 
 from local.events import proxy_event
 from tests.unit.api.conftest import LAMBDA_CONTEXT

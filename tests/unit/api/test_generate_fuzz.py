@@ -10,7 +10,7 @@ import pydantic
 import sqlalchemy as sa
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from pressroom_common.models import GenerateRequest
+from pressroom_common.generation.contracts import GenerateRequest
 
 from tests.unit.api.conftest import GenerateFunction
 

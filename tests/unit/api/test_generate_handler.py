@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ClientError
-from pressroom_common.generation import headline
-from pressroom_common.health import HealthChecker, endpoint_checks
+from pressroom_common.generation.health import HealthChecker, endpoint_checks
+from pressroom_common.generation.service import headline
 
 from tests.unit.api.conftest import (
     CLASSIFIER_ENDPOINT,
@@ -409,7 +409,7 @@ def test_cors_headers_only_for_the_configured_origin(generate_function: Generate
 
 def user_assigned_to(function: GenerateFunction, variant: str) -> str:
     """A user id that the sticky strategy sends to `variant` (found by trying ids in order)."""
-    from pressroom_common.users import hash_user_id
+    from pressroom_common.platform.users import hash_user_id
 
     router = function.module.router
     return next(

@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pressroom_common.health import EndpointCheck, HealthChecker
+from pressroom_common.generation.health import EndpointCheck, HealthChecker
 
 
 class Unanswering:

@@ -24,7 +24,7 @@ from local.sagemaker.supervisor import WorkerSupervisor
 HANDLERS = """
 import json
 from aws_lambda_powertools.metrics import MetricUnit
-from pressroom_common.observability import logger, record_variant_metric
+from pressroom_common.platform.observability import logger, record_variant_metric
 
 logger.info("cold start of the test function")
 

@@ -6,10 +6,10 @@ import random
 from collections import Counter
 
 import pytest
-from pressroom_common.errors import ValidationError
-from pressroom_common.routing import FixedWeights, Router, build_strategy
-from pressroom_common.settings import VariantConfig
-from pressroom_common.users import hash_user_id
+from pressroom_common.experiment.routing import FixedWeights, Router, build_strategy
+from pressroom_common.platform.errors import ValidationError
+from pressroom_common.platform.settings import VariantConfig
+from pressroom_common.platform.users import hash_user_id
 
 
 def variants(weight_a: float, weight_b: float) -> dict[str, VariantConfig]:

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.response import StreamingBody
-from pressroom_common.errors import (
+from pressroom_common.platform.errors import (
     DependencyFailed,
     DependencyTimeout,
     DependencyUnavailable,
     Throttled,
 )
-from pressroom_common.sagemaker import Deadline, SageMakerRuntime
+from pressroom_common.platform.sagemaker import Deadline, SageMakerRuntime
 
 
 def client_error(code: str) -> ClientError:

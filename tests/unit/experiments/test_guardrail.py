@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from pressroom_common.experiments import Guardrail, GuardrailThresholds
-from pressroom_common.generation import Classifier, GenerationService, Generator
-from pressroom_common.models import GenerateRequest
-from pressroom_common.routing import FixedWeights, Router
-from pressroom_common.sagemaker import SageMakerRuntime
-from pressroom_common.store import FeedbackStore, open_store
-from pressroom_common.users import hash_user_id
+from pressroom_common.experiment.adaptive import Guardrail, GuardrailThresholds
+from pressroom_common.experiment.routing import FixedWeights, Router
+from pressroom_common.feedback.store import FeedbackStore, open_store
+from pressroom_common.generation.contracts import GenerateRequest
+from pressroom_common.generation.service import Classifier, GenerationService, Generator
+from pressroom_common.platform.sagemaker import SageMakerRuntime
+from pressroom_common.platform.users import hash_user_id
 
 from tests.fixtures.experiments import VARIANTS, FakeClock
 

@@ -7,15 +7,15 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from pressroom_common.experiments import ThompsonSampling
-from pressroom_common.routing import FixedWeights, Router, build_strategy
-from pressroom_common.store import (
+from pressroom_common.experiment.adaptive import ThompsonSampling
+from pressroom_common.experiment.routing import FixedWeights, Router, build_strategy
+from pressroom_common.feedback.store import (
     FeedbackStore,
     GenerationRecord,
     StoreUnavailableError,
     open_store,
 )
-from pressroom_common.users import hash_user_id
+from pressroom_common.platform.users import hash_user_id
 
 from tests.fixtures.experiments import VARIANTS, FakeClock
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from pressroom_common.statistics import (
+from pressroom_common.experiment.statistics import (
     best_arm_probabilities,
     beta_quantile,
     chi_square_sf,

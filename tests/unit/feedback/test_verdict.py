@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pressroom_common.store.report import (
+from pressroom_common.experiment.report import (
     DECISION_PROBABILITY,
     MIN_VOTES_PER_VARIANT,
     CredibleInterval,

@@ -8,10 +8,10 @@ app factory maps to 404 / 503.
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pressroom_common.api import create_app
+from pressroom_common.feedback.store import open_store
+from pressroom_common.platform.api import create_app
+from pressroom_common.platform.settings import FeedbackSettings
 from pressroom_common.routes import feedback
-from pressroom_common.settings import FeedbackSettings
-from pressroom_common.store import open_store
 
 settings = FeedbackSettings()  # required fields come from the environment
 store = open_store(settings.database_url)

@@ -26,9 +26,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pressroom_common.settings import StoreSettings
-from pressroom_common.store import StoreUnavailableError, open_store
-from pressroom_common.store.migrations import MigrationResult
+from pressroom_common.feedback.store import StoreUnavailableError, open_store
+from pressroom_common.feedback.store.migrations import MigrationResult
+from pressroom_common.platform.settings import StoreSettings
 
 logger = Logger(service="feedback-migrations")
 

@@ -11,15 +11,15 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pressroom_common.api import create_app
-from pressroom_common.experiments import build_guardrail
-from pressroom_common.generation import Classifier, GenerationService, Generator
-from pressroom_common.health import HealthChecker, endpoint_checks
+from pressroom_common.experiment.adaptive import build_guardrail
+from pressroom_common.experiment.routing import Router, build_strategy
+from pressroom_common.feedback.store import open_store
+from pressroom_common.generation.health import HealthChecker, endpoint_checks
+from pressroom_common.generation.service import Classifier, GenerationService, Generator
+from pressroom_common.platform.api import create_app
+from pressroom_common.platform.sagemaker import SageMakerRuntime, runtime_client_config
+from pressroom_common.platform.settings import GenerateSettings
 from pressroom_common.routes import document, generate
-from pressroom_common.routing import Router, build_strategy
-from pressroom_common.sagemaker import SageMakerRuntime, runtime_client_config
-from pressroom_common.settings import GenerateSettings
-from pressroom_common.store import open_store
 
 settings = GenerateSettings()  # required fields come from the environment
 store = open_store(settings.database_url)

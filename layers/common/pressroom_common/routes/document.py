@@ -8,7 +8,7 @@ from http import HTTPStatus
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from pressroom_common.api import OPENAPI_PATH
+from pressroom_common.platform.api import OPENAPI_PATH
 from pressroom_common.routes import feedback, generate
 
 API_TITLE = "Pressroom API"

@@ -11,16 +11,16 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pressroom_common.api import caller_id, error_responses, unprovided
-from pressroom_common.observability import record_variant_metric
-from pressroom_common.store import (
+from pressroom_common.feedback.store import (
     FeedbackRequest,
     FeedbackResponse,
     FeedbackStore,
     StatsReport,
     Vote,
 )
-from pressroom_common.users import hash_user_id
+from pressroom_common.platform.api import caller_id, error_responses, unprovided
+from pressroom_common.platform.observability import record_variant_metric
+from pressroom_common.platform.users import hash_user_id
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ untyped
 

@@ -8,10 +8,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Depends
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from pressroom_common.api import caller_id, error_responses, unprovided
-from pressroom_common.generation import GenerationService
-from pressroom_common.health import HealthChecker
-from pressroom_common.models import GenerateRequest, GenerateResponse, HealthResponse
+from pressroom_common.generation.contracts import GenerateRequest, GenerateResponse, HealthResponse
+from pressroom_common.generation.health import HealthChecker
+from pressroom_common.generation.service import GenerationService
+from pressroom_common.platform.api import caller_id, error_responses, unprovided
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ untyped
 

@@ -4,22 +4,22 @@
 Data API; the Alembic migrations in `migrations/` are the only definition of the schema.
 """
 
-from pressroom_common.store.errors import GenerationNotFoundError, StoreUnavailableError
-from pressroom_common.store.records import (
-    FeedbackRequest,
-    FeedbackResponse,
-    GenerationRecord,
-    Vote,
-    VoteRecord,
-)
-from pressroom_common.store.report import (
+from pressroom_common.experiment.report import (
     CredibleInterval,
     ExperimentVerdict,
     LatencyPercentiles,
     StatsReport,
     VariantStats,
 )
-from pressroom_common.store.store import (
+from pressroom_common.feedback.contracts import (
+    FeedbackRequest,
+    FeedbackResponse,
+    GenerationRecord,
+    Vote,
+    VoteRecord,
+)
+from pressroom_common.feedback.store.errors import GenerationNotFoundError, StoreUnavailableError
+from pressroom_common.feedback.store.store import (
     FeedbackStore,
     TrafficBucket,
     open_store,

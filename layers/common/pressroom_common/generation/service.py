@@ -15,8 +15,9 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pressroom_common.errors import DependencyFailed, DomainError
-from pressroom_common.models import (
+from pressroom_common.experiment.routing import OVERRIDE_STRATEGY, Assignment, Router
+from pressroom_common.feedback.contracts import GenerationRecord
+from pressroom_common.generation.contracts import (
     Category,
     GenerateRequest,
     GenerateResponse,
@@ -24,12 +25,11 @@ from pressroom_common.models import (
     LatencyMs,
     ModelRef,
 )
-from pressroom_common.observability import logger, record_metric, record_variant_metric
-from pressroom_common.routing import OVERRIDE_STRATEGY, Assignment, Router
-from pressroom_common.sagemaker import Deadline, SageMakerRuntime
-from pressroom_common.settings import HostingMode
-from pressroom_common.store.records import GenerationRecord
-from pressroom_common.users import hash_user_id
+from pressroom_common.platform.errors import DependencyFailed, DomainError
+from pressroom_common.platform.observability import logger, record_metric, record_variant_metric
+from pressroom_common.platform.sagemaker import Deadline, SageMakerRuntime
+from pressroom_common.platform.settings import HostingMode
+from pressroom_common.platform.users import hash_user_id
 
 FALLBACK_STRATEGY = "fallback"
 

@@ -1,6 +1,6 @@
 """The store's errors, as the API's domain errors so that they map to HTTP in one place."""
 
-from pressroom_common.errors import DependencyUnavailable, NotFound
+from pressroom_common.platform.errors import DependencyUnavailable, NotFound
 
 
 class GenerationNotFoundError(NotFound):

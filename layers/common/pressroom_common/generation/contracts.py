@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -100,15 +100,3 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     endpoints: dict[str, DependencyHealth]
     database: DependencyHealth
-
-
-class ErrorBody(BaseModel):
-    """The error shape, for the OpenAPI document (`pressroom_common.api` builds the bodies)."""
-
-    code: str
-    message: str
-    details: Any = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody

@@ -25,14 +25,14 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from pressroom_common.errors import (
+from pressroom_common.platform.errors import (
     DependencyFailed,
     DependencyTimeout,
     DependencyUnavailable,
     DomainError,
     Throttled,
 )
-from pressroom_common.observability import logger
+from pressroom_common.platform.observability import logger
 
 THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException"})
 UNAVAILABLE_CODES = frozenset({"ServiceUnavailable", "ModelNotReadyException"})

@@ -15,7 +15,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from pressroom_common.models import without_nul
+from pressroom_common.generation.contracts import without_nul
 
 
 class Vote(StrEnum):

@@ -1,10 +1,10 @@
 """The HTTP app factory every Lambda function uses: one place maps errors to responses.
 
 Handlers stay `return app.resolve(event, context)`; routes raise the domain errors of
-`pressroom_common.errors` and this module answers `{"error": {"code", "message", "details"}}`
-with the status the error carries. Request validation errors (pydantic, via Powertools'
-OpenAPI validation) name the field and the reason; anything unexpected becomes a logged 500
-with no stack trace in the body.
+`pressroom_common.platform.errors` and this module answers
+`{"error": {"code", "message", "details"}}` with the status the error carries. Request
+validation errors (pydantic, via Powertools' OpenAPI validation) name the field and the
+reason; anything unexpected becomes a logged 500 with no stack trace in the body.
 """
 
 from __future__ import annotations
@@ -31,11 +31,24 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.request import Request
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
-from pressroom_common.errors import DomainError
-from pressroom_common.models import ErrorResponse
-from pressroom_common.observability import logger
-from pressroom_common.settings import ApiSettings
+from pressroom_common.platform.errors import DomainError
+from pressroom_common.platform.observability import logger
+from pressroom_common.platform.settings import ApiSettings
+
+
+class ErrorBody(BaseModel):
+    """The error shape, for the OpenAPI document (`error_response` builds the bodies)."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
 
 USER_ID_HEADER = "X-User-Id"
 REQUEST_ID_HEADER = "X-Request-Id"

@@ -21,10 +21,10 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pressroom_common.errors import DomainError
-from pressroom_common.observability import logger, record_variant_metric
-from pressroom_common.settings import GenerateSettings, VariantConfig
-from pressroom_common.statistics import percentile, up_rate_posterior
+from pressroom_common.experiment.statistics import percentile, up_rate_posterior
+from pressroom_common.platform.errors import DomainError
+from pressroom_common.platform.observability import logger, record_variant_metric
+from pressroom_common.platform.settings import GenerateSettings, VariantConfig
 
 Clock = Callable[[], float]
 

@@ -15,13 +15,8 @@ from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from pressroom_common import statistics
-from pressroom_common.settings import WEIGHTED_STRATEGY
-from pressroom_common.store.engines import create_store_engine
-from pressroom_common.store.errors import GenerationNotFoundError, StoreUnavailableError
-from pressroom_common.store.migrations import MigrationResult, upgrade_to_head
-from pressroom_common.store.records import GenerationRecord, Vote, VoteRecord
-from pressroom_common.store.report import (
+from pressroom_common.experiment import statistics
+from pressroom_common.experiment.report import (
     DECISION_PROBABILITY,
     MIN_VOTES_PER_VARIANT,
     CredibleInterval,
@@ -31,7 +26,12 @@ from pressroom_common.store.report import (
     VariantStats,
     decide,
 )
-from pressroom_common.store.schema import UtcDateTime, generations, votes
+from pressroom_common.feedback.contracts import GenerationRecord, Vote, VoteRecord
+from pressroom_common.feedback.store.engines import create_store_engine
+from pressroom_common.feedback.store.errors import GenerationNotFoundError, StoreUnavailableError
+from pressroom_common.feedback.store.migrations import MigrationResult, upgrade_to_head
+from pressroom_common.feedback.store.schema import UtcDateTime, generations, votes
+from pressroom_common.platform.settings import WEIGHTED_STRATEGY
 
 # What a database outage looks like through the drivers and through the Data API's botocore
 # client (whose errors SQLAlchemy wraps in a StatementError).

@@ -1,6 +1,6 @@
 """Domain errors: each one carries the HTTP status and the stable code that the API answers with.
 
-Code anywhere in the layer raises these; `pressroom_common.api` turns them into
+Code anywhere in the layer raises these; `pressroom_common.platform.api` turns them into
 `{"error": {"code", "message", "details"}}` in one place.
 """
 

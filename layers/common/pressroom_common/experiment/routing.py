@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from pressroom_common.errors import ValidationError
-from pressroom_common.experiments import Guardrail, ThompsonSampling, VariantCountsSource
-from pressroom_common.settings import WEIGHTED_STRATEGY, RoutingStrategyName, VariantConfig
+from pressroom_common.experiment.adaptive import Guardrail, ThompsonSampling, VariantCountsSource
+from pressroom_common.platform.errors import ValidationError
+from pressroom_common.platform.settings import WEIGHTED_STRATEGY, RoutingStrategyName, VariantConfig
 
 OVERRIDE_STRATEGY = "override"
 

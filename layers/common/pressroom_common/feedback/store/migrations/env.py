@@ -3,12 +3,14 @@
 from alembic import context
 from sqlalchemy import text
 
-from pressroom_common.store.migrations import MIGRATION_LOCK_ID
-from pressroom_common.store.schema import metadata
+from pressroom_common.feedback.store.migrations import MIGRATION_LOCK_ID
+from pressroom_common.feedback.store.schema import metadata
 
 connection = context.config.attributes["connection"]
 if connection is None:
-    raise RuntimeError("run migrations through pressroom_common.store.migrations.upgrade_to_head")
+    raise RuntimeError(
+        "run migrations through pressroom_common.feedback.store.migrations.upgrade_to_head"
+    )
 
 context.configure(
     connection=connection,

@@ -21,7 +21,7 @@ WEIGHTED_STRATEGY: RoutingStrategyName = "fixed"
 
 
 class StoreSettings(BaseSettings):
-    """`DATABASE_URL`: one of the forms `pressroom_common.store.engines` documents."""
+    """`DATABASE_URL`: one of the forms `pressroom_common.feedback.store.engines` documents."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 

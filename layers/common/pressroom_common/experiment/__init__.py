@@ -1,0 +1,1 @@
+"""The A/B experiment: variants and routing, adaptive strategies, statistics, verdict."""

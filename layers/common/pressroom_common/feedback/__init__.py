@@ -1,0 +1,1 @@
+"""Every generation and vote: the feedback contract and the store."""

@@ -1,0 +1,1 @@
+"""Generating a headline: the API contract, the generator and classifier calls, health."""

@@ -1,0 +1,1 @@
+"""The HTTP app and error mapping, settings, logging and metrics, the SageMaker client."""
