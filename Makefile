@@ -77,7 +77,7 @@ templates: venv tools ## cfn-lint (+ project rules), sam validate --lint, sam bu
 	$(TOOLS_VENV)/bin/sam build -t template-root.yaml --build-dir $(SAM_BUILD_DIR) \
 		--cache-dir build/templates/sam-cache --cached
 	@echo "==> each built function imports against only its layer (fresh python3.11 -I -S)"
-	$(BIN)/python -m local.build_checks $(SAM_BUILD_DIR)
+	$(BIN)/python -m local.ops.build_checks $(SAM_BUILD_DIR)
 
 models: venv ## train, evaluate and package all three models (full profile; skips what is up to date)
 	$(BIN)/pressroom build-all --profile full
@@ -141,8 +141,8 @@ EMULATOR_PORT ?= 8081
 SAM_LOCAL_PORT ?= 3000
 HOSTING_MODE ?= realtime
 sam-local: venv tools ## sam local start-api in Docker: make sam-local DATABASE_URL=postgresql+psycopg://user@127.0.0.1:5432/db
-	$(BIN)/python -m local.sam_local --database-url "$(DATABASE_URL)" \
+	$(BIN)/python -m local.ops.sam_local --database-url "$(DATABASE_URL)" \
 		--emulator-port $(EMULATOR_PORT) --hosting-mode $(HOSTING_MODE) --port $(SAM_LOCAL_PORT)
 
 reliability: venv checkov ## load, faults, hostile input, fuzzing, security scans on a fresh local stack → RELIABILITY.md
-	$(BIN)/python -m local.reliability
+	$(BIN)/python -m qa.reliability

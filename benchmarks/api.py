@@ -32,8 +32,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from benchmarks import results
+from local.devstack.stack import LocalStack
 from local.paths import DEFAULT_MODELS_ROOT
-from local.stack import LocalStack
 
 GENERATOR_ENDPOINT = "pressroom-dev-headline"
 PROMPTS = ["Government announces", "Stocks fall as", "Film star", "Scientists discover"]

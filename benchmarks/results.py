@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BENCHMARKS_FILE = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+from local.paths import REPO_ROOT
+
+BENCHMARKS_FILE = REPO_ROOT / "BENCHMARKS.md"
 
 
 def write_section(name: str, body: str) -> Path:

@@ -41,10 +41,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from benchmarks import results
+from local.emulate.sagemaker import Emulator
+from local.emulate.sagemaker.endpoints import endpoint_specs, load_local_stacks
+from local.emulate.sagemaker.worker import load_inference_module
 from local.paths import DEFAULT_MODELS_ROOT
-from local.sagemaker import Emulator
-from local.sagemaker.endpoints import endpoint_specs, load_local_stacks
-from local.sagemaker.worker import load_inference_module
 
 GENERATOR = "headline-base"
 REALTIME = {"HostingMode": "realtime"}

@@ -6,12 +6,12 @@ Each area keeps its commands next to its code and exposes them as a `typer.Typer
 
 import typer
 
-from local.deploy import commands as deploy_commands
+from local.devstack.logview import commands as logview_commands
+from local.devstack.stack import commands as stack_commands
+from local.emulate.sagemaker.cli import commands as sagemaker_commands
 from local.experiment.cli import commands as experiment_commands
-from local.logview import commands as logview_commands
-from local.publish import commands as publish_commands
-from local.sagemaker.cli import commands as sagemaker_commands
-from local.stack import commands as stack_commands
+from local.ops.deploy import commands as deploy_commands
+from local.ops.publish import commands as publish_commands
 from training.cli import commands as training_commands
 
 app = typer.Typer(

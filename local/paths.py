@@ -7,5 +7,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ROOT_TEMPLATE = REPO_ROOT / "template-root.yaml"
 APPS_DIR = REPO_ROOT / "apps"
+SITE_DIR = APPS_DIR / "frontend" / "site"
 BUILD_DIR = REPO_ROOT / "build"
 DEFAULT_MODELS_ROOT = BUILD_DIR / "models"

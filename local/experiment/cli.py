@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from local.devstack.stack import DEFAULT_DATABASE_URL
 from local.paths import ROOT_TEMPLATE
-from local.stack import DEFAULT_DATABASE_URL
 
 commands = typer.Typer()
 
@@ -38,7 +38,7 @@ def parse_assignments(values: list[str], option: str) -> dict[str, float]:
 
 def template_weights() -> dict[str, float]:
     """The default variant weights of the root template (what `pressroom up` runs with)."""
-    from local.templates import load_template
+    from local.cfn import load_template
 
     parameters = load_template(ROOT_TEMPLATE)["Parameters"]
     return {
@@ -156,8 +156,8 @@ def simulate(
         _run_simulation(console, url, true_rates, requests, seed, checkpoint_every)
         return
 
+    from local.devstack.stack import LocalStack
     from local.paths import DEFAULT_MODELS_ROOT
-    from local.stack import LocalStack
     from training.artifacts import ensure_artifacts
 
     ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=Console(stderr=True))

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 from pressroom_common.generation.contracts import GenerateResponse, LatencyMs, ModelRef
@@ -117,7 +118,10 @@ def test_a_history_saved_before_headlines_were_answered_is_dropped(
 def test_the_generate_button_is_busy_while_the_request_runs(generate_page: GeneratePage) -> None:
     page = generate_page.page
     sent: list[str] = []
-    page.on("request", lambda request: sent.append(request.url) if "/api/" in request.url else None)
+    page.on(
+        "request",
+        lambda request: sent.append(request.url) if "/api/generate" in request.url else None,
+    )
     held = HeldRequests(page, "**/api/generate")
 
     generate_page.submit("Parliament votes on")
@@ -150,7 +154,10 @@ def test_every_request_carries_the_same_per_browser_user_id(generate_page: Gener
 def test_out_of_range_settings_are_named_and_nothing_is_sent(generate_page: GeneratePage) -> None:
     page = generate_page.page
     sent: list[str] = []
-    page.on("request", lambda request: sent.append(request.url) if "/api/" in request.url else None)
+    page.on(
+        "request",
+        lambda request: sent.append(request.url) if "/api/generate" in request.url else None,
+    )
     generate_page.set_setting("temperature", "0")
     generate_page.set_setting("top_k", "500")
 
@@ -163,6 +170,26 @@ def test_out_of_range_settings_are_named_and_nothing_is_sent(generate_page: Gene
     expect(page.locator("#temperature")).to_have_attribute("aria-invalid", "true")
     expect(generate_page.error).to_be_visible()
     assert sent == []
+
+
+def test_the_settings_bounds_and_defaults_are_the_apis_own(page: Page, local_stack: Any) -> None:
+    # The API's own document with a tighter bound and another default: the page must follow it.
+    document = httpx.get(f"{local_stack.url}api/openapi.json", timeout=30).json()
+    properties = document["components"]["schemas"]["GenerateRequest"]["properties"]
+    properties["max_new_tokens"].update(maximum=10, default=7)
+    page.route("**/api/openapi.json", answer_json(HTTPStatus.OK, json.dumps(document)))
+    generate_page = GeneratePage(page, local_stack.url).open()
+
+    expect(page.locator("#max_new_tokens")).to_have_value("7")
+    expect(page.locator("#max_new_tokens-hint")).to_have_text("1 to 10")
+    expect(page.locator("#temperature-hint")).to_have_text("above 0, at most 2")
+    expect(page.locator("#top_k-hint")).to_have_text("0 to 200 (0 = off)")
+    expect(page.locator("#prompt-max")).to_have_text("500")
+    generate_page.set_setting("max_new_tokens", "11")
+    generate_page.submit("Markets rally as")
+    expect(page.locator("#max_new_tokens-error")).to_have_text(
+        "Max new tokens must be at least 1 and at most 10."
+    )
 
 
 def test_an_empty_prompt_is_refused_in_words(generate_page: GeneratePage) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from local.templates import load_template
+from local.cfn import load_template
 from tests.e2e.pages import DashboardPage, GeneratePage
 from tests.fixtures.browser import PageProblems, save_screenshot
 

@@ -15,7 +15,7 @@ from typing import Any
 from pressroom_common.platform.api import JsonApiResolver
 from pydantic import BaseModel
 
-from local.events import proxy_event
+from local.emulate.events import proxy_event
 from tests.unit.api.conftest import LAMBDA_CONTEXT
 
 

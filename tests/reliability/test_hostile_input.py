@@ -5,14 +5,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from local.reliability.hostile import (
+from local.devstack.stack import LocalStack
+from qa.reliability.hostile import (
     HOSTILE_REQUESTS,
     HostileRequest,
     hostile_requests,
     injection_round_trip,
     send,
 )
-from local.stack import LocalStack
 
 
 @pytest.mark.parametrize("request_", HOSTILE_REQUESTS, ids=lambda request: request.name)

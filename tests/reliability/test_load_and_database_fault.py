@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from local.reliability import faults
-from local.reliability.load import LoadPlan, run_load
-from local.reliability.records import audit_votes, partial_generations
-from local.sagemaker import Emulator
-from local.stack import LocalStack
+from local.devstack.stack import LocalStack
+from local.emulate.sagemaker import Emulator
+from qa.reliability import faults
+from qa.reliability.load import LoadPlan, run_load
+from qa.reliability.records import audit_votes, partial_generations
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.sagemaker import models_root_of
 from tests.fixtures.stack import SESSION_PARAMETERS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from local.stack import LocalStack
+from local.devstack.stack import LocalStack
 
 OPENAPI_PATH = "/api/openapi.json"
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local.reliability.fuzz import fuzz_api
-from local.stack import LocalStack
+from local.devstack.stack import LocalStack
+from qa.reliability.fuzz import fuzz_api
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local.reliability import security
+from qa.reliability import security
 
 
 def test_no_iam_statement_grants_a_wildcard_without_a_reason() -> None:

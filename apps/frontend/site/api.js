@@ -1,5 +1,6 @@
-// The one place the site talks to the Pressroom API (its OpenAPI document is `/api/openapi.json`): same-origin `/api/...`
-// requests carrying the browser's anonymous user id, and every failure turned into words.
+// The one place the site talks to the Pressroom API (described by `/api/openapi.json`):
+// same-origin `/api/...` requests carrying the browser's anonymous user id, and every failure
+// turned into words.
 
 const USER_ID_KEY = "pressroom.userId";
 

@@ -6,16 +6,18 @@ import { formatMs, formatPercent, formatTime, shortVersion } from "./format.js";
 
 const HISTORY_KEY = "pressroom.history";
 const HISTORY_LIMIT = 50;
-const PROMPT_MAX_CHARS = 500;
 const VOTE_WORDS = { up: "good", down: "bad" };
 
-/** Each generation parameter: how to read it from its input and the rule it must meet. */
+/**
+ * The generation settings the form offers. Their bounds and defaults are the API's own
+ * (`GenerateRequest` in /api/openapi.json): `contract` fills them in, so the page holds no copy.
+ */
 const PARAMETERS = [
-  { name: "max_new_tokens", label: "Max new tokens", integer: true, min: 1, max: 64 },
-  { name: "temperature", label: "Temperature", min: 0, minExclusive: true, max: 2 },
-  { name: "top_k", label: "Top-k", integer: true, min: 0, max: 200 },
-  { name: "top_p", label: "Top-p", min: 0, minExclusive: true, max: 1 },
-  { name: "seed", label: "Seed", integer: true, min: 0, max: 2 ** 32 - 1, optional: true },
+  { name: "max_new_tokens", label: "Max new tokens" },
+  { name: "temperature", label: "Temperature" },
+  { name: "top_k", label: "Top-k", note: "0 = off" },
+  { name: "top_p", label: "Top-p" },
+  { name: "seed", label: "Seed", optional: true },
 ];
 
 const form = document.getElementById("generate-form");
@@ -27,6 +29,9 @@ const generateError = document.getElementById("generate-error");
 const answerSection = document.getElementById("answer");
 const historyList = document.getElementById("history");
 const historyEmpty = document.getElementById("history-empty");
+
+/** The request's rules from the API's OpenAPI document, or null when it cannot be read. */
+const contract = loadContract();
 
 /** Session state: newest last. Each entry: {generation, vote, sending, voteMessage, voteFailed}. */
 const entries = loadHistory();
@@ -54,7 +59,7 @@ async function generate() {
   // Ctrl+Enter submits even while the button is disabled: one request at a time.
   if (form.getAttribute("aria-busy") === "true") return;
   clearErrors();
-  const request = readRequest();
+  const request = readRequest(await contract);
   if (!request) return;
 
   setBusy(true);
@@ -84,15 +89,57 @@ function setBusy(busy) {
 }
 
 /** The request body, or null after marking each invalid field with the reason. */
-function readRequest() {
+async function loadContract() {
+  let schema;
+  try {
+    schema = (await callApi("openapi.json")).components.schemas.GenerateRequest.properties;
+  } catch (error) {
+    // The API still checks every request and names the field it rejects.
+    console.warn("The API's contract could not be read; the API checks the settings.", error);
+    return null;
+  }
+  const rules = { promptMaxChars: schema.prompt.maxLength, parameters: [] };
+  promptInput.maxLength = rules.promptMaxChars;
+  document.getElementById("prompt-max").textContent = String(rules.promptMaxChars);
+  for (const parameter of PARAMETERS) {
+    // An optional number is `anyOf: [{number rules}, {type: "null"}]`.
+    const property = schema[parameter.name];
+    const bounds = property.anyOf ? property.anyOf.find((item) => item.type !== "null") : property;
+    const rule = {
+      ...parameter,
+      integer: bounds.type === "integer",
+      min: bounds.minimum ?? bounds.exclusiveMinimum,
+      minExclusive: bounds.exclusiveMinimum !== undefined,
+      max: bounds.maximum,
+    };
+    rules.parameters.push(rule);
+    const input = form.elements[parameter.name];
+    if (!rule.minExclusive) input.min = String(rule.min);
+    input.max = String(rule.max);
+    if (property.default !== null && property.default !== undefined && input.value === "") {
+      input.value = String(property.default);
+    }
+    if (!parameter.optional) {
+      document.getElementById(`${parameter.name}-hint`).textContent = hint(rule);
+    }
+  }
+  return rules;
+}
+
+function hint({ integer, min, minExclusive, max, note }) {
+  const range = integer && !minExclusive ? `${min} to ${max}` : `${minExclusive ? "above" : "at least"} ${min}, at most ${max}`;
+  return note ? `${range} (${note})` : range;
+}
+
+function readRequest(rules) {
   const problems = [];
   const prompt = promptInput.value.trim();
   if (prompt.length === 0) problems.push({ field: "prompt", reason: "Enter a prompt." });
-  if (prompt.length > PROMPT_MAX_CHARS) {
-    problems.push({ field: "prompt", reason: `Use at most ${PROMPT_MAX_CHARS} characters.` });
+  if (rules && prompt.length > rules.promptMaxChars) {
+    problems.push({ field: "prompt", reason: `Use at most ${rules.promptMaxChars} characters.` });
   }
   const request = { prompt };
-  for (const parameter of PARAMETERS) {
+  for (const parameter of rules?.parameters ?? PARAMETERS) {
     const raw = form.elements[parameter.name].value.trim();
     if (raw === "" && parameter.optional) continue;
     const value = Number(raw);
@@ -107,12 +154,12 @@ function readRequest() {
 
 function parameterProblem(parameter, raw, value) {
   const { label, integer, min, minExclusive, max } = parameter;
-  const range = `${minExclusive ? "above" : "at least"} ${min} and at most ${max}`;
   if (raw === "") return `${label} is required.`;
   if (!Number.isFinite(value)) return `${label} must be a number.`;
   if (integer && !Number.isInteger(value)) return `${label} must be a whole number.`;
+  if (max === undefined) return null; // no contract: the API judges the range
   if (value > max || value < min || (minExclusive && value === min)) {
-    return `${label} must be ${range}.`;
+    return `${label} must be ${minExclusive ? "above" : "at least"} ${min} and at most ${max}.`;
   }
   return null;
 }

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import sqlalchemy as sa
 
-from local.stack import LocalStack
+from local.devstack.stack import LocalStack
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 3

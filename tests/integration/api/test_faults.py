@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from local.reliability.faults import user_routed_to
-from local.sagemaker import RestartPolicy, WorkerState
-from local.stack import LocalStack
+from local.devstack.stack import LocalStack
+from local.emulate.sagemaker import RestartPolicy, WorkerState
+from qa.reliability.faults import user_routed_to
 from tests.fixtures.sagemaker import models_root_of
 from training.artifacts import Artifact
 

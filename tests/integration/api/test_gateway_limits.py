@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import sqlalchemy as sa
 
-from local.reliability.faults import answered, wait_until_answered
-from local.stack import LocalStack
+from local.devstack.stack import LocalStack
+from qa.reliability.faults import answered, wait_until_answered
 
 GENERATOR_ENDPOINT = "pressroom-dev-headline"
 

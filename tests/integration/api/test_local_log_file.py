@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from local.cli import app
-from local.logfile import LogEvent
-from local.stack import LocalStack
+from local.devstack.logfile import LogEvent
+from local.devstack.stack import LocalStack
 
 
 def events_of(path: Path) -> list[LogEvent]:

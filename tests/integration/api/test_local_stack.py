@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from local.stack import LocalStack
+from local.devstack.stack import LocalStack
 from training.artifacts import Artifact
 
 # Small generations keep variant A (SmolLM2-135M even in the smoke profile) quick.

@@ -16,11 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from local.cfn import load_template
 from local.paths import REPO_ROOT, ROOT_TEMPLATE
 
 # The same walk the reliability scan uses: every statement, both branches of an `Fn::If`.
-from local.reliability.security import _statements as statements
-from local.templates import load_template
+from qa.reliability.security import _statements as statements
 
 TOOLS_PYTHON = REPO_ROOT / ".venv-tools" / "bin" / "python"
 APP_TEMPLATES = sorted(REPO_ROOT.glob("apps/*/template.yaml"))

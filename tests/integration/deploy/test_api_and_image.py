@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from local.cfn import load_stack, load_template
 from local.paths import REPO_ROOT, ROOT_TEMPLATE
-from local.templates import load_stack, load_template
 from tests.integration.deploy.policies import TOOLS_PYTHON, transformed
 
 INFERENCE_API = REPO_ROOT / "apps" / "inference-api" / "template.yaml"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from local.cfn import load_stack, load_template
 from local.paths import REPO_ROOT, ROOT_TEMPLATE
-from local.reliability import security
-from local.templates import load_stack, load_template
+from qa.reliability import security
 from tests.integration.deploy.policies import (
     ACCOUNT_TEMPLATE,
     ALL_TEMPLATES,

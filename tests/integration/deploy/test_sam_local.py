@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from local import sam_local
-from local.build_checks import LAMBDA_LIKE_ENVIRONMENT
-from local.functions import load_handler
+from local.cfn import Stack, load_template
+from local.emulate.functions import load_handler
+from local.emulate.sagemaker.endpoints import endpoint_specs, load_local_stacks
+from local.ops import sam_local
+from local.ops.build_checks import LAMBDA_LIKE_ENVIRONMENT
 from local.paths import DEFAULT_MODELS_ROOT, REPO_ROOT
-from local.sagemaker.endpoints import endpoint_specs, load_local_stacks
-from local.templates import Stack, load_template
 from tests.integration.deploy.policies import TOOLS_PYTHON
 
 EMULATOR = "http://host.docker.internal:8081"

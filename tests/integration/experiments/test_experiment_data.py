@@ -11,8 +11,8 @@ import pytest
 from pressroom_common.experiment.routing import FixedWeights, Router
 from pressroom_common.feedback.store import FeedbackStore, GenerationRecord, open_store
 
-from local.events import proxy_event
-from local.functions import load_handler
+from local.emulate.events import proxy_event
+from local.emulate.functions import load_handler
 from tests.fixtures.experiments import STARTED_AT, VARIANTS, FakeClock, serve_readers
 
 FEEDBACK_FUNCTION = Path(__file__).resolve().parents[3] / "apps" / "feedback" / "src" / "feedback"

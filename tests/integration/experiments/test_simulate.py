@@ -12,9 +12,9 @@ from pressroom_common.feedback.store import open_store
 from typer.testing import CliRunner
 
 from local.cli import app
+from local.devstack.stack import LocalStack
+from local.emulate.sagemaker import Emulator
 from local.experiment.simulate import simulate
-from local.sagemaker import Emulator
-from local.stack import LocalStack
 from tests.fixtures.sagemaker import models_root_of
 from tests.fixtures.stack import SESSION_PARAMETERS
 from training.artifacts import Artifact

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from pressroom_common.feedback.store import open_store
 from pressroom_common.platform.users import hash_user_id
 
-from local.events import proxy_event
-from local.functions import load_handler
+from local.emulate.events import proxy_event
+from local.emulate.functions import load_handler
 from tests.fixtures.feedback import GenerationFactory
 from tests.fixtures.postgres import PostgresServer
 

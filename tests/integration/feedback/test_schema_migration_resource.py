@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from pressroom_common.feedback.store import open_store
 from pressroom_common.feedback.store.migrations import MIGRATION_LOCK_ID
 
-from local.functions import load_handler
+from local.emulate.functions import load_handler
 from tests.fixtures.feedback import GenerationFactory
 from tests.fixtures.postgres import PostgresServer
 

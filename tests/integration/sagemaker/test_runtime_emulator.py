@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from local.sagemaker import Emulator, WorkerState
+from local.emulate.sagemaker import Emulator, WorkerState
 from tests.fixtures.sagemaker import VARIANT_WEIGHTS
 
 JSON = "application/json"

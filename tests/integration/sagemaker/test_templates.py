@@ -1,4 +1,4 @@
-"""The SageMaker resources of the real templates, resolved by local.templates as CloudFormation
+"""The SageMaker resources of the real templates, resolved by local.cfn as CloudFormation
 would, and the intrinsic functions the resolver supports (short-form YAML tags included)."""
 
 from pathlib import Path
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from local.cfn import Stack, TemplateError, load_stack
+from local.emulate.sagemaker.endpoints import endpoint_specs, load_local_stacks
 from local.paths import APPS_DIR
-from local.sagemaker.endpoints import endpoint_specs, load_local_stacks
-from local.templates import Stack, TemplateError, load_stack
 
 INFERENCE_API = APPS_DIR / "inference-api" / "template.yaml"
 CLASSIFIER = APPS_DIR / "classifier" / "template.yaml"
@@ -225,7 +225,7 @@ def test_resolver_reports_a_ref_to_a_resource_whose_condition_is_false(tmp_path:
 
 
 def test_emulator_hosts_only_the_named_endpoints_and_refuses_unknown_ones() -> None:
-    from local.sagemaker import Emulator
+    from local.emulate.sagemaker import Emulator
 
     generator_only = Emulator("smoke", only_endpoints=["pressroom-dev-headline"])
     assert generator_only.endpoint_names == ["pressroom-dev-headline"]

@@ -17,8 +17,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from pressroom_common.feedback.store import open_store
 
-from local.events import proxy_event
-from local.functions import load_module
+from local.emulate.events import proxy_event
+from local.emulate.functions import load_module
 
 REPO = Path(__file__).resolve().parents[3]
 GENERATE_CODE = REPO / "apps" / "inference-api" / "src" / "generate"

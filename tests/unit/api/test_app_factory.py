@@ -19,7 +19,7 @@ from pressroom_common.platform.errors import (
 )
 from pressroom_common.platform.settings import ApiSettings
 
-from local.events import proxy_event
+from local.emulate.events import proxy_event
 from tests.unit.api.conftest import LAMBDA_CONTEXT
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local.build_checks import BuiltFunction, check_import
+from local.ops.build_checks import BuiltFunction, check_import
 
 PYTHON = shutil.which("python3.11") or sys.executable
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from local.events import proxy_event
+from local.emulate.events import proxy_event
 
 
 def key_paths(value: Any, prefix: str = "") -> set[str]:

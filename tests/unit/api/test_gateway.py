@@ -11,7 +11,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from local.gateway import (
+from local.emulate.gateway import (
     ApiRoute,
     Gateway,
     GatewayResponse,
@@ -22,8 +22,8 @@ from local.gateway import (
     discover_apis,
     resource_pattern,
 )
+from local.emulate.sagemaker.endpoints import load_local_stacks
 from local.paths import DEFAULT_MODELS_ROOT
-from local.sagemaker.endpoints import load_local_stacks
 
 FUNCTION = LambdaFunction(
     logical_id="Fn",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from local.templates import Resource, load_stack
+from local.cfn import Resource, load_stack
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "apps" / "inference-api" / "template.yaml"
 CODE = Path(__file__).resolve().parents[3] / "layers" / "common" / "pressroom_common"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from local.deploy import (
+from local.cfn import load_template
+from local.ops.deploy import (
     DISTRIBUTION_OUTPUT,
     ROOT_TEMPLATE,
     SAMCONFIG,
@@ -20,7 +21,6 @@ from local.deploy import (
     model_parameters,
 )
 from local.paths import REPO_ROOT
-from local.templates import load_template
 
 SAM_COMMANDS = ("build", "validate", "deploy", "logs", "sync", "delete")
 

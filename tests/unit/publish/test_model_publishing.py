@@ -18,9 +18,9 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from local.deploy import ModelParameters
-from local.paths import ROOT_TEMPLATE
-from local.publish import (
+from local.cfn import load_template
+from local.ops.deploy import ModelParameters
+from local.ops.publish import (
     APPROVED,
     PENDING,
     VERSION_KEY,
@@ -33,7 +33,7 @@ from local.publish import (
     publish,
     release_parameters,
 )
-from local.templates import load_template
+from local.paths import ROOT_TEMPLATE
 from training.definitions import MODEL_NAMES
 
 REGION = "us-east-1"

@@ -13,7 +13,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from local.deploy import SITE_DIRECTORY, DeployError, publish_site, stack_outputs
+from local.ops.deploy import DeployError, publish_site, stack_outputs
+from local.paths import SITE_DIR
 
 REGION = "us-east-1"
 BUCKET = "pressroom-dev-site"
@@ -144,7 +145,7 @@ def test_the_real_site_publishes(aws: tuple[Any, Any, str]) -> None:
     s3, cloudfront, distribution = aws
 
     result = publish_site(
-        SITE_DIRECTORY, bucket=BUCKET, distribution_id=distribution, s3=s3, cloudfront=cloudfront
+        SITE_DIR, bucket=BUCKET, distribution_id=distribution, s3=s3, cloudfront=cloudfront
     )
 
     assert "index.html" in result.uploaded

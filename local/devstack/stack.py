@@ -1,0 +1,278 @@
+"""The whole Pressroom request path on one machine and one origin: no AWS account, no Docker.
+
+`LocalStack` starts the SageMaker Runtime emulator (endpoints from the templates), opens and
+migrates the feedback store, and serves on one port: every `/api` route of the templates through
+the local gateway (real handlers in-process) and the static site at `/`.
+
+Example::
+
+    with LocalStack("smoke", database_url="sqlite:///build/local/demo.db") as stack:
+        print(stack.url)  # http://127.0.0.1:<port>/ ; POST {url}api/generate ...
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from local.cfn import DEFAULT_REGION
+from local.devstack.logfile import DEFAULT_LOG_FILE, LogFile
+from local.devstack.server import BackgroundServer, Service
+from local.devstack.site import site_mount
+from local.devstack.summary import served_models, summary_panel
+from local.emulate.gateway import Gateway, discover_apis
+from local.emulate.sagemaker import Emulator
+from local.emulate.sagemaker.emulator import StartupProgress
+from local.emulate.sagemaker.endpoints import load_local_stacks
+from local.paths import DEFAULT_MODELS_ROOT, REPO_ROOT, SITE_DIR
+
+DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'build' / 'local' / 'pressroom.db'}"
+# botocore signs every request; the emulator checks no signature, so any credentials do.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+def serve_gateways(
+    gateways: list[Gateway], host: str, port: int, site_dir: Path | None
+) -> BackgroundServer:
+    routes: list[BaseRoute] = [route for gateway in gateways for route in gateway.routes()]
+    if site_dir is not None:
+        routes.append(site_mount(site_dir))
+    return BackgroundServer(Starlette(routes=routes), host, port)
+
+
+class LocalStack(Service):
+    """Emulator + store + gateway + site; a context manager with `.url`.
+
+    `parameter_overrides` go to the root template (e.g. `HostingMode`, `ApiThrottlingRateLimit`,
+    `VariantAWeight`) and so reach both the emulator and the functions' environment;
+    `function_environment` adds variables to every function (e.g. a shorter
+    `GENERATE_DEADLINE_S`), after the local wiring of `function_overrides()`. `emulator`, when
+    given, is a running emulator of the same templates and overrides to share; otherwise the
+    stack starts (and stops) its own with `emulator_options`. `log_path`, when given, is the
+    log file (see `local.devstack.logfile`) that receives what the functions write (their log and
+    metric lines), the API's access log and, for an emulator of its own, the model workers'
+    output; without it the functions write to this process's stdout.
+    """
+
+    def __init__(
+        self,
+        profile: str = "full",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        database_url: str = DEFAULT_DATABASE_URL,
+        models_root: Path = DEFAULT_MODELS_ROOT,
+        parameter_overrides: Mapping[str, Any] | None = None,
+        site_dir: Path | None = SITE_DIR,
+        instances_per_function: int = 4,
+        emulator_options: Mapping[str, Any] | None = None,
+        emulator: Emulator | None = None,
+        function_environment: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.profile = profile
+        self.log_path = log_path
+        self.log_file: LogFile | None = None
+        self.database_url = database_url
+        self._host = host
+        self._port = port
+        self._models_root = models_root
+        self._overrides = dict(parameter_overrides or {})
+        self._site_dir = site_dir
+        self._instances = instances_per_function
+        self._emulator_options = dict(emulator_options or {})
+        self._function_environment = dict(function_environment or {})
+        # A running emulator passed in is shared (e.g. by a test session) and left running.
+        self.emulator: Emulator | None = emulator
+        self._owns_emulator = emulator is None
+        self.gateways: list[Gateway] = []
+        self._server: BackgroundServer | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local stack is not running")
+        return f"{self._server.origin}/"
+
+    def start(self) -> None:
+        from pressroom_common.feedback.store import open_store
+
+        try:
+            if self.log_path is not None:
+                self.log_file = LogFile(self.log_path)
+            _prepare_sqlite_directory(self.database_url)
+            open_store(self.database_url, migrate=True)
+            if self._owns_emulator:
+                self.emulator = Emulator(
+                    self.profile,
+                    models_root=self._models_root,
+                    parameter_overrides=self._overrides,
+                    log_file=self.log_file,
+                    **self._emulator_options,
+                )
+                self.emulator.start()
+            self.gateways = self.build_gateways(self._overrides, self._function_environment)
+            self._server = serve_gateways(self.gateways, self._host, self._port, self._site_dir)
+            self._server.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def function_overrides(self) -> dict[str, str]:
+        """What the local runtime changes in every function's environment."""
+        if self.emulator is None:
+            raise RuntimeError("the local stack is not running")
+        return {
+            **LOCAL_CREDENTIALS,
+            **self.emulator.client_environment,
+            "DATABASE_URL": self.database_url,
+        }
+
+    def build_gateways(
+        self, parameter_overrides: Mapping[str, Any], function_environment: Mapping[str, str]
+    ) -> list[Gateway]:
+        """Gateways for every REST API of the templates, over this stack's emulator and store.
+
+        Tests use it to serve the same routes with other settings (a tighter throttle, a short
+        deadline) without starting a second emulator.
+        """
+        [root] = load_local_stacks(self.profile, self._models_root, None, parameter_overrides)
+        environment = {**self.function_overrides(), **function_environment}
+        return [
+            Gateway(
+                api,
+                region=DEFAULT_REGION,
+                environment_overrides=environment,
+                instances_per_function=self._instances,
+                log_file=self.log_file,
+            )
+            for api in discover_apis(root)
+        ]
+
+    @contextmanager
+    def alternate_gateway(
+        self,
+        parameter_overrides: Mapping[str, Any] | None = None,
+        function_environment: Mapping[str, str] | None = None,
+    ) -> Iterator[str]:
+        """The same routes on a second port with other template parameters or function variables
+        (a tighter throttle, a short deadline), over this stack's emulator and store; yields the
+        URL. Fault and limit checks use it to change one thing without restarting the stack."""
+        gateways = self.build_gateways(
+            {**self._overrides, **(parameter_overrides or {})}, function_environment or {}
+        )
+        server = serve_gateways(gateways, self._host, 0, site_dir=None)
+        try:
+            server.start()
+            yield f"{server.origin}/"
+        finally:
+            server.stop()
+            for gateway in gateways:
+                gateway.close()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for gateway in self.gateways:
+            gateway.close()
+        self.gateways = []
+        if self._owns_emulator and self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+
+
+def _prepare_sqlite_directory(database_url: str) -> None:
+    """SQLite creates the file but not its folder (e.g. build/local/ on a fresh clone)."""
+    prefix = "sqlite:///"
+    if database_url.startswith(prefix):
+        Path(database_url.removeprefix(prefix)).parent.mkdir(parents=True, exist_ok=True)
+
+
+commands = typer.Typer()
+
+
+@commands.command()
+def up(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port of the site and the API (0 = any free port)."),
+    profile: str = typer.Option("full", help="Model profile: full (the demo) or smoke (tiny)."),
+    database_url: str = typer.Option(
+        DEFAULT_DATABASE_URL, help="Feedback store: sqlite:///path or postgresql+psycopg://..."
+    ),
+    log_file: Annotated[
+        Path,
+        typer.Option(
+            help="Where the functions' log and metric lines, the access log and the model "
+            "workers' output go (read it with `pressroom logs`)."
+        ),
+    ] = DEFAULT_LOG_FILE,
+) -> None:
+    """Run Pressroom on this machine: models, SageMaker emulator, API and site on one origin."""
+    from training.artifacts import ensure_artifacts
+
+    console = Console(stderr=True)
+    console.print(f"[bold]Models[/] ({profile} profile): building what is missing")
+    ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=console)
+    with startup_progress(console) as on_progress:
+        stack = LocalStack(
+            profile,
+            host=host,
+            port=port,
+            database_url=database_url,
+            log_path=log_file,
+            emulator_options={"on_progress": on_progress},
+        )
+        stack.start()
+    try:
+        assert stack.emulator is not None
+        models = served_models(stack.emulator.endpoints)
+        console.print(summary_panel(stack.url, models, log_file, profile=profile))
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    finally:
+        stack.stop()
+
+
+@contextmanager
+def startup_progress(console: Console) -> Iterator[StartupProgress]:
+    """A progress bar over the model workers loading, then a spinner while the functions load."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("Loading the models into the SageMaker emulator", total=None)
+
+        def on_progress(ready: int, total: int, label: str) -> None:
+            progress.update(task, completed=ready, total=total)
+            if label:
+                elapsed = progress.tasks[task].elapsed or 0.0
+                progress.console.print(f"[green]loaded[/] {label} in {elapsed:.0f}s")
+            if ready == total:
+                progress.update(task, description="Starting the store and the API gateway")
+
+        yield on_progress

@@ -1,0 +1,154 @@
+"""Which endpoints and variants the emulator hosts, read from the SAM templates.
+
+The templates are the single source of truth: every active `AWS::SageMaker::Endpoint` becomes
+an emulated endpoint, its EndpointConfig's ProductionVariants become variants (with their
+`InitialVariantWeight`, or serverless config), and each variant's `AWS::SageMaker::Model`
+names its packaged model through `Metadata: {Pressroom: {Model: <model-name>}}`, which maps to
+`<models_root>/<profile>/<model-name>/model` locally.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local.cfn import Stack, TemplateError, load_stack, load_template
+from local.paths import ROOT_TEMPLATE
+from training.definitions import MODEL_NAMES
+
+LOCAL_ARTIFACT_BUCKET = "pressroom-local-artifacts"
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One production variant: the model it serves and its share of the endpoint's traffic."""
+
+    name: str
+    model_name: str
+    artifact_dir: Path
+    weight: float
+    max_concurrency: int | None
+    """Serverless MaxConcurrency (None on instance-backed variants)."""
+    memory_mb: int | None
+    """Serverless MemorySizeInMB (None on instance-backed variants)."""
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One endpoint and its variants, in template order."""
+
+    name: str
+    config_name: str
+    variants: tuple[VariantSpec, ...]
+    serverless: bool
+
+    def variant(self, name: str) -> VariantSpec:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise KeyError(name)
+
+
+def parameter_stem(model_name: str) -> str:
+    """`headline-base` -> `HeadlineBase`: the prefix of a model's template parameters."""
+    return "".join(part.capitalize() for part in model_name.split("-"))
+
+
+def local_model_parameters(profile: str, models_root: Path) -> dict[str, str]:
+    """`<Stem>ModelDataUrl` / `<Stem>ModelVersion` values for every model, for local loading.
+
+    The URL is the S3 key the artifact would have (templates validate it as an S3 URI); the
+    version is the content hash from the artifact's manifest.json, or `unbuilt`.
+    """
+    values: dict[str, str] = {}
+    for model_name in MODEL_NAMES:
+        stem = parameter_stem(model_name)
+        manifest_path = models_root / profile / model_name / "manifest.json"
+        version = "unbuilt"
+        if manifest_path.is_file():
+            version = str(json.loads(manifest_path.read_text(encoding="utf-8"))["version"])
+        values[f"{stem}ModelDataUrl"] = (
+            f"s3://{LOCAL_ARTIFACT_BUCKET}/{profile}/{model_name}/{version}/model.tar.gz"
+        )
+        values[f"{stem}ModelVersion"] = version
+    return values
+
+
+def load_local_stacks(
+    profile: str,
+    models_root: Path,
+    templates: Sequence[Path] | None = None,
+    parameter_overrides: Mapping[str, Any] | None = None,
+) -> list[Stack]:
+    """Load the root template (or the given `templates`) for local use.
+
+    Each template gets the local model parameters it declares, then `parameter_overrides`
+    (only the names it declares, so one override set serves several templates).
+    """
+    overrides = {**local_model_parameters(profile, models_root), **(parameter_overrides or {})}
+    stacks = []
+    for template in templates or [ROOT_TEMPLATE]:
+        declared = _declared_parameters(template)
+        stacks.append(
+            load_stack(
+                template, {key: value for key, value in overrides.items() if key in declared}
+            )
+        )
+    return stacks
+
+
+def endpoint_specs(stacks: Iterable[Stack], profile: str, models_root: Path) -> list[EndpointSpec]:
+    """Every endpoint the stacks (and their nested stacks) define, with resolved variants."""
+    specs: list[EndpointSpec] = []
+    for stack in stacks:
+        for endpoint in stack.walk_resources("AWS::SageMaker::Endpoint"):
+            config = stack.find_by_name(
+                "AWS::SageMaker::EndpointConfig", str(endpoint.properties["EndpointConfigName"])
+            )
+            variants = tuple(
+                _variant_spec(stack, declaration, profile, models_root)
+                for declaration in config.properties.get("ProductionVariants", [])
+            )
+            if not variants:
+                raise TemplateError(f"{config.logical_id}: no ProductionVariants")
+            specs.append(
+                EndpointSpec(
+                    name=endpoint.physical_name,
+                    config_name=config.physical_name,
+                    variants=variants,
+                    serverless=any(v.max_concurrency is not None for v in variants),
+                )
+            )
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise TemplateError(f"endpoint name(s) defined twice: {', '.join(duplicates)}")
+    return specs
+
+
+def _variant_spec(
+    stack: Stack, declaration: Mapping[str, Any], profile: str, models_root: Path
+) -> VariantSpec:
+    model = stack.find_by_name("AWS::SageMaker::Model", str(declaration["ModelName"]))
+    model_name = model.metadata.get("Pressroom", {}).get("Model")
+    if model_name not in MODEL_NAMES:
+        raise TemplateError(
+            f"{model.logical_id}: Metadata.Pressroom.Model must be one of {MODEL_NAMES}, "
+            f"got {model_name!r}"
+        )
+    serverless = declaration.get("ServerlessConfig")
+    return VariantSpec(
+        name=str(declaration["VariantName"]),
+        model_name=model_name,
+        artifact_dir=models_root / profile / model_name / "model",
+        weight=float(declaration.get("InitialVariantWeight", 1.0)),
+        max_concurrency=int(serverless["MaxConcurrency"]) if serverless else None,
+        memory_mb=int(serverless["MemorySizeInMB"]) if serverless else None,
+    )
+
+
+def _declared_parameters(template: Path) -> set[str]:
+    return set(load_template(template).get("Parameters") or {})

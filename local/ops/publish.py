@@ -1,0 +1,395 @@
+"""Publish packaged models to S3 and the SageMaker Model Registry, and promote them.
+
+A packaged model is `build/models/<profile>/<name>/` holding `model.tar.gz` and `manifest.json`
+(TRAINING's layout). Its `version` is a content hash, so the S3 key
+`models/<name>/<version>/model.tar.gz` never changes meaning and publishing the same build twice
+changes nothing. Each model has a model package group; a package records our version in its
+customer metadata, because SageMaker numbers package versions on its own.
+
+Deploys take the newest package a stage may serve (`release_parameters`): any registered one for
+dev, an approved one for prod, so `pressroom promote` is the gate to production.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import boto3
+import typer
+from botocore.exceptions import ClientError
+from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+from local.ops.deploy import (
+    DeployError,
+    ModelParameters,
+    clean_failure,
+    console,
+    environment_config,
+    model_parameters,
+    serving_container,
+)
+
+VERSION_KEY = "pressroom:version"
+PROFILE_KEY = "pressroom:profile"
+ApprovalStatus = Literal["PendingManualApproval", "Approved"]
+PENDING: ApprovalStatus = "PendingManualApproval"
+APPROVED: ApprovalStatus = "Approved"
+REJECTED = "Rejected"
+# S3 object metadata and SageMaker API responses are untyped JSON; this names them.
+Json = dict[str, Any]
+
+
+class PublishError(DeployError):
+    """A publish or promote step that cannot go on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """One model as TRAINING packaged it: what gets uploaded and under which version."""
+
+    name: str
+    version: str
+    profile: str
+    tarball: Path
+
+    @classmethod
+    def load(cls, directory: Path) -> PackagedModel:
+        manifest_path = directory / "manifest.json"
+        tarball = directory / "model.tar.gz"
+        for required in (tarball, manifest_path):
+            if not required.is_file():
+                raise PublishError(
+                    f"{required} is missing: build the model first "
+                    f"(`pressroom build-all --profile {directory.parent.name}`)"
+                )
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as error:
+            raise PublishError(f"{manifest_path} is not valid JSON: {error}") from error
+        fields = {}
+        for field in ("name", "version", "profile"):
+            value = manifest.get(field) if isinstance(manifest, dict) else None
+            if not isinstance(value, str) or not value:
+                raise PublishError(f"{manifest_path}: field '{field}' must be a non-empty string")
+            fields[field] = value
+        if fields["name"] != directory.name:
+            raise PublishError(
+                f"{manifest_path}: field 'name' is {fields['name']!r} "
+                f"but the directory is {directory.name!r}"
+            )
+        return cls(tarball=tarball, **fields)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Where a model version lives and whether this call changed anything."""
+
+    name: str
+    version: str
+    model_data_url: str
+    model_package_arn: str
+    uploaded: bool
+    registered: bool
+
+
+def artifact_key(name: str, version: str) -> str:
+    return f"models/{name}/{version}/model.tar.gz"
+
+
+def default_group_name(name: str) -> str:
+    return f"pressroom-{name}"
+
+
+def publish(
+    model: PackagedModel,
+    *,
+    bucket: str,
+    group: str,
+    container: Mapping[str, Any],
+    s3: Any,
+    sagemaker: Any,
+    approval_status: ApprovalStatus = PENDING,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Publication:
+    """Upload the tarball and register it as a model package, skipping what already exists.
+
+    `container` is the serving container spec (Image, Environment) without ModelDataUrl;
+    `on_bytes` receives upload progress.
+    """
+    key = artifact_key(model.name, model.version)
+    model_data_url = f"s3://{bucket}/{key}"
+    uploaded = not _object_exists(s3, bucket, key)
+    if uploaded:
+        s3.upload_file(
+            str(model.tarball),
+            bucket,
+            key,
+            ExtraArgs={"Metadata": {"pressroom-model": model.name, VERSION_KEY: model.version}},
+            Callback=on_bytes,
+        )
+    _ensure_group(sagemaker, group, model.name)
+    existing = find_package(sagemaker, group, model.version)
+    if existing is not None:
+        return Publication(
+            model.name, model.version, model_data_url, existing["ModelPackageArn"], uploaded, False
+        )
+    arn: str = sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelPackageDescription=f"{model.name} {model.version} ({model.profile} profile)",
+        InferenceSpecification={
+            "Containers": [{**container, "ModelDataUrl": model_data_url}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelApprovalStatus=approval_status,
+        CustomerMetadataProperties={VERSION_KEY: model.version, PROFILE_KEY: model.profile},
+    )["ModelPackageArn"]
+    return Publication(model.name, model.version, model_data_url, arn, uploaded, True)
+
+
+def promote(sagemaker: Any, *, group: str, version: str) -> Json:
+    """Approve the package of `version` in `group`; returns the package as it now stands."""
+    package = find_package(sagemaker, group, version)
+    if package is None:
+        raise PublishError(
+            f"version {version} is not registered in model package group {group}: "
+            "run `pressroom publish` first"
+        )
+    if package.get("ModelApprovalStatus") != APPROVED:
+        sagemaker.update_model_package(
+            ModelPackageArn=package["ModelPackageArn"],
+            ModelApprovalStatus=APPROVED,
+            # Re-sent unchanged: an update that omits it must not lose the version tag.
+            CustomerMetadataProperties=package["CustomerMetadataProperties"],
+        )
+    approved: Json = sagemaker.describe_model_package(ModelPackageName=package["ModelPackageArn"])
+    return approved
+
+
+def find_package(sagemaker: Any, group: str, version: str) -> Json | None:
+    """The package in `group` whose customer metadata carries `version`, if any."""
+    for package in _packages_newest_first(sagemaker, group):
+        if package.get("CustomerMetadataProperties", {}).get(VERSION_KEY) == version:
+            return package
+    return None
+
+
+def newest_servable_package(sagemaker: Any, group: str, *, approved_only: bool) -> Json | None:
+    """The newest package a stage may serve: approved ones only, or any not rejected."""
+    for package in _packages_newest_first(sagemaker, group):
+        status = package.get("ModelApprovalStatus")
+        if status == APPROVED or (not approved_only and status != REJECTED):
+            return package
+    return None
+
+
+def release_parameters(
+    base_overrides: str,
+    model_parameters: Mapping[str, ModelParameters],
+    packages: Mapping[str, Json | None],
+) -> str:
+    """`sam deploy --parameter-overrides` text: the environment's own overrides plus each
+    model's artifact URL and version from its package."""
+    overrides = dict(token.split("=", 1) for token in shlex.split(base_overrides))
+    for name, parameters in model_parameters.items():
+        package = packages.get(name)
+        if package is None:
+            raise PublishError(f"no servable package of {name}: publish (and promote) it first")
+        container = package["InferenceSpecification"]["Containers"][0]
+        overrides[parameters.data_url] = container["ModelDataUrl"]
+        overrides[parameters.version] = package["CustomerMetadataProperties"][VERSION_KEY]
+    return " ".join(f"{key}={shlex.quote(value)}" for key, value in overrides.items())
+
+
+def _packages_newest_first(sagemaker: Any, group: str) -> Iterator[Json]:
+    pages = sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
+    )
+    try:
+        for page in pages:
+            for summary in page["ModelPackageSummaryList"]:
+                package: Json = sagemaker.describe_model_package(
+                    ModelPackageName=summary["ModelPackageArn"]
+                )
+                yield package
+    except ClientError as error:
+        if _is_missing_group(error):
+            return
+        raise
+
+
+def _ensure_group(sagemaker: Any, group: str, model_name: str) -> None:
+    try:
+        sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+    except ClientError as error:
+        if not _is_missing_group(error):
+            raise
+        sagemaker.create_model_package_group(
+            ModelPackageGroupName=group,
+            ModelPackageGroupDescription=f"Pressroom {model_name}: one package per trained version",
+        )
+
+
+def _is_missing_group(error: ClientError) -> bool:
+    # SageMaker answers a missing group with a ValidationException, not a ResourceNotFound.
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    return "does not exist" in message or "not found" in message.lower()
+
+
+def _object_exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return False
+        raise
+    return True
+
+
+# --------------------------------------------------------------------------- commands
+
+commands = typer.Typer()
+MODELS_ROOT = Path("build/models")
+# Environments that serve approved packages only; any other serves the newest registered one.
+APPROVED_ONLY_ENVIRONMENTS = frozenset({"prod"})
+
+
+@commands.command("publish")
+def publish_command(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(help="Models to publish (default: every packaged model of the profile)."),
+    ] = None,
+    profile: Annotated[str, typer.Option(help="Build profile to publish from.")] = "full",
+    bucket: Annotated[
+        str,
+        typer.Option(envvar="PRESSROOM_ARTIFACT_BUCKET", help="Artifact bucket (infra stack)."),
+    ] = "",
+    model_package_group: Annotated[
+        str | None, typer.Option(help="Model package group (default: pressroom-<model>).")
+    ] = None,
+    models_root: Annotated[Path, typer.Option(help="Where packaged models live.")] = MODELS_ROOT,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve",
+            help="Register new packages as Approved instead of PendingManualApproval "
+            "(a person's shortcut for `pressroom promote`; the CI role may not use it).",
+        ),
+    ] = False,
+) -> None:
+    """Upload packaged models to S3 and register them in the SageMaker Model Registry."""
+    with clean_failure():
+        if not bucket:
+            raise PublishError("--bucket (or PRESSROOM_ARTIFACT_BUCKET) is required")
+        names = models or sorted(path.name for path in (models_root / profile).glob("*/"))
+        if not names:
+            raise PublishError(f"no packaged models under {models_root / profile}")
+        if model_package_group and len(names) > 1:
+            raise PublishError("--model-package-group needs exactly one model")
+        session = boto3.session.Session()
+        region = _region(session)
+        s3, sagemaker = session.client("s3"), session.client("sagemaker")
+        # The serving image a package declares is in this account's ECR repository.
+        account_id = str(session.client("sts").get_caller_identity()["Account"])
+        parameters = model_parameters()
+        for name in names:
+            model = PackagedModel.load(models_root / profile / name)
+            with _upload_progress(model) as on_bytes:
+                publication = publish(
+                    model,
+                    bucket=bucket,
+                    group=model_package_group or default_group_name(name),
+                    container=_container(model, bucket, region, account_id),
+                    s3=s3,
+                    sagemaker=sagemaker,
+                    approval_status=APPROVED if approve else PENDING,
+                    on_bytes=on_bytes,
+                )
+            _report(publication, parameters.get(name))
+
+
+@commands.command("promote")
+def promote_command(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. headline-base.")],
+    version: Annotated[str, typer.Argument(help="Version (the manifest's content hash).")],
+    model_package_group: Annotated[
+        str | None, typer.Option(help="Model package group (default: pressroom-<model>).")
+    ] = None,
+) -> None:
+    """Approve a published model version, so that prod may serve it."""
+    with clean_failure():
+        sagemaker = boto3.session.Session().client("sagemaker")
+        package = promote(
+            sagemaker, group=model_package_group or default_group_name(model), version=version
+        )
+        console.print(f"[green]approved[/] {model} {version}: {package['ModelPackageArn']}")
+
+
+@commands.command("release-parameters")
+def release_parameters_command(
+    env: Annotated[str, typer.Option(help="samconfig.toml environment (dev, prod).")],
+) -> None:
+    """Print `sam deploy --parameter-overrides` for ENV: its own, plus the models it may serve."""
+    with clean_failure():
+        config = environment_config(env)
+        sagemaker = boto3.session.Session(region_name=config.region).client("sagemaker")
+        parameters = model_parameters()
+        approved_only = env in APPROVED_ONLY_ENVIRONMENTS
+        packages = {
+            name: newest_servable_package(
+                sagemaker, default_group_name(name), approved_only=approved_only
+            )
+            for name in parameters
+        }
+        typer.echo(release_parameters(config.parameter_overrides, parameters, packages))
+
+
+def _container(model: PackagedModel, bucket: str, region: str, account_id: str) -> dict[str, Any]:
+    return serving_container(
+        model.name,
+        model_data_url=f"s3://{bucket}/{artifact_key(model.name, model.version)}",
+        version=model.version,
+        region=region,
+        account_id=account_id,
+    )
+
+
+def _report(publication: Publication, parameters: ModelParameters | None) -> None:
+    state = "uploaded" if publication.uploaded else "already in S3"
+    registry = "registered" if publication.registered else "already registered"
+    console.print(
+        f"[green]{publication.name} {publication.version}[/]: {state}, {registry} "
+        f"({publication.model_package_arn})"
+    )
+    # The artifact URI, in the form the templates take it (stdout, for scripts).
+    if parameters is None:
+        typer.echo(publication.model_data_url)
+    else:
+        typer.echo(
+            f"{parameters.data_url}={publication.model_data_url} "
+            f"{parameters.version}={publication.version}"
+        )
+
+
+@contextmanager
+def _upload_progress(model: PackagedModel) -> Iterator[Callable[[int], None]]:
+    columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(
+            f"{model.name} {model.version}", total=model.tarball.stat().st_size
+        )
+        yield lambda sent: progress.advance(task, sent)
+
+
+def _region(session: boto3.session.Session) -> str:
+    region: str | None = session.region_name
+    if not region:
+        raise PublishError("no AWS region: set AWS_REGION (or a profile with a region)")
+    return region

@@ -1,5 +1,0 @@
-import typer
-
-from local.reliability.suite import main
-
-typer.run(main)

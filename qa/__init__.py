@@ -1,0 +1,1 @@
+"""Quality checks that go beyond the unit tests: the reliability harness."""

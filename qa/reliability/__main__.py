@@ -1,0 +1,5 @@
+import typer
+
+from qa.reliability.suite import main
+
+typer.run(main)
