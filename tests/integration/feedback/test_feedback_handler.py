@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pressroom_common.feedback.store import open_store
+from pressroom_common.platform.settings import FeedbackSettings
 from pressroom_common.platform.users import hash_user_id
+from pressroom_common.wiring import build_feedback_app
 
 from local.emulate.events import proxy_event
 from local.emulate.functions import load_handler
@@ -184,10 +186,8 @@ def test_stats_with_a_bad_since_answers_422_naming_it(call: Call) -> None:
 
 
 def test_openapi_documents_both_routes_and_the_stats_model(store_url: str) -> None:
-    module_handler = load_handler(
-        FUNCTION_DIR, "app.handler", {"DATABASE_URL": store_url, "VARIANT_WEIGHTS": WEIGHTS}
-    )
-    schema = module_handler.__globals__["app"].get_openapi_schema().model_dump(by_alias=True)
+    settings = FeedbackSettings(database_url=store_url, variant_weights=json.loads(WEIGHTS))
+    schema = build_feedback_app(settings).app.get_openapi_schema().model_dump(by_alias=True)
     assert {"/api/feedback", "/api/stats"} <= set(schema["paths"])
     components = schema["components"]["schemas"]
     assert {"StatsReport", "VariantStats", "FeedbackRequest", "FeedbackResponse"} <= set(components)

@@ -147,7 +147,8 @@ def loaded_generate_function(
             "POWERTOOLS_METRICS_NAMESPACE": "PressroomTest",
         },
     )
-    stubs = [Stubber(module.generator_client), Stubber(module.classifier_client)]
+    clients = module.generate_app.clients
+    stubs = [Stubber(clients.generator), Stubber(clients.classifier)]
     for stub in stubs:
         stub.activate()
     try:
@@ -155,7 +156,7 @@ def loaded_generate_function(
     finally:
         for stub in stubs:
             stub.deactivate()
-        module.executor.shutdown(wait=False)
+        module.generate_app.executor.shutdown(wait=False)
 
 
 @pytest.fixture

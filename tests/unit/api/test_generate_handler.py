@@ -326,13 +326,13 @@ class FakeSageMakerControl:
 
 
 def use_control_client(function: GenerateFunction, client: FakeSageMakerControl) -> None:
-    module = function.module
-    module.health_checker = HealthChecker(
+    wired = function.module.generate_app
+    wired.health_checker = HealthChecker(
         client,
-        endpoint_checks(module.settings),
-        module.store,
-        executor=module.executor,
-        timeout_s=module.settings.health_timeout_s,
+        endpoint_checks(wired.settings),
+        wired.store,
+        executor=wired.executor,
+        timeout_s=wired.settings.health_timeout_s,
     )
 
 
@@ -411,7 +411,7 @@ def user_assigned_to(function: GenerateFunction, variant: str) -> str:
     """A user id that the sticky strategy sends to `variant` (found by trying ids in order)."""
     from pressroom_common.platform.users import hash_user_id
 
-    router = function.module.router
+    router = function.module.generate_app.router
     return next(
         user
         for user in (f"reader-{n}" for n in range(1000))
