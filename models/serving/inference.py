@@ -27,7 +27,7 @@ import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    GenerationMixin,
     LogitsProcessor,
     LogitsProcessorList,
     PreTrainedModel,
@@ -403,7 +404,7 @@ def generate(model: LoadedModel, prompts: list[str], params: GenerationParameter
     with _GENERATION_LOCK, torch.inference_mode():
         if params.seed is not None:
             torch.manual_seed(params.seed)
-        output = lm.generate(
+        output = cast(GenerationMixin, lm).generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             max_new_tokens=params.max_new_tokens,
@@ -447,7 +448,7 @@ def classifier_logits(model: LoadedModel, texts: list[str]) -> np.ndarray:
     assert model.model is not None
     with torch.inference_mode():
         tensors = {k: torch.from_numpy(v) for k, v in encoded.items()}
-        return model.model(**tensors).logits.numpy()
+        return np.asarray(model.model(**tensors).logits.numpy())
 
 
 def classify(model: LoadedModel, texts: list[str]) -> list[dict[str, Any]]:
