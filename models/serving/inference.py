@@ -338,6 +338,7 @@ class VocabularyMasks:
 
     words: torch.Tensor  # bool [vocab]: the token's text holds a word and no newline
     endings: torch.Tensor  # bool [vocab]: the end token, and every token with a newline
+    separate: torch.Tensor  # bool [vocab]: the text starts with a space or a punctuation mark
 
 
 def vocabulary_masks(tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> VocabularyMasks:
@@ -348,7 +349,8 @@ def vocabulary_masks(tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> Voc
     endings = newline.clone()
     if tokenizer.eos_token_id is not None:
         endings[tokenizer.eos_token_id] = True
-    return VocabularyMasks(words=words, endings=endings)
+    separate = torch.tensor([bool(text) and not text[0].isalnum() for text in texts])
+    return VocabularyMasks(words=words, endings=endings, separate=separate)
 
 
 class WordFirst(LogitsProcessor):
@@ -356,8 +358,10 @@ class WordFirst(LogitsProcessor):
 
     A prompt that already reads as a whole headline makes the model end at once (the end token,
     or a newline, which ends a headline too): until a row's new text has a word, both are masked,
-    and its last allowed token must hold a word. Runs before temperature, top-k and top-p, so
-    those choose among the tokens left.
+    and its last allowed token must hold a word. Where the model would have ended, its first
+    token must also start a new word (a space or a punctuation mark first): the prompt's last
+    word was whole, and gluing letters onto it wrote "Chelsea" + "user" as "Chelseauser".
+    Runs before temperature, top-k and top-p, so those choose among the tokens left.
     """
 
     def __init__(
@@ -378,7 +382,11 @@ class WordFirst(LogitsProcessor):
         wordless = torch.tensor([not has_word(text) for text in texts], device=scores.device)
         last = new_ids.shape[1] == self.max_new_tokens - 1
         banned = ~self.masks.words if last else self.masks.endings
-        return scores.masked_fill(wordless[:, None] & banned.to(scores.device), -math.inf)
+        mask = wordless[:, None] & banned.to(scores.device)
+        if new_ids.shape[1] == 0:
+            wanted_end = self.masks.endings.to(scores.device)[scores.argmax(dim=-1)]
+            mask |= wanted_end[:, None] & ~self.masks.separate.to(scores.device)
+        return scores.masked_fill(mask, -math.inf)
 
 
 def generate(model: LoadedModel, prompts: list[str], params: GenerationParameters) -> list[str]:

@@ -6,13 +6,18 @@ breaks), so without the guarantee many of these answers would be empty or wordle
 
 from __future__ import annotations
 
+import math
+
 import pytest
+import torch
 
 from models.serving.inference import (
     GenerationParameters,
     LoadedModel,
+    WordFirst,
     generate,
     has_word,
+    headline_prompt_ids,
     model_fn,
 )
 from training.artifacts import Artifact
@@ -111,3 +116,27 @@ def test_the_full_text_is_the_prompt_then_the_continuation(generator: LoadedMode
         generator, prompts, GenerationParameters(max_new_tokens=4, seed=5, return_full_text=False)
     )
     assert full == [prompt + text for prompt, text in zip(prompts, alone, strict=True)]
+
+
+def test_where_the_model_would_end_its_first_token_starts_a_new_word(
+    generator: LoadedModel,
+) -> None:
+    tokenizer = generator.tokenizer
+    prompt = headline_prompt_ids(tokenizer, "Man Utd 2-1 Chelsea", generator.headline_context)
+    input_ids = torch.tensor([prompt])
+    glued = tokenizer.encode("user", add_special_tokens=False)[0]  # letters onto "Chelsea"
+    spaced = tokenizer.encode(" clash", add_special_tokens=False)[0]
+    processor = WordFirst(tokenizer, generator.vocabulary, input_ids.shape[1], max_new_tokens=8)
+
+    def first_step(*ranked: int) -> torch.Tensor:
+        """The processed first-step scores when the model ranks these tokens first to last."""
+        scores = torch.zeros(1, len(generator.vocabulary.words))
+        scores[0, list(ranked)] = torch.tensor([3.0, 2.0, 1.0])
+        return processor(input_ids, scores)[0]
+
+    eos = int(tokenizer.eos_token_id)
+    ended = first_step(eos, glued, spaced)  # the model would end the headline here
+    assert ended[eos] == -math.inf and ended[glued] == -math.inf
+    assert ended[spaced] == 1.0
+    went_on = first_step(glued, eos, spaced)  # it continues the word itself ("Stock" + "s")
+    assert went_on[glued] == 3.0
