@@ -358,9 +358,11 @@ class WordFirst(LogitsProcessor):
 
     A prompt that already reads as a whole headline makes the model end at once (the end token,
     or a newline, which ends a headline too): until a row's new text has a word, both are masked,
-    and its last allowed token must hold a word. Where the model would have ended, its first
-    token must also start a new word (a space or a punctuation mark first): the prompt's last
-    word was whole, and gluing letters onto it wrote "Chelsea" + "user" as "Chelseauser".
+    and its last allowed token must hold a word. Where the model holds the prompt's last word
+    to be whole (less than half its first-token probability goes to letters that would extend
+    it), the first token must start a new word (a space or a punctuation mark first): sampling a
+    rare suffix, or the chat template's "user" once the end was masked, wrote "ratesional" and
+    "Chelseauser". A prompt that stops mid-word ("Stock" + "s") keeps its suffixes.
     Runs before temperature, top-k and top-p, so those choose among the tokens left.
     """
 
@@ -384,8 +386,9 @@ class WordFirst(LogitsProcessor):
         banned = ~self.masks.words if last else self.masks.endings
         mask = wordless[:, None] & banned.to(scores.device)
         if new_ids.shape[1] == 0:
-            wanted_end = self.masks.endings.to(scores.device)[scores.argmax(dim=-1)]
-            mask |= wanted_end[:, None] & ~self.masks.separate.to(scores.device)
+            glue = ~(self.masks.separate | self.masks.endings).to(scores.device)
+            glue_mass = (scores.softmax(dim=-1) * glue).sum(dim=-1)
+            mask |= (glue_mass < 0.5)[:, None] & glue
         return scores.masked_fill(mask, -math.inf)
 
 

@@ -118,7 +118,7 @@ def test_the_full_text_is_the_prompt_then_the_continuation(generator: LoadedMode
     assert full == [prompt + text for prompt, text in zip(prompts, alone, strict=True)]
 
 
-def test_where_the_model_would_end_its_first_token_starts_a_new_word(
+def test_where_the_model_holds_the_last_word_whole_its_first_token_starts_a_new_word(
     generator: LoadedModel,
 ) -> None:
     tokenizer = generator.tokenizer
@@ -130,7 +130,7 @@ def test_where_the_model_would_end_its_first_token_starts_a_new_word(
 
     def first_step(*ranked: int) -> torch.Tensor:
         """The processed first-step scores when the model ranks these tokens first to last."""
-        scores = torch.zeros(1, len(generator.vocabulary.words))
+        scores = torch.full((1, len(generator.vocabulary.words)), -1e9)
         scores[0, list(ranked)] = torch.tensor([3.0, 2.0, 1.0])
         return processor(input_ids, scores)[0]
 
@@ -140,3 +140,5 @@ def test_where_the_model_would_end_its_first_token_starts_a_new_word(
     assert ended[spaced] == 1.0
     went_on = first_step(glued, eos, spaced)  # it continues the word itself ("Stock" + "s")
     assert went_on[glued] == 3.0
+    sampled = first_step(spaced, eos, glued)  # a rare suffix is never sampled onto a whole word
+    assert sampled[glued] == -math.inf and sampled[spaced] == 3.0
