@@ -64,6 +64,20 @@ def test_a_row_without_a_word_may_not_end_and_its_last_token_must_be_a_word() ->
     assert last[1, END] == -math.inf
 
 
+def first_step_scores(favoured: str) -> torch.Tensor:
+    scores = torch.zeros(1, len(VOCABULARY))
+    scores[0, VOCABULARY.index(favoured)] = 5.0
+    return scores
+
+
 def test_with_one_new_token_allowed_it_is_a_word() -> None:
-    scores = processor(max_new_tokens=1)(torch.tensor([PROMPT]), torch.zeros(1, len(VOCABULARY)))
+    scores = processor(max_new_tokens=1)(torch.tensor([PROMPT]), first_step_scores("Zürich"))
     assert allowed(scores) == [WORDS]
+
+
+def test_letters_are_glued_onto_the_prompt_only_where_the_model_goes_on_with_its_word() -> None:
+    glue = {"Zürich", "東"}  # letters first: they would extend the prompt's last word
+    went_on = processor(max_new_tokens=4)(torch.tensor([PROMPT]), first_step_scores("Zürich"))
+    assert allowed(went_on) == [set(VOCABULARY) - ENDINGS]
+    whole = processor(max_new_tokens=4)(torch.tensor([PROMPT]), first_step_scores(" the"))
+    assert allowed(whole) == [set(VOCABULARY) - ENDINGS - glue]
