@@ -17,18 +17,21 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from benchmarks import results
+from local.paths import DEFAULT_MODELS_ROOT
 from training.compare import compare_generators
 from training.evaluate import markdown_table
-
-ROOT = Path("build/models")
 
 
 def main() -> None:
     console = Console()
-    profile = "full" if (ROOT / "full" / "headline-lite" / "manifest.json").exists() else "smoke"
+    profile = (
+        "full"
+        if (DEFAULT_MODELS_ROOT / "full" / "headline-lite" / "manifest.json").exists()
+        else "smoke"
+    )
     console.print(f"comparing the {profile} generators (about a minute per model)")
     load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
-    table = markdown_table(compare_generators(ROOT, profile))
+    table = markdown_table(compare_generators(DEFAULT_MODELS_ROOT, profile))
     console.print(Markdown(table))
     body = "\n".join(
         [

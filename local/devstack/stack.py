@@ -40,9 +40,9 @@ from local.emulate.gateway import Gateway, discover_apis
 from local.emulate.sagemaker import Emulator
 from local.emulate.sagemaker.emulator import StartupProgress
 from local.emulate.sagemaker.endpoints import load_local_stacks
-from local.paths import DEFAULT_MODELS_ROOT, REPO_ROOT, SITE_DIR
+from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT, SITE_DIR
 
-DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'build' / 'local' / 'pressroom.db'}"
+DEFAULT_DATABASE_URL = f"sqlite:///{BUILD_DIR / 'local' / 'pressroom.db'}"
 # botocore signs every request; the emulator checks no signature, so any credentials do.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 

@@ -48,9 +48,9 @@ from local.cfn import Stack
 from local.emulate.gateway import discover_apis
 from local.emulate.sagemaker.endpoints import load_local_stacks
 from local.ops.build_checks import BuiltFunction, check_import
-from local.paths import DEFAULT_MODELS_ROOT, REPO_ROOT
+from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT, REPO_ROOT
 
-OUTPUT_DIRECTORY = REPO_ROOT / "build" / "sam-local"
+OUTPUT_DIRECTORY = BUILD_DIR / "sam-local"
 SAM = REPO_ROOT / ".venv-tools" / "bin" / "sam"
 LAYER_DIRECTORY = REPO_ROOT / "layers" / "common"
 # How a container reaches the host: Docker Desktop defines it; on Linux `sam local` maps it to

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from local.devstack.stack import LocalStack
 from local.emulate.sagemaker import RestartPolicy
-from local.paths import DEFAULT_MODELS_ROOT, REPO_ROOT
+from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT, REPO_ROOT
 from qa.reliability import faults, hostile, security
 from qa.reliability.fuzz import fuzz_api
 from qa.reliability.load import LoadPlan, LoadResult, RouteFigures, run_load
@@ -35,7 +35,7 @@ from qa.reliability.outcome import Expectation, expect
 from qa.reliability.records import VoteAudit, audit_votes, partial_generations
 
 REPORT = REPO_ROOT / "RELIABILITY.md"
-FUNCTION_LOG = REPO_ROOT / "build" / "reliability" / "functions.log"
+FUNCTION_LOG = BUILD_DIR / "reliability" / "functions.log"
 WEIGHTS = {"A": 1.0, "B": 1.0}
 STACK_PARAMETERS = {
     "HostingMode": "realtime",

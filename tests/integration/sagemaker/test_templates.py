@@ -8,7 +8,7 @@ import pytest
 
 from local.cfn import Stack, TemplateError, load_stack
 from local.emulate.sagemaker.endpoints import endpoint_specs, load_local_stacks
-from local.paths import APPS_DIR
+from local.paths import APPS_DIR, DEFAULT_MODELS_ROOT
 
 INFERENCE_API = APPS_DIR / "inference-api" / "template.yaml"
 CLASSIFIER = APPS_DIR / "classifier" / "template.yaml"
@@ -129,9 +129,9 @@ def test_invalid_parameter_values_are_refused_naming_the_parameter() -> None:
 
 @pytest.mark.parametrize("mode", ["realtime", "serverless"])
 def test_root_template_yields_the_emulated_endpoints_in_both_modes(mode: str) -> None:
-    stacks = load_local_stacks("smoke", Path("build/models"), None, {"HostingMode": mode})
+    stacks = load_local_stacks("smoke", DEFAULT_MODELS_ROOT, None, {"HostingMode": mode})
 
-    specs = endpoint_specs(stacks, "smoke", Path("build/models"))
+    specs = endpoint_specs(stacks, "smoke", DEFAULT_MODELS_ROOT)
 
     served = sorted((variant.name, variant.model_name) for s in specs for variant in s.variants)
     assert served == [

@@ -5,7 +5,6 @@
   (and the store computes the same in SQL).
 - `up_rate_posterior`: the one model of a variant's up-rate, Beta(1 + up, 1 + down) (a uniform
   prior updated by the votes); the stats report, Thompson sampling and the charts all use it.
-
 - `beta_quantile`: Newton steps (bisection fallback) on the regularized incomplete beta, which
   is evaluated by its continued fraction; ~1e-12 for small counts, ~1e-9 at a million votes
   (lgamma's rounding grows with the counts).
@@ -20,8 +19,6 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-_TINY = 1e-300
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -38,6 +35,7 @@ def up_rate_posterior(up: int, down: int) -> tuple[float, float]:
     return 1.0 + up, 1.0 + down
 
 
+_TINY = 1e-300
 _EPSILON = 1e-15
 _MAX_ITERATIONS = 100_000
 
