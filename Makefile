@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 TOOLS_VENV := .venv-tools
 CHECKOV_VENV := .venv-checkov
+LITSERVE_VENV := .venv-litserve
 BIN := $(VENV)/bin
 PORT ?= 8080
 HOST ?= 127.0.0.1
@@ -14,6 +15,7 @@ HOST ?= 127.0.0.1
 .PHONY: bench-stats
 .PHONY: bench-api
 .PHONY: bench-classifier-seeds
+.PHONY: bench-frameworks
 .PHONY: checkov reliability
 .PHONY: sam-local
 
@@ -94,15 +96,25 @@ logs-local: venv ## follow the local stack's log file (functions, metrics, acces
 # `bench` runs every benchmark; each area adds its own `bench: bench-<area>` prerequisite.
 bench: bench-serving ## run the benchmarks and update BENCHMARKS.md
 
-bench-serving: venv ## serving overhead, throughput vs a naive server, ONNX vs PyTorch (full artifacts if built)
+bench-serving: venv ## classifier: serving overhead, ONNX int8 vs PyTorch (full artifacts if built)
 	$(BIN)/python -m benchmarks.serving
+
+$(LITSERVE_VENV)/.installed: requirements/litserve.txt
+	@echo "==> creating $(LITSERVE_VENV): LitServe for the framework benchmark only"
+	$(PYTHON) -m venv $(LITSERVE_VENV)
+	$(LITSERVE_VENV)/bin/pip install --progress-bar on -r requirements/litserve.txt
+	touch $@
+
+bench: bench-frameworks
+bench-frameworks: venv $(LITSERVE_VENV)/.installed ## generator throughput: Pressroom's emulator vs LitServe, 1 and 8 clients
+	$(BIN)/python -m benchmarks.frameworks
 
 bench: bench-variants
 bench-variants: venv ## variant A and challenger B side by side: bits/char, reading quality, speed
 	$(BIN)/python -m benchmarks.variants
 
 bench: bench-stats
-bench-stats: venv ## /api/stats on PostgreSQL, 1M votes over 500k generations (goal < 200 ms)
+bench-stats: venv ## /api/stats on SQLite and PostgreSQL, 1M votes over 500k generations (goal p50 < 100 ms on both)
 	$(BIN)/python -m benchmarks.stats
 
 bench: bench-classifier-seeds

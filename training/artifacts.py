@@ -121,7 +121,7 @@ def ensure_artifacts(
             console.print(f"{name} evaluated: {headline_figures}")
             staging = destination.with_name(f".{name}.staging")
             with console.status(f"packaging {name} into {destination}"):
-                package_model(definition, trained, metrics, staging, source)
+                package_model(definition, trained, metrics, staging, splits, source)
             _swap_into_place(staging, destination)
             built = Artifact.read(destination)
             assert built is not None

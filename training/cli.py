@@ -132,10 +132,12 @@ def package_command(
 ) -> None:
     """Package a trained, evaluated model into build/models/<profile>/<model>."""
     _quiet_transformers()
+    from training.data import build_corpus
     from training.pipeline import (
         METRICS_RECORD,
         load_checkpoint,
         package_model,
+        select_data,
         source_manifest,
         work_dir,
     )
@@ -152,6 +154,7 @@ def package_command(
         load_checkpoint(definition, directory),
         json.loads(metrics_path.read_text()),
         root / profile / model,
+        select_data(definition, build_corpus()),
         source_manifest(definition, root),
     )
     console.print(f"Packaged {model} version {manifest['version']} into {root / profile / model}")

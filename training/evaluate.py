@@ -240,15 +240,15 @@ def classifier_metrics(
     by their publisher's URL section, `section_labelled_headlines`)."""
     loaded = LoadedModel("classifier", model, tokenizer, dict(enumerate(LABELS)))
     bbc = classification_report(
-        [h.category for h in test_set], _predict(loaded, test_set), prefix="test"
+        [h.category for h in test_set], predict_labels(loaded, test_set), prefix="test"
     )
     sections = classification_report(
-        [h.category for h in second_set], _predict(loaded, second_set), prefix="sections"
+        [h.category for h in second_set], predict_labels(loaded, second_set), prefix="sections"
     )
     return {**bbc, **sections}
 
 
-def _predict(loaded: LoadedModel, headlines: Sequence[Headline]) -> list[str]:
+def predict_labels(loaded: LoadedModel, headlines: Sequence[Headline]) -> list[str]:
     predicted: list[str] = []
     for chunk in batches_in_order(headlines, 64):
         predicted += [p["label"] for p in classify(loaded, [h.text for h in chunk])]

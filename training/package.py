@@ -1,7 +1,8 @@
 """Packaging: the SageMaker Hugging Face layout, a model card, ONNX for the classifier, a manifest.
 
 `model/` holds the `save_pretrained` output, `README.md` (the model card), `code/inference.py`
-and `code/requirements.txt` (and `model.onnx` for the classifier); `model.tar.gz` holds the same
+and `code/requirements.txt` (and for the classifier `model.onnx`, int8 where that keeps its
+macro-F1: see `training.onnx_int8`); `model.tar.gz` holds the same
 files at its root, which is what the Hugging Face DLC unpacks into /opt/ml/model.
 """
 
@@ -12,7 +13,9 @@ import inspect
 import json
 import shutil
 import tarfile
+import tempfile
 import warnings
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,10 @@ import yaml
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import models.serving.inference as serving
-from training.data import SOURCE_DESCRIPTIONS
+from training.data import SOURCE_DESCRIPTIONS, Headline
 from training.definitions import ModelDefinition
 from training.evaluate import VariantFigures, markdown_table
+from training.onnx_int8 import served_onnx
 
 # Packages one kind of model needs beyond the Hugging Face DLC's own (torch, transformers).
 _EXTRA_REQUIREMENTS = {"generator": [], "classifier": ["onnxruntime==1.31.1"]}
@@ -94,6 +98,11 @@ def model_card(
         else [
             ("accuracy", "accuracy (BBC test)", metrics["test_accuracy"]),
             ("f1", "macro-F1 (BBC test)", metrics["test_macro_f1"]),
+            (
+                "f1",
+                f"macro-F1 (BBC test, served ONNX {metrics['onnx']['weights']})",
+                metrics["onnx"]["test_macro_f1"],
+            ),
         ]
         + [("f1", f"F1 {label}", f1) for label, f1 in metrics["test_f1_per_class"].items()]
         + [
@@ -141,6 +150,7 @@ def model_card(
         f"- Data: real headlines from {sources}, deduplicated, split 80/10/10 by a hash of "
         "the normalised headline.",
         _training_line(definition, training),
+        *([] if generator else [_onnx_line(metrics["onnx"])]),
         "",
         "## Evaluation",
         "",
@@ -194,6 +204,16 @@ def _training_line(definition: ModelDefinition, training: dict[str, Any]) -> str
     )
 
 
+def _onnx_line(onnx: dict[str, Any]) -> str:
+    kept = ", ".join(f"`{node}`" for node in onnx["keep_fp32"]) or "none"
+    return (
+        f"- Serving: ONNX Runtime, {onnx['weights']} weights (MatMuls kept fp32: {kept}); "
+        f"macro-F1 {onnx['test_macro_f1']} on test and {onnx['validation_macro_f1']} on "
+        f"validation, against PyTorch's {onnx['pytorch_test_macro_f1']} and "
+        f"{onnx['pytorch_validation_macro_f1']}. The PyTorch weights are in the artifact too."
+    )
+
+
 def side_by_side(this: VariantFigures, source: dict[str, Any] | None) -> str:
     """A derived model's card compares it with the model it comes from, metric by metric."""
     if source is None:
@@ -234,10 +254,13 @@ def package(
     build_key: str,
     destination: Path,
     source: dict[str, Any] | None = None,
+    held_out: tuple[Sequence[Headline], Sequence[Headline]],
 ) -> dict[str, Any]:
     """Write `model/`, `model.tar.gz` and `manifest.json` into `destination`; return it.
 
     `source` is the manifest of the model a derived model comes from: its card then shows both.
+    `held_out` (validation, test) decides the classifier's ONNX model, whose figures join
+    `metrics` under `onnx`.
     """
     model_dir = destination / "model"
     if destination.exists():
@@ -250,7 +273,10 @@ def package(
     shutil.copyfile(serving.__file__, code_dir / "inference.py")
     (code_dir / "requirements.txt").write_text(requirements_file(definition.kind))
     if definition.kind == "classifier":
-        export_onnx(model, tokenizer, model_dir / serving.ONNX_FILE)
+        with tempfile.TemporaryDirectory() as scratch:
+            fp32 = Path(scratch) / serving.ONNX_FILE
+            export_onnx(model, tokenizer, fp32)
+            metrics = {**metrics, "onnx": served_onnx(model_dir, fp32, *held_out)}
     version = content_version(model_dir)
     base_model = definition.base.describe()
     this = VariantFigures(definition.name, version, metrics, metrics.get("samples", {}))

@@ -237,6 +237,7 @@ def package_model(
     trained: TrainedModel,
     metrics: dict[str, Any],
     destination: Path,
+    splits: DataSplits,
     source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     record = trained.record
@@ -253,4 +254,5 @@ def package_model(
         build_key=record["build_key"],
         destination=destination,
         source=source,
+        held_out=(splits.validation, splits.test),
     )

@@ -10,8 +10,10 @@ known truth.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -25,6 +27,10 @@ PROMPTS = (
 )
 # Short headlines keep a simulated request cheap; the model still really generates them.
 MAX_NEW_TOKENS = 4
+# Past its rate the API answers 429; a reader waits and asks again, as any client should
+# (doubling waits from 50 ms: at most 13 s per call).
+THROTTLED_RETRIES = 8
+THROTTLED_FIRST_WAIT_S = 0.05
 
 
 class SimulationError(RuntimeError):
@@ -85,7 +91,9 @@ def simulate(
     window: list[str] = []
     for index in range(1, requests + 1):
         user = {"X-User-Id": f"simulated-reader-{seed}-{index}"}
-        answer = client.post(
+        answer = _send(
+            client,
+            "POST",
             "api/generate",
             json={"prompt": rng.choice(PROMPTS), "max_new_tokens": MAX_NEW_TOKENS, "seed": index},
             headers=user,
@@ -101,7 +109,9 @@ def simulate(
                     f"(give one with --rate {variant}=0.5)"
                 )
             vote = "up" if rng.random() < true_rates[variant] else "down"
-            stored = client.post(
+            stored = _send(
+                client,
+                "POST",
                 "api/feedback",
                 json={"generation_id": generation["generation_id"], "vote": vote},
                 headers=user,
@@ -118,8 +128,18 @@ def simulate(
 
 
 def _checkpoint(client: httpx.Client, requests: int, window: list[str], better: str) -> Checkpoint:
-    stats = client.get("api/stats")
+    stats = _send(client, "GET", "api/stats")
     if stats.status_code != httpx.codes.OK:
         raise SimulationError(f"GET /api/stats failed: {stats.status_code} {stats.text}")
     share = sum(1 for variant in window if variant == better) / len(window) if window else 0.0
     return Checkpoint(requests, share, dict(stats.json()["verdict"]["probability_best"]))
+
+
+def _send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """The request, sent again after a growing wait while the API answers 429 (throttled)."""
+    for attempt in range(THROTTLED_RETRIES):
+        response = client.request(method, url, **kwargs)
+        if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
+            break
+        time.sleep(THROTTLED_FIRST_WAIT_S * 2**attempt)
+    return response

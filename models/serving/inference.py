@@ -22,9 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
@@ -36,9 +35,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    GenerationMixin,
-    LogitsProcessor,
-    LogitsProcessorList,
+    DynamicCache,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -56,8 +53,6 @@ MAX_INPUTS = 64
 MAX_INPUT_CHARS = 500
 CLASSIFIER_MAX_TOKENS = 128
 _MAX_SEED = 2**32 - 1
-# torch's random state is global: seeded sampling must not interleave with another generation.
-_GENERATION_LOCK = threading.Lock()
 
 
 class InvalidRequestError(ValueError):
@@ -99,6 +94,17 @@ class LoadedModel:
         """A generator's per-token masks: built at its first generation, then reused."""
         assert self.model is not None
         return vocabulary_masks(self.tokenizer, self.model.config.vocab_size)
+
+    @cached_property
+    def context_cache(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each layer's keys and values for the headline context every prompt starts with
+        (prefix caching): computed at the first generation, so that a prompt then runs only
+        its own tokens through the model."""
+        assert self.model is not None
+        ids = torch.tensor([headline_context_ids(self.tokenizer, self.headline_context)])
+        with torch.inference_mode():
+            output = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        return _cache_tensors(output.past_key_values)
 
 
 # --- request validation -------------------------------------------------------------------
@@ -353,7 +359,7 @@ def vocabulary_masks(tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> Voc
     return VocabularyMasks(words=words, endings=endings, separate=separate)
 
 
-class WordFirst(LogitsProcessor):
+class WordFirst:
     """A headline's continuation holds a word, whatever the prompt and the sampling.
 
     A prompt that already reads as a whole headline makes the model end at once (the end token,
@@ -366,73 +372,263 @@ class WordFirst(LogitsProcessor):
     Runs before temperature, top-k and top-p, so those choose among the tokens left.
     """
 
-    def __init__(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        masks: VocabularyMasks,
-        prompt_width: int,
-        max_new_tokens: int,
-    ) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, masks: VocabularyMasks) -> None:
         self.tokenizer = tokenizer
         self.masks = masks
-        self.prompt_width = prompt_width
-        self.max_new_tokens = max_new_tokens
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        new_ids = input_ids[:, self.prompt_width :]
+    def __call__(
+        self, new_ids: list[list[int]], tokens_left: list[int], scores: torch.Tensor
+    ) -> torch.Tensor:
+        """`scores` of one next token per row, given each row's new tokens so far and how many
+        it may still take (this one included)."""
         texts = self.tokenizer.batch_decode(new_ids, skip_special_tokens=True)
-        wordless = torch.tensor([not has_word(text) for text in texts], device=scores.device)
-        last = new_ids.shape[1] == self.max_new_tokens - 1
-        banned = ~self.masks.words if last else self.masks.endings
-        mask = wordless[:, None] & banned.to(scores.device)
-        if new_ids.shape[1] == 0:
-            glue = ~(self.masks.separate | self.masks.endings).to(scores.device)
+        wordless = torch.tensor([not has_word(text) for text in texts])
+        last = torch.tensor([left == 1 for left in tokens_left])
+        banned = torch.where(last[:, None], ~self.masks.words, self.masks.endings)
+        mask = wordless[:, None] & banned
+        first = torch.tensor([not ids for ids in new_ids])
+        if first.any():
+            glue = ~(self.masks.separate | self.masks.endings)
             glue_mass = (scores.softmax(dim=-1) * glue).sum(dim=-1)
-            mask |= (glue_mass < 0.5)[:, None] & glue
+            mask |= (first & (glue_mass < 0.5))[:, None] & glue
         return scores.masked_fill(mask, -math.inf)
 
 
-def generate(model: LoadedModel, prompts: list[str], params: GenerationParameters) -> list[str]:
-    """One headline per prompt, batched with left padding and the KV cache."""
-    tokenizer, lm = model.tokenizer, model.model
-    assert lm is not None
-    prompt_ids = [
-        headline_prompt_ids(tokenizer, prompt, model.headline_context) for prompt in prompts
-    ]
-    width = max(len(ids) for ids in prompt_ids)
-    pad_id = int(tokenizer.pad_token_id)
-    input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in prompt_ids])
-    attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompt_ids])
-    # Sampling at a temperature near 0 is greedy decoding in the limit; below the floor, dividing
-    # the logits by it would overflow to inf (e.g. 5e-324), so decode greedily instead.
-    do_sample = params.do_sample and params.temperature >= MIN_SAMPLING_TEMPERATURE
-    sampling = (
-        {"temperature": params.temperature, "top_k": params.top_k, "top_p": params.top_p}
-        if do_sample
-        else {"temperature": None, "top_k": None, "top_p": None}
-    )
-    word_first = WordFirst(tokenizer, model.vocabulary, width, params.max_new_tokens)
-    with _GENERATION_LOCK, torch.inference_mode():
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
-        output = cast(GenerationMixin, lm).generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            max_new_tokens=params.max_new_tokens,
-            do_sample=do_sample,
-            use_cache=True,
-            pad_token_id=pad_id,
-            eos_token_id=tokenizer.eos_token_id,
-            logits_processor=LogitsProcessorList([word_first]),
-            **sampling,
+def warp(
+    scores: torch.Tensor, temperature: torch.Tensor, top_k: list[int], top_p: torch.Tensor
+) -> torch.Tensor:
+    """Temperature, then top-k, then top-p (nucleus), one setting per row, as Hugging Face's
+    warpers apply them (top_k 0 keeps every token; the most likely token always stays)."""
+    scores = scores / temperature[:, None]
+    widest = max(top_k)
+    if widest > 0:
+        kth = torch.topk(scores, min(widest, scores.shape[-1]), dim=-1).values
+        ks = torch.tensor(top_k)
+        threshold = kth.gather(-1, (ks.clamp(min=1) - 1)[:, None])
+        threshold = threshold.masked_fill((ks == 0)[:, None], -math.inf)
+        scores = scores.masked_fill(scores < threshold, -math.inf)
+    ascending, order = torch.sort(scores, dim=-1)
+    cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
+    drop = cumulative <= (1 - top_p)[:, None]
+    drop[:, -1] = False
+    return scores.masked_fill(drop.scatter(-1, order, drop), -math.inf)
+
+
+@dataclass
+class _Row:
+    """One prompt being decoded: what it asked for and the tokens chosen so far."""
+
+    request: int
+    slot: int
+    """Marks the row's own positions in the packed cache."""
+    prompt: str
+    prompt_ids: list[int]
+    params: GenerationParameters
+    rng: torch.Generator | None
+    new_ids: list[int] = field(default_factory=list)
+    cached: int = 0
+    """How many of the row's own tokens (after the shared context) the cache holds."""
+
+    @property
+    def tokens_left(self) -> int:
+        return self.params.max_new_tokens - len(self.new_ids)
+
+    @property
+    def samples(self) -> bool:
+        # Near temperature 0 sampling is greedy decoding in the limit; below the floor, dividing
+        # the logits by it would overflow to inf (e.g. 5e-324), so decode greedily instead.
+        return self.params.do_sample and self.params.temperature >= MIN_SAMPLING_TEMPERATURE
+
+
+_SHARED = -1  # the owner of the context's cache positions: every row reads them
+
+
+class DecodeBatch:
+    """Iteration-level (continuous) batching of headline generation over one packed KV cache.
+
+    Every row's tokens live in one sequence: the headline context once (every row reads it:
+    prefix caching), then each row's own tokens, kept apart by the attention mask (a token sees
+    the context and its own row's earlier tokens) and numbered by their positions in their own
+    row. So one forward pass takes every running row's next token and every new prompt whole,
+    with no padding: a request that joins costs its own tokens in the step that was running
+    anyway, not a pass of its own. A row leaves (and its cache positions with it) as soon as it
+    ends a headline or reaches its `max_new_tokens`; every row keeps its own sampling parameters
+    and, when seeded, its own random stream. `generate` runs one batch to completion; a model
+    server calls `add` between `step`s.
+    """
+
+    def __init__(self, model: LoadedModel) -> None:
+        assert model.model is not None and model.kind == "generator"
+        self._model = model
+        self._lm = model.model
+        self._word_first = WordFirst(model.tokenizer, model.vocabulary)
+        self._context_length = len(headline_context_ids(model.tokenizer, model.headline_context))
+        self._requests: dict[int, list[_Row]] = {}
+        self._waiting: list[_Row] = []
+        self._running: list[_Row] = []
+        self._cache = DynamicCache(model.context_cache)
+        self._owners = torch.full((self._context_length,), _SHARED)
+        self._positions = torch.arange(self._context_length)
+        self._next_request = 0
+        self._next_slot = 0
+
+    @property
+    def rows(self) -> int:
+        """Prompts running or waiting to start."""
+        return len(self._running) + len(self._waiting)
+
+    def add_request(self, data: Any) -> int:
+        """Queue a request body, validated as `predict_fn` does; returns its handle."""
+        prompts, params = parse_request(data, "generator")
+        assert params is not None
+        return self.add(prompts, params)
+
+    def add(self, prompts: list[str], params: GenerationParameters) -> int:
+        """Queue one headline per prompt, to start at the next step; returns the handle."""
+        handle = self._next_request
+        self._next_request += 1
+        rng = None if params.seed is None else torch.Generator().manual_seed(params.seed)
+        tokenizer, context = self._model.tokenizer, self._model.headline_context
+        rows = []
+        for prompt in prompts:
+            rows.append(
+                _Row(
+                    handle,
+                    self._next_slot,
+                    prompt,
+                    headline_prompt_ids(tokenizer, prompt, context),
+                    params,
+                    rng,
+                )
+            )
+            self._next_slot += 1
+        self._requests[handle] = rows
+        self._waiting.extend(rows)
+        return handle
+
+    @torch.inference_mode()
+    def step(self) -> dict[int, list[dict[str, Any]]]:
+        """One forward pass: the running rows' last tokens and the waiting rows' prompts; then
+        a new token for each. Returns what `predict_fn` would answer for each request whose
+        rows have all finished."""
+        rows = [*self._running, *self._waiting]
+        if rows:
+            logits = self._forward(rows)
+            self._choose(rows, logits)
+            self._running, self._waiting = rows, []
+            self._leave_ended()
+        return self._finished()
+
+    def _forward(self, rows: list[_Row]) -> torch.Tensor:
+        """Feed each row what the cache lacks of it; the logits after each row's last token."""
+        tokens: list[int] = []
+        owners: list[int] = []
+        positions: list[int] = []
+        last: list[int] = []
+        for row in rows:
+            fed = row.prompt_ids[self._context_length :] + row.new_ids
+            new = fed[row.cached :]
+            tokens += new
+            owners += [row.slot] * len(new)
+            start = self._context_length + row.cached
+            positions += range(start, start + len(new))
+            last.append(len(tokens) - 1)
+            row.cached = len(fed)
+        query_owners, query_positions = torch.tensor(owners), torch.tensor(positions)
+        key_owners = torch.cat([self._owners, query_owners])
+        key_positions = torch.cat([self._positions, query_positions])
+        visible = (key_owners == _SHARED)[None, :] | (
+            (key_owners[None, :] == query_owners[:, None])
+            & (key_positions[None, :] <= query_positions[:, None])
         )
-    headlines = []
-    context_length = len(headline_context_ids(tokenizer, model.headline_context))
-    for prompt, prompt_row, row in zip(prompts, prompt_ids, output, strict=True):
-        text = continuation(tokenizer, prompt_row[context_length:], row[width:].tolist())
+        output = self._lm(
+            input_ids=torch.tensor([tokens]),
+            attention_mask=visible[None, None],
+            position_ids=query_positions[None],
+            past_key_values=self._cache,
+            use_cache=True,
+            logits_to_keep=torch.tensor(last),
+        )
+        self._cache = output.past_key_values
+        self._owners, self._positions = key_owners, key_positions
+        return cast(torch.Tensor, output.logits[0])
+
+    def _choose(self, rows: list[_Row], logits: torch.Tensor) -> None:
+        """Each row's next token: the word guarantee, then argmax or a warped sample."""
+        scores = self._word_first(
+            [row.new_ids for row in rows], [row.tokens_left for row in rows], logits.float()
+        )
+        chosen = scores.argmax(dim=-1)
+        sampled = [index for index, row in enumerate(rows) if row.samples]
+        if sampled:
+            params = [rows[index].params for index in sampled]
+            probabilities = warp(
+                scores[sampled],
+                torch.tensor([p.temperature for p in params]),
+                [p.top_k for p in params],
+                torch.tensor([p.top_p for p in params]),
+            ).softmax(dim=-1)
+            for position, index in enumerate(sampled):
+                chosen[index] = torch.multinomial(
+                    probabilities[position], 1, generator=rows[index].rng
+                )[0]
+        for row, token in zip(rows, chosen.tolist(), strict=True):
+            row.new_ids.append(token)
+
+    def _ended(self, row: _Row) -> bool:
+        return row.tokens_left == 0 or bool(self._model.vocabulary.endings[row.new_ids[-1]])
+
+    def _leave_ended(self) -> None:
+        """Ended rows leave the batch, and their positions leave the cache."""
+        ended = [row.slot for row in self._running if self._ended(row)]
+        if not ended:
+            return
+        self._running = [row for row in self._running if not self._ended(row)]
+        keep = ~torch.isin(self._owners, torch.tensor(ended))
+        self._cache = DynamicCache(
+            [(keys[:, :, keep], values[:, :, keep]) for keys, values in _cache_tensors(self._cache)]
+        )
+        self._owners, self._positions = self._owners[keep], self._positions[keep]
+
+    def _finished(self) -> dict[int, list[dict[str, Any]]]:
+        done = {}
+        unfinished = {row.request for row in [*self._running, *self._waiting]}
+        for handle in [h for h in self._requests if h not in unfinished]:
+            done[handle] = [
+                {"generated_text": self._text(row)} for row in self._requests.pop(handle)
+            ]
+        return done
+
+    def _text(self, row: _Row) -> str:
+        tokenizer = self._model.tokenizer
+        text = continuation(tokenizer, row.prompt_ids[self._context_length :], row.new_ids)
         # As the Hugging Face pipeline does: the full text is the prompt, then the continuation.
-        headlines.append(prompt + text if params.return_full_text else text)
-    return headlines
+        return row.prompt + text if row.params.return_full_text else text
+
+
+def _cache_tensors(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's keys and values, [rows, heads, positions, head size]."""
+    tensors = []
+    for layer in cache.layers:
+        assert layer.keys is not None and layer.values is not None
+        tensors.append((layer.keys, layer.values))
+    return tensors
+
+
+def generate(model: LoadedModel, prompts: list[str], params: GenerationParameters) -> list[str]:
+    """One headline per prompt: one `DecodeBatch` run to completion."""
+    batch = DecodeBatch(model)
+    handle = batch.add(prompts, params)
+    while True:
+        done = batch.step()
+        if handle in done:
+            return [prediction["generated_text"] for prediction in done[handle]]
+
+
+def decode_batch_fn(model: LoadedModel) -> DecodeBatch | None:
+    """Not a SageMaker hook: a server that batches continuously (Pressroom's local worker) asks
+    for a generator's `DecodeBatch` here; the Hugging Face toolkit never calls it."""
+    return DecodeBatch(model) if model.kind == "generator" else None
 
 
 def continuation(

@@ -3,8 +3,10 @@
 SageMaker runs one container per variant and talks to it through the container contract
 (`GET /ping`, `POST /invocations`); this process is that container for a local variant. It loads
 the unpacked artifact through its own `code/inference.py` (imported by path, exactly the file
-the Hugging Face DLC would run), then serves the contract on 127.0.0.1 with dynamic batching of
-concurrent requests that share parameters.
+the Hugging Face DLC would run), then serves the contract on 127.0.0.1, batching concurrent
+requests: continuously for a generator whose inference.py offers a decode engine (requests join
+the running decode batch at the next step), else dynamically (requests that share parameters
+run as one `predict_fn` call).
 
 Start-up handshake with the supervisor: the worker loads the model first, then binds a free
 port and writes it as one line to the file descriptor given by `--port-fd`; a worker that dies
@@ -18,11 +20,10 @@ import asyncio
 import importlib.util
 import logging
 import os
-import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,7 +37,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local.emulate.sagemaker.batching import BatchingConfig, DynamicBatcher, batch_key
+from local.devstack.server import tcp_listener
+from local.emulate.sagemaker.batching import (
+    BatchingConfig,
+    ContinuousBatcher,
+    DecodeEngine,
+    DynamicBatcher,
+    batch_key,
+)
 
 logger = logging.getLogger("pressroom.sagemaker.worker")
 
@@ -89,10 +97,19 @@ class InferenceHandler:
         result: str | bytes = self.module.output_fn(prediction, accept)
         return result
 
+    def predict(self, data: Any) -> Any:
+        return self.module.predict_fn(data, self.model)
+
+    def decode_engine(self) -> DecodeEngine | None:
+        """A fresh continuous-batching engine, if the artifact's inference.py offers one."""
+        hook = getattr(self.module, "decode_batch_fn", None)
+        engine: DecodeEngine | None = hook(self.model) if hook is not None else None
+        return engine
+
     def predict_many(self, requests: list[_Request]) -> list[Any]:
         """One prediction per request; several requests share one `predict_fn` call."""
         if len(requests) == 1:
-            return [self.module.predict_fn(requests[0].data, self.model)]
+            return [self.predict(requests[0].data)]
         merged_inputs = [value for request in requests for value in request.inputs or []]
         merged = {**requests[0].data, "inputs": merged_inputs}
         outputs = list(self.module.predict_fn(merged, self.model))
@@ -132,7 +149,14 @@ def _error_status(error: ValueError) -> int:
 def build_app(handler: InferenceHandler, batching: BatchingConfig) -> Starlette:
     """The container contract over one loaded handler."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
-    batcher = DynamicBatcher(handler.predict_many, executor, batching)
+    continuous = handler.decode_engine() is not None
+    batcher: ContinuousBatcher | DynamicBatcher
+    if continuous:
+        batcher = ContinuousBatcher(
+            _engine_factory(handler), handler.predict, executor, batching.max_batch_size
+        )
+    else:
+        batcher = DynamicBatcher(handler.predict_many, executor, batching)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -150,7 +174,8 @@ def build_app(handler: InferenceHandler, batching: BatchingConfig) -> Starlette:
         try:
             decoded = handler.decode(await request.body(), content_type)
             size = len(decoded.inputs or [None])
-            answer = await batcher.submit(decoded, _request_key(decoded), size)
+            payload = decoded.data if continuous else decoded
+            answer = await batcher.submit(payload, _request_key(decoded), size)
             body = handler.encode(answer.result, accept)
         except ValueError as error:
             return _error(_error_status(error), error)
@@ -173,6 +198,15 @@ def build_app(handler: InferenceHandler, batching: BatchingConfig) -> Starlette:
     )
 
 
+def _engine_factory(handler: InferenceHandler) -> Callable[[], DecodeEngine]:
+    def new_engine() -> DecodeEngine:
+        engine = handler.decode_engine()
+        assert engine is not None
+        return engine
+
+    return new_engine
+
+
 def _error(status: int, error: Exception) -> Response:
     """The error body of the inference toolkit's model server: code, type and message."""
     return JSONResponse(
@@ -192,8 +226,7 @@ def serve(model_dir: Path, port_fd: int, batching: BatchingConfig) -> None:
     started = time.perf_counter()
     handler = InferenceHandler(model_dir)
     logger.info("loaded %s in %.1fs", model_dir, time.perf_counter() - started)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
+    listener = tcp_listener("127.0.0.1", 0)
     listener.listen(256)
     with os.fdopen(port_fd, "w") as announce:
         announce.write(f"{listener.getsockname()[1]}\n")

@@ -40,11 +40,19 @@ needs_tools = pytest.mark.skipif(
 RESOURCE_STAR_BY_CHOICE = {
     "cloudwatch:PutMetricData": "metric data is scoped by namespace (the statement's condition); "
     "its only resource type is CloudWatch's metric-dataset feature, which nothing here uses",
+    "cloudwatch:GetMetricData": "metrics have no ARN (target tracking reads the variants' "
+    "invocations); its only resource type is the metric-dataset feature, which nothing here uses",
 }
 
 # What CloudFormation's handlers for the stacks' resource types may call, but these stacks never
 # need: each is for a property or feature the templates do not use.
 NOT_NEEDED = {
+    "application-autoscaling:DeleteScheduledAction": "no scheduled scaling",
+    "application-autoscaling:DescribeScheduledActions": "no scheduled scaling",
+    "application-autoscaling:PutScheduledAction": "no scheduled scaling",
+    "lambda:DeleteProvisionedConcurrencyConfig": "the scalable targets are SageMaker variants",
+    "lambda:GetProvisionedConcurrencyConfig": "the scalable targets are SageMaker variants",
+    "lambda:PutProvisionedConcurrencyConfig": "the scalable targets are SageMaker variants",
     "acm-pca:GetCertificate": "the certificate is ACM's, DNS-validated, not a private CA's",
     "acm-pca:IssueCertificate": "the certificate is ACM's, DNS-validated, not a private CA's",
     "cloudfront:CreateConnectionGroup": "no multi-tenant distribution (connection groups)",

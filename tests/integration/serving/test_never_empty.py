@@ -17,7 +17,6 @@ from models.serving.inference import (
     WordFirst,
     generate,
     has_word,
-    headline_prompt_ids,
     model_fn,
 )
 from training.artifacts import Artifact
@@ -122,17 +121,15 @@ def test_where_the_model_holds_the_last_word_whole_its_first_token_starts_a_new_
     generator: LoadedModel,
 ) -> None:
     tokenizer = generator.tokenizer
-    prompt = headline_prompt_ids(tokenizer, "Man Utd 2-1 Chelsea", generator.headline_context)
-    input_ids = torch.tensor([prompt])
     glued = tokenizer.encode("user", add_special_tokens=False)[0]  # letters onto "Chelsea"
     spaced = tokenizer.encode(" clash", add_special_tokens=False)[0]
-    processor = WordFirst(tokenizer, generator.vocabulary, input_ids.shape[1], max_new_tokens=8)
+    word_first = WordFirst(tokenizer, generator.vocabulary)
 
     def first_step(*ranked: int) -> torch.Tensor:
         """The processed first-step scores when the model ranks these tokens first to last."""
         scores = torch.full((1, len(generator.vocabulary.words)), -1e9)
         scores[0, list(ranked)] = torch.tensor([3.0, 2.0, 1.0])
-        return processor(input_ids, scores)[0]
+        return word_first([[]], [8], scores)[0]
 
     eos = int(tokenizer.eos_token_id)
     ended = first_step(eos, glued, spaced)  # the model would end the headline here

@@ -6,9 +6,11 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import transformers
+import yaml
 
 from models.serving.inference import (
     QUANTIZATION_CONFIG_KEY,
@@ -24,7 +26,7 @@ from training.artifacts import Artifact, ensure_artifacts
 from training.compare import compare_generators, generator_names
 from training.data import LABELS
 from training.evaluate import SAMPLE_PROMPTS, markdown_table
-from training.package import content_version
+from training.package import content_version, export_onnx
 
 GENERATORS = generator_names()
 MANIFEST_FIELDS = {
@@ -147,12 +149,23 @@ def test_classifier_answers_a_label_and_score_per_input(
     for item in answer:
         assert set(item) == {"label", "score"} and item["label"] in LABELS
         assert 1 / len(LABELS) <= item["score"] <= 1
-    assert _invoke(model, {"inputs": "Stocks fall as oil rises"}) == answer[:1]
+    (alone,) = _invoke(model, {"inputs": "Stocks fall as oil rises"})
+    # Int8 ONNX quantizes each MatMul's input with one scale per batch: a headline's score
+    # moves slightly with its batch neighbours.
+    assert alone["label"] == answer[0]["label"]
+    assert alone["score"] == pytest.approx(answer[0]["score"], abs=0.01)
 
 
-def test_onnx_and_pytorch_give_identical_predictions(smoke_artifacts: dict[str, Artifact]) -> None:
+def test_the_onnx_export_gives_pytorchs_predictions(
+    smoke_artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
     directory: Path = smoke_artifacts["news-classifier"].directory
-    onnx, torch_model = load_model(directory), load_model(directory, prefer_onnx=False)
+    torch_model = load_model(directory, prefer_onnx=False)
+    for path in directory.iterdir():
+        if path.name != "model.onnx":
+            (tmp_path / path.name).symlink_to(path)
+    export_onnx(torch_model.model, torch_model.tokenizer, tmp_path / "model.onnx")
+    onnx = load_model(tmp_path)
     assert (onnx.runtime, torch_model.runtime) == ("onnxruntime", "pytorch")
     headlines = [
         "Ink helps drive democracy in Asia",
@@ -167,6 +180,27 @@ def test_onnx_and_pytorch_give_identical_predictions(smoke_artifacts: dict[str, 
     np.testing.assert_allclose(
         [p["score"] for p in from_onnx], [p["score"] for p in from_torch], rtol=0, atol=1e-5
     )
+
+
+def test_the_served_onnx_model_keeps_pytorchs_macro_f1(
+    smoke_artifacts: dict[str, Artifact],
+) -> None:
+    artifact = smoke_artifacts["news-classifier"]
+    served = artifact.manifest["metrics"]["onnx"]
+    for split in ("validation", "test"):
+        assert served[f"{split}_macro_f1"] >= served[f"pytorch_{split}_macro_f1"]
+    card = {m["name"]: m["value"] for m in _card_metrics(artifact)}
+    assert card[f"macro-F1 (BBC test, served ONNX {served['weights']})"] == served["test_macro_f1"]
+    operators = {
+        node.op_type for node in onnx.load(str(artifact.directory / "model.onnx")).graph.node
+    }
+    assert ("MatMulInteger" in operators) == (served["weights"] == "int8")
+    assert (artifact.directory / "model.safetensors").is_file(), "PyTorch weights stay too"
+
+
+def _card_metrics(artifact: Artifact) -> list[dict[str, object]]:
+    front_matter = (artifact.directory / "README.md").read_text().split("---\n")[1]
+    return yaml.safe_load(front_matter)["model-index"][0]["results"][0]["metrics"]
 
 
 def test_a_stale_artifact_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -102,3 +102,34 @@ def test_one_instance_per_variant_shifts_all_at_once_since_a_canary_needs_two() 
 
     routing = config["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     assert routing["Type"] == "ALL_AT_ONCE"
+
+
+def test_each_realtime_variant_autoscales_on_invocations_per_instance() -> None:
+    found = resources("realtime", instances=2)
+    endpoint = found["GeneratorRealtimeEndpoint"].properties["EndpointName"]
+    targets = {
+        resource.properties["ResourceId"]: resource
+        for resource in found.values()
+        if resource.type == "AWS::ApplicationAutoScaling::ScalableTarget"
+    }
+    assert set(targets) == {f"endpoint/{endpoint}/variant/{variant}" for variant in "AB"}
+    for target in targets.values():
+        assert target.properties["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+        assert target.properties["MinCapacity"] == 2  # never below the deployed instances
+        assert target.properties["MaxCapacity"] >= target.properties["MinCapacity"]
+    policies = [
+        resource.properties
+        for resource in found.values()
+        if resource.type == "AWS::ApplicationAutoScaling::ScalingPolicy"
+    ]
+    assert len(policies) == 2
+    for policy in policies:
+        tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+        metric = tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        assert metric == "SageMakerVariantInvocationsPerInstance"
+        assert tracking["TargetValue"] > 0
+
+
+def test_serverless_endpoints_have_no_instance_autoscaling() -> None:
+    found = resources("serverless")
+    assert not [r for r in found.values() if r.type.startswith("AWS::ApplicationAutoScaling")]

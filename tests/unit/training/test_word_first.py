@@ -13,7 +13,6 @@ END = 0
 VOCABULARY = ["<end>", "\n", " the", ".", ":", " ", "\nNews", "Zürich", "東", "🚀"]
 WORDS = {" the", "Zürich", "東"}  # "\nNews" holds a word, but after the cut at the newline
 ENDINGS = {"<end>", "\n", "\nNews"}
-PROMPT = [2, 3]  # " the."
 
 
 class FakeTokenizer:
@@ -27,8 +26,7 @@ class FakeTokenizer:
 MASKS = vocabulary_masks(FakeTokenizer(), len(VOCABULARY))  # type: ignore[arg-type]
 
 
-def processor(max_new_tokens: int) -> WordFirst:
-    return WordFirst(FakeTokenizer(), MASKS, len(PROMPT), max_new_tokens)  # type: ignore[arg-type]
+WORD_FIRST = WordFirst(FakeTokenizer(), MASKS)  # type: ignore[arg-type]
 
 
 def allowed(scores: torch.Tensor) -> list[set[str]]:
@@ -51,15 +49,14 @@ def test_the_masks_name_the_word_tokens_and_the_tokens_that_end_a_headline() -> 
 
 
 def test_a_row_without_a_word_may_not_end_and_its_last_token_must_be_a_word() -> None:
-    # one new token each: a word, punctuation, a space
-    input_ids = torch.tensor([[*PROMPT, 2], [*PROMPT, 4], [*PROMPT, 5]])
+    new_ids = [[2], [4], [5]]  # one new token each: a word, punctuation, a space
     scores = torch.zeros(3, len(VOCABULARY))
     everything = set(VOCABULARY)
 
-    early = processor(max_new_tokens=4)(input_ids, scores.clone())
+    early = WORD_FIRST(new_ids, [3, 3, 3], scores.clone())
     assert allowed(early) == [everything, everything - ENDINGS, everything - ENDINGS]
 
-    last = processor(max_new_tokens=2)(input_ids, scores.clone())
+    last = WORD_FIRST(new_ids, [1, 1, 1], scores.clone())
     assert allowed(last) == [everything, WORDS, WORDS]
     assert last[1, END] == -math.inf
 
@@ -71,13 +68,13 @@ def first_step_scores(favoured: str) -> torch.Tensor:
 
 
 def test_with_one_new_token_allowed_it_is_a_word() -> None:
-    scores = processor(max_new_tokens=1)(torch.tensor([PROMPT]), first_step_scores("Zürich"))
+    scores = WORD_FIRST([[]], [1], first_step_scores("Zürich"))
     assert allowed(scores) == [WORDS]
 
 
 def test_letters_are_glued_onto_the_prompt_only_where_the_model_goes_on_with_its_word() -> None:
     glue = {"Zürich", "東"}  # letters first: they would extend the prompt's last word
-    went_on = processor(max_new_tokens=4)(torch.tensor([PROMPT]), first_step_scores("Zürich"))
+    went_on = WORD_FIRST([[]], [4], first_step_scores("Zürich"))
     assert allowed(went_on) == [set(VOCABULARY) - ENDINGS]
-    whole = processor(max_new_tokens=4)(torch.tensor([PROMPT]), first_step_scores(" the"))
+    whole = WORD_FIRST([[]], [4], first_step_scores(" the"))
     assert allowed(whole) == [set(VOCABULARY) - ENDINGS - glue]

@@ -95,3 +95,22 @@ votes = sa.Table(
     sa.CheckConstraint("vote IN ('up', 'down')", name="ck_votes_vote"),
     sa.Index("ix_votes_window", "generation_created_at", "variant", "vote"),
 )
+
+# What statistics read instead of the raw rows (see `rollup`): counters per hour of the
+# generation's creation, variant and latency bucket, kept by the store in each write's transaction.
+hourly_rollup = sa.Table(
+    "hourly_rollup",
+    metadata,
+    sa.Column("hour", sa.Integer(), nullable=False),  # hours since the Unix epoch (UTC)
+    sa.Column("variant", sa.String(32), nullable=False),
+    sa.Column("latency_bucket", sa.Integer(), nullable=False),
+    sa.Column("requests", sa.Integer(), nullable=False),
+    sa.Column("errors", sa.Integer(), nullable=False),
+    sa.Column("weighted_requests", sa.Integer(), nullable=False),
+    sa.Column("up", sa.Integer(), nullable=False),
+    sa.Column("down", sa.Integer(), nullable=False),
+    # In the order statistics group by: SQLite then aggregates while it scans, without sorting
+    # (the rows are the primary key's b-tree there); a window's hours are a filter on the scan.
+    sa.PrimaryKeyConstraint("variant", "latency_bucket", "hour"),
+    sqlite_with_rowid=False,
+)

@@ -3,9 +3,11 @@ transaction per call, every database outage raised as `StoreUnavailableError`.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +15,7 @@ import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from pressroom_common.experiment import statistics
 from pressroom_common.experiment.report import (
@@ -30,8 +32,19 @@ from pressroom_common.feedback.contracts import GenerationRecord, Vote, VoteReco
 from pressroom_common.feedback.store.engines import create_store_engine
 from pressroom_common.feedback.store.errors import GenerationNotFoundError, StoreUnavailableError
 from pressroom_common.feedback.store.migrations import MigrationResult, upgrade_to_head
-from pressroom_common.feedback.store.schema import UtcDateTime, generations, votes
+from pressroom_common.feedback.store.rollup import (
+    COUNTERS,
+    LATENCY_BOUNDS_MS,
+    RollupKey,
+    epoch_bucket_sql,
+    rollup_key,
+    window_totals,
+)
+from pressroom_common.feedback.store.schema import generations, hourly_rollup, votes
 from pressroom_common.platform.settings import WEIGHTED_STRATEGY
+
+# The latency percentiles `stats` reports.
+PERCENTILES = (0.5, 0.95)
 
 # What a database outage looks like through the drivers and through the Data API's botocore
 # client (whose errors SQLAlchemy wraps in a StatementError).
@@ -60,8 +73,7 @@ class _VariantAggregate:
     weighted_requests: int
     up: int
     down: int
-    p50: float | None = None
-    p95: float | None = None
+    latency: tuple[float, float] | None = None  # (p50, p95) of successful requests
 
     @property
     def impressions(self) -> int:
@@ -103,65 +115,87 @@ class FeedbackStore:
             connection.execute(sa.select(sa.literal(1)))
 
     def record_generation(self, record: GenerationRecord) -> None:
-        """Store one served response; recording the same id again changes nothing."""
+        """Store one served response and count it in the rollup; the same id again changes
+        nothing."""
         statement = (
             self._insert(generations)
             .values(**record.model_dump())
             .on_conflict_do_nothing(index_elements=[generations.c.id])
+            .returning(generations.c.id)
         )
         with self._transaction("the generation") as connection:
-            connection.execute(statement)
+            if connection.execute(statement).first() is None:
+                return  # recorded (and counted) before
+            self._add_to_rollup(
+                connection,
+                rollup_key(record.created_at, record.variant, record.latency_total_ms),
+                requests=1,
+                errors=int(record.error_code is not None),
+                weighted_requests=int(record.strategy == WEIGHTED_STRATEGY),
+            )
 
     def record_vote(self, generation_id: str, user_hash: str, vote: Vote | str) -> VoteRecord:
-        """Insert or replace this user's vote on a generation, in one atomic statement.
+        """Insert or replace this user's vote on a generation, and move the rollup's counts.
 
-        The vote row is selected from `generations`, so an unknown id inserts nothing and the
-        statement returns no row; a repeated vote updates the row the primary key finds.
+        The generation's row is locked first (`FOR NO KEY UPDATE`; SQLite's `BEGIN IMMEDIATE`
+        takes the database's write lock), so the voters of one generation take turns: the
+        previous vote read under the lock is the one the upsert replaces, and the rollup moves
+        by exactly the difference. An unknown id writes nothing.
         """
         vote = Vote(vote)
         now = datetime.now(UTC)
-        source = sa.select(
-            generations.c.id,
-            sa.literal(user_hash, sa.String(64)),
-            sa.literal(vote.value, sa.String(4)),
-            sa.literal(now, UtcDateTime()),
-            sa.literal(now, UtcDateTime()),
-            generations.c.variant,
-            generations.c.created_at,
-        ).where(generations.c.id == generation_id)
-        insert = self._insert(votes).from_select(
-            [
-                "generation_id",
-                "user_hash",
-                "vote",
-                "created_at",
-                "updated_at",
-                "variant",
-                "generation_created_at",
-            ],
-            source,
-        )
-        statement = insert.on_conflict_do_update(
-            index_elements=[votes.c.generation_id, votes.c.user_hash],
-            set_={"vote": insert.excluded.vote, "updated_at": insert.excluded.updated_at},
-        ).returning(
-            votes.c.generation_id,
-            votes.c.user_hash,
-            votes.c.vote,
-            votes.c.created_at,
-            votes.c.updated_at,
-            votes.c.variant,
-        )
         with self._transaction("the vote") as connection:
-            row = connection.execute(statement).mappings().one_or_none()
-        if row is None:
-            raise GenerationNotFoundError(generation_id)
+            if self._engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            generation = connection.execute(
+                sa.select(
+                    generations.c.variant,
+                    generations.c.created_at,
+                    generations.c.latency_total_ms,
+                )
+                .where(generations.c.id == generation_id)
+                .with_for_update(key_share=True)
+            ).one_or_none()
+            if generation is None:
+                raise GenerationNotFoundError(generation_id)
+            this_vote = (votes.c.generation_id == generation_id) & (votes.c.user_hash == user_hash)
+            previous = connection.execute(sa.select(votes.c.vote).where(this_vote)).scalar()
+            insert = self._insert(votes).values(
+                generation_id=generation_id,
+                user_hash=user_hash,
+                vote=vote.value,
+                created_at=now,
+                updated_at=now,
+                variant=generation.variant,
+                generation_created_at=generation.created_at,
+            )
+            statement = insert.on_conflict_do_update(
+                index_elements=[votes.c.generation_id, votes.c.user_hash],
+                set_={"vote": insert.excluded.vote, "updated_at": insert.excluded.updated_at},
+            ).returning(
+                votes.c.generation_id,
+                votes.c.user_hash,
+                votes.c.vote,
+                votes.c.created_at,
+                votes.c.updated_at,
+                votes.c.variant,
+            )
+            row = connection.execute(statement).mappings().one()
+            if previous != vote.value:
+                self._add_to_rollup(
+                    connection,
+                    rollup_key(
+                        generation.created_at, generation.variant, generation.latency_total_ms
+                    ),
+                    up=(vote is Vote.UP) - (previous == Vote.UP.value),
+                    down=(vote is Vote.DOWN) - (previous == Vote.DOWN.value),
+                )
         return VoteRecord.model_validate(dict(row))
 
     def variant_counts(self) -> dict[str, tuple[int, int, int]]:
-        """All-time (impressions, up, down) per variant, for adaptive routing."""
+        """All-time (impressions, up, down) per variant, for adaptive routing (the rollup)."""
         with self._transaction("the vote counts") as connection:
-            aggregates = self._aggregate(connection, since=None, with_latency=False)
+            aggregates, _ = _aggregate(connection.execute(window_totals(None)).mappings())
         return {item.variant: (item.impressions, item.up, item.down) for item in aggregates}
 
     def traffic_over_time(self, bucket_s: int) -> list[TrafficBucket]:
@@ -171,9 +205,10 @@ class FeedbackStore:
         """
         if bucket_s < 1:
             raise ValueError(f"bucket_s must be at least 1 second, got {bucket_s}")
+        dialect = self._engine.dialect.name
         failed = generations.c.error_code.is_not(None)
-        requests_bucket = self._bucket_index(generations.c.created_at, bucket_s)
-        votes_bucket = self._bucket_index(votes.c.generation_created_at, bucket_s)
+        requests_bucket = epoch_bucket_sql(generations.c.created_at, bucket_s, dialect)
+        votes_bucket = epoch_bucket_sql(votes.c.generation_created_at, bucket_s, dialect)
         requests_query = sa.select(
             requests_bucket.label("bucket"),
             generations.c.variant,
@@ -209,23 +244,27 @@ class FeedbackStore:
             )
         return sorted(buckets, key=lambda bucket: (bucket.start, bucket.variant))
 
-    def _bucket_index(self, column: Any, bucket_s: int) -> Any:
-        """floor(seconds since the epoch / bucket_s) of a timestamp column, per dialect."""
-        if self._engine.dialect.name == "sqlite":
-            # Naive UTC text; integer division floors the (positive) epoch seconds.
-            return sa.cast(sa.func.strftime("%s", column), sa.Integer) // bucket_s
-        return sa.cast(sa.func.floor(sa.extract("epoch", column) / bucket_s), sa.BigInteger)
-
     def stats(self, since: datetime | None, weights: Mapping[str, float]) -> StatsReport:
-        """Per-variant statistics and the experiment verdict over generations since `since`."""
+        """Per-variant statistics and the experiment verdict over generations since `since`.
+
+        Two reads of one snapshot: the rollup's counters and latency histogram per variant
+        (`rollup.window_totals`), then the exact p50/p95 from `generations` (see
+        `_exact_percentiles`). Counts and percentiles equal a full scan of the raw rows.
+        """
         with self._transaction("the statistics") as connection:
-            if self._engine.dialect.name == "postgresql":
-                # One big aggregate: JIT compilation costs more than it saves here, and the
-                # percentile sorts should stay in memory.
-                connection.exec_driver_sql("SET LOCAL jit = off")
-                connection.exec_driver_sql("SET LOCAL work_mem = '32MB'")
-            aggregates = self._aggregate(connection, since=since, with_latency=True)
-        return _build_report(aggregates, since, weights)
+            if self._engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN")  # a read transaction: one snapshot
+            else:
+                connection.exec_driver_sql(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                )
+            aggregates, histograms = _aggregate(connection.execute(window_totals(since)).mappings())
+            latencies = _exact_percentiles(connection, since, histograms)
+        return _build_report(
+            [replace(item, latency=latencies.get(item.variant)) for item in aggregates],
+            since,
+            weights,
+        )
 
     @contextmanager
     def _transaction(self, operation: str) -> Iterator[Connection]:
@@ -244,97 +283,101 @@ class FeedbackStore:
         )
         return insert(table)
 
-    def _aggregate(
-        self, connection: Connection, *, since: datetime | None, with_latency: bool
-    ) -> list[_VariantAggregate]:
-        """One statement: generation counts (and latency percentiles) beside vote counts."""
-        window = generations.c.created_at >= since if since is not None else sa.true()
-        vote_window = votes.c.generation_created_at >= since if since is not None else sa.true()
-        failed = generations.c.error_code.is_not(None)
-        latency_columns: list[Any] = []
-        if with_latency and self._engine.dialect.name == "postgresql":
-            latency = generations.c.latency_total_ms
-            latency_columns = [
-                sa.func.percentile_cont(fraction).within_group(latency).filter(~failed).label(name)
-                for name, fraction in (("p50", 0.5), ("p95", 0.95))
-            ]
-        counts = (
-            sa.select(
-                generations.c.variant,
-                sa.func.count().label("requests"),
-                sa.func.count().filter(failed).label("errors"),
-                sa.func.count()
-                .filter(generations.c.strategy == WEIGHTED_STRATEGY)
-                .label("weighted_requests"),
-                *latency_columns,
-            )
-            .where(window)
-            .group_by(generations.c.variant)
-            .cte("counts")
+    def _add_to_rollup(self, connection: Connection, key: RollupKey, **counts: int) -> None:
+        """Add `counts` to one rollup row, creating it at zero first if need be (atomic)."""
+        hour, variant, bucket = key
+        insert = self._insert(hourly_rollup).values(
+            hour=hour,
+            variant=variant,
+            latency_bucket=bucket,
+            **{name: counts.get(name, 0) for name in COUNTERS},
         )
-        vote_counts = (
-            sa.select(
-                votes.c.variant,
-                sa.func.count().filter(votes.c.vote == Vote.UP.value).label("up"),
-                sa.func.count().filter(votes.c.vote == Vote.DOWN.value).label("down"),
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=list(hourly_rollup.primary_key),
+                set_={name: hourly_rollup.c[name] + insert.excluded[name] for name in COUNTERS},
             )
-            .where(vote_window)
-            .group_by(votes.c.variant)
-            .cte("vote_counts")
         )
-        columns: list[Any] = [
-            counts.c.variant,
-            counts.c.requests,
-            counts.c.errors,
-            counts.c.weighted_requests,
-            sa.func.coalesce(vote_counts.c.up, 0).label("up"),
-            sa.func.coalesce(vote_counts.c.down, 0).label("down"),
-        ]
-        source: Any = counts.outerjoin(vote_counts, vote_counts.c.variant == counts.c.variant)
-        if latency_columns:
-            columns += [counts.c.p50, counts.c.p95]
-        elif with_latency:
-            percentiles = _interpolated_percentiles(window & ~failed)
-            columns += [percentiles.c.p50, percentiles.c.p95]
-            source = source.outerjoin(percentiles, percentiles.c.variant == counts.c.variant)
-        query = sa.select(*columns).select_from(source).order_by(counts.c.variant)
-        return [_VariantAggregate(**row) for row in connection.execute(query).mappings()]
 
 
-def _interpolated_percentiles(condition: sa.ColumnElement[bool]) -> Any:
-    """`percentile_cont` for databases without it (SQLite): rank the latencies with window
-    functions and interpolate linearly between the two ranks around p * (n - 1)."""
+def _aggregate(
+    rows: Iterable[RowMapping],
+) -> tuple[list[_VariantAggregate], dict[str, dict[int, int]]]:
+    """Sum `window_totals` rows per variant; also each variant's successful requests per
+    latency bucket."""
+    totals: dict[str, Counter[str]] = defaultdict(Counter)
+    histograms: dict[str, dict[int, int]] = defaultdict(dict)
+    for row in rows:
+        variant, bucket = row["variant"], row["latency_bucket"]
+        totals[variant].update({name: int(row[name]) for name in COUNTERS})
+        successes = int(row["requests"]) - int(row["errors"])
+        if successes:
+            histograms[variant][bucket] = histograms[variant].get(bucket, 0) + successes
+    aggregates = [
+        _VariantAggregate(
+            variant,
+            requests=counts["requests"],
+            errors=counts["errors"],
+            weighted_requests=counts["weighted_requests"],
+            up=counts["up"],
+            down=counts["down"],
+        )
+        for variant, counts in sorted(totals.items())
+    ]
+    return aggregates, histograms
+
+
+def _exact_percentiles(
+    connection: Connection, since: datetime | None, histograms: Mapping[str, Mapping[int, int]]
+) -> dict[str, tuple[float, float]]:
+    """p50 and p95 of each variant's successful latencies, as `percentile_cont` computes them.
+
+    The value at rank k lies in the bucket where the histogram's running count passes k; the
+    latencies below that bucket's lower bound are exactly the counts of the buckets before it.
+    So one query per percentile starts the (variant, latency) index at that bound, skips the
+    rest of the rank there and reads two values: ranks k and k + 1, interpolated linearly. Each
+    walks at most one bucket's rows (buckets are 4.4% wide); all of them are one statement.
+    """
     latency = generations.c.latency_total_ms
-    ranked = (
-        sa.select(
-            generations.c.variant,
-            latency.label("latency"),
-            (
-                sa.func.row_number().over(partition_by=generations.c.variant, order_by=latency) - 1
-            ).label("rank"),
-            sa.func.count().over(partition_by=generations.c.variant).label("n"),
-        )
-        .where(condition)
-        .cte("ranked")
-    )
-
-    def percentile(fraction: float) -> Any:
-        position = fraction * (ranked.c.n - 1)
-        lower = sa.cast(position, sa.Integer)  # floor: position is never negative
-        weight = position - lower
-        return sa.func.sum(
-            sa.case(
-                (ranked.c.rank == lower, ranked.c.latency * (1 - weight)),
-                (ranked.c.rank == lower + 1, ranked.c.latency * weight),
-                else_=0.0,
+    targets: list[tuple[str, float]] = []
+    queries = []
+    for variant, histogram in sorted(histograms.items()):
+        successes = sum(histogram.values())
+        for fraction in PERCENTILES:
+            position = fraction * (successes - 1)
+            bucket, rank = _locate(histogram, math.floor(position))
+            conditions = [generations.c.variant == variant, generations.c.error_code.is_(None)]
+            if since is not None:
+                conditions.append(generations.c.created_at >= since)
+            if bucket:
+                conditions.append(latency >= LATENCY_BOUNDS_MS[bucket - 1])
+            ranked = (
+                sa.select(latency).where(*conditions).order_by(latency).limit(2).offset(rank)
+            ).subquery()
+            queries.append(
+                sa.select(sa.literal_column(str(len(targets))).label("target"), ranked.c[0])
             )
-        )
+            targets.append((variant, position))
+    if not queries:
+        return {}
+    found: dict[int, list[float]] = defaultdict(list)
+    for target, value in connection.execute(sa.union_all(*queries)):
+        found[int(target)].append(float(value))
+    results: dict[str, list[float]] = defaultdict(list)
+    for index, (variant, position) in enumerate(targets):
+        low, *above = sorted(found[index])
+        high = above[0] if above else low  # rank k is the last one
+        results[variant].append(low + (high - low) * (position - math.floor(position)))
+    return {variant: (p50, p95) for variant, (p50, p95) in results.items()}
 
-    return (
-        sa.select(ranked.c.variant, percentile(0.5).label("p50"), percentile(0.95).label("p95"))
-        .group_by(ranked.c.variant)
-        .cte("percentiles")
-    )
+
+def _locate(histogram: Mapping[int, int], rank: int) -> tuple[int, int]:
+    """The bucket holding the value at `rank` (from 0) and that value's rank within it."""
+    for bucket in sorted(histogram):
+        if rank < histogram[bucket]:
+            return bucket, rank
+        rank -= histogram[bucket]
+    raise ValueError("rank beyond the histogram")
 
 
 def _build_report(
@@ -361,7 +404,8 @@ def _build_report(
                 high=statistics.beta_quantile(*posteriors[item.variant], 0.975),
             ),
             latency_ms=LatencyPercentiles(
-                p50=_float_or_none(item.p50), p95=_float_or_none(item.p95)
+                p50=item.latency[0] if item.latency else None,
+                p95=item.latency[1] if item.latency else None,
             ),
         )
         for item in aggregates
@@ -387,10 +431,6 @@ def _build_report(
             decision_probability=DECISION_PROBABILITY,
         ),
     )
-
-
-def _float_or_none(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def open_store(url: str, *, migrate: bool = False) -> FeedbackStore:
