@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -36,6 +35,7 @@ from benchmarks import results
 from benchmarks.serving import REALTIME, Latencies, pick_profile, realtime_endpoint, render
 from local.emulate.sagemaker import Emulator
 from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT, REPO_ROOT
+from tests.fixtures.postgres import free_port
 
 GENERATOR = "headline-base"
 # Greedy decoding so both sides do exactly the same work.
@@ -68,12 +68,6 @@ HEADERS = [
 
 console = Console()
 Send = Callable[[str], None]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

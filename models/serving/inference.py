@@ -422,12 +422,11 @@ class _Row:
     slot: int
     """Marks the row's own positions in the packed cache."""
     prompt: str
-    prompt_ids: list[int]
+    text_ids: list[int]
+    """The prompt's own tokens, after the headline context every row shares."""
     params: GenerationParameters
     rng: torch.Generator | None
     new_ids: list[int] = field(default_factory=list)
-    cached: int = 0
-    """How many of the row's own tokens (after the shared context) the cache holds."""
 
     @property
     def tokens_left(self) -> int:
@@ -496,7 +495,7 @@ class DecodeBatch:
                     handle,
                     self._next_slot,
                     prompt,
-                    headline_prompt_ids(tokenizer, prompt, context),
+                    headline_prompt_ids(tokenizer, prompt, context)[self._context_length :],
                     params,
                     rng,
                 )
@@ -526,14 +525,13 @@ class DecodeBatch:
         positions: list[int] = []
         last: list[int] = []
         for row in rows:
-            fed = row.prompt_ids[self._context_length :] + row.new_ids
-            new = fed[row.cached :]
+            # A waiting row feeds its whole prompt; a running row, the token chosen last step.
+            new = row.new_ids[-1:] if row.new_ids else row.text_ids
+            start = self._context_length + len(row.text_ids) + len(row.new_ids) - len(new)
             tokens += new
             owners += [row.slot] * len(new)
-            start = self._context_length + row.cached
             positions += range(start, start + len(new))
             last.append(len(tokens) - 1)
-            row.cached = len(fed)
         query_owners, query_positions = torch.tensor(owners), torch.tensor(positions)
         key_owners = torch.cat([self._owners, query_owners])
         key_positions = torch.cat([self._positions, query_positions])
@@ -580,11 +578,11 @@ class DecodeBatch:
 
     def _leave_ended(self) -> None:
         """Ended rows leave the batch, and their positions leave the cache."""
-        ended = [row.slot for row in self._running if self._ended(row)]
+        ended = {row.slot for row in self._running if self._ended(row)}
         if not ended:
             return
-        self._running = [row for row in self._running if not self._ended(row)]
-        keep = ~torch.isin(self._owners, torch.tensor(ended))
+        self._running = [row for row in self._running if row.slot not in ended]
+        keep = ~torch.isin(self._owners, torch.tensor(sorted(ended)))
         self._cache = DynamicCache(
             [(keys[:, :, keep], values[:, :, keep]) for keys, values in _cache_tensors(self._cache)]
         )
@@ -600,8 +598,7 @@ class DecodeBatch:
         return done
 
     def _text(self, row: _Row) -> str:
-        tokenizer = self._model.tokenizer
-        text = continuation(tokenizer, row.prompt_ids[self._context_length :], row.new_ids)
+        text = continuation(self._model.tokenizer, row.text_ids, row.new_ids)
         # As the Hugging Face pipeline does: the full text is the prompt, then the continuation.
         return row.prompt + text if row.params.return_full_text else text
 
