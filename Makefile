@@ -13,6 +13,7 @@ HOST ?= 127.0.0.1
 .PHONY: workflows deploy publish-site logs destroy logs-local
 .PHONY: bench-serving bench-variants
 .PHONY: bench-stats
+.PHONY: bench-retrain
 .PHONY: bench-api
 .PHONY: bench-classifier-seeds
 .PHONY: bench-frameworks
@@ -113,6 +114,10 @@ bench: bench-variants
 bench-variants: venv ## variant A and challenger B side by side: bits/char, reading quality, speed
 	$(BIN)/python -m benchmarks.variants
 
+bench: bench-retrain
+bench-retrain: venv ## the feedback loop on the full models: round one, retrain, round two (P(best) of the challenger), and the objective against up-votes only
+	$(BIN)/python -m benchmarks.retrain
+
 bench: bench-stats
 bench-stats: venv ## /api/stats on SQLite and PostgreSQL, 1M votes over 500k generations (goal p50 < 100 ms on both)
 	$(BIN)/python -m benchmarks.stats
@@ -132,9 +137,18 @@ clean: ## remove build outputs (keeps the virtualenvs)
 ENV ?= dev
 SAM := $(TOOLS_VENV)/bin/sam
 
+# An experiment round: CHALLENGER=<version> (in pressroom-headline-challengers) serves it on
+# variant B at CHALLENGER_SHARE of the traffic; a deploy without it keeps the round the stack
+# serves, and END_ROUND=1 ends it (variant B serves headline-lite again).
+CHALLENGER ?=
+CHALLENGER_SHARE ?= 0.1
+END_ROUND ?=
+
 deploy: venv tools ## sam build + sam deploy ENV=dev|prod, with the models the registry lets ENV serve
 	$(SAM) build --config-env $(ENV)
-	overrides="$$($(BIN)/pressroom release-parameters --env $(ENV))" && \
+	overrides="$$($(BIN)/pressroom release-parameters --env $(ENV) \
+		$(if $(CHALLENGER),--challenger $(CHALLENGER) --share $(CHALLENGER_SHARE)) \
+		$(if $(END_ROUND),--end-round))" && \
 		$(SAM) deploy --config-env $(ENV) $(SAM_DEPLOY_FLAGS) --parameter-overrides "$$overrides"
 
 publish-site: venv ## upload apps/frontend/site to ENV's bucket and invalidate its CloudFront cache

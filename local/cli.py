@@ -10,9 +10,12 @@ from local.devstack.logview import commands as logview_commands
 from local.devstack.stack import commands as stack_commands
 from local.emulate.sagemaker.cli import commands as sagemaker_commands
 from local.experiment.cli import commands as experiment_commands
+from local.experiment.rounds import commands as round_commands
 from local.ops.deploy import commands as deploy_commands
 from local.ops.publish import commands as publish_commands
+from local.ops.retrain_job import commands as retrain_job_commands
 from training.cli import commands as training_commands
+from training.feedback.cli import commands as retrain_commands
 
 app = typer.Typer(
     help="Pressroom: headline models, A/B tested with human feedback, on AWS or on one machine.",
@@ -20,9 +23,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(training_commands)
+app.add_typer(retrain_commands)
 app.add_typer(publish_commands)
+app.add_typer(retrain_job_commands)
 app.add_typer(deploy_commands)
 app.add_typer(stack_commands)
 app.add_typer(logview_commands)
 app.add_typer(sagemaker_commands)
 app.add_typer(experiment_commands)
+app.add_typer(round_commands)

@@ -191,6 +191,20 @@ def model_card(
 
 def _training_line(definition: ModelDefinition, training: dict[str, Any]) -> str:
     source = training.get("derived_from")
+    votes = training.get("votes")
+    if votes is not None:
+        return (
+            f"- Training: retrained from readers' votes. {training['steps']} steps from "
+            f"{votes['source']['name']} version {votes['source']['version']} on "
+            f"{votes['examples']} votes ({votes['up']} up, {votes['down']} down; "
+            f"{votes['validation']} held out) cast from {votes['first_vote_at']} to "
+            f"{votes['last_vote_at']}, on generations of "
+            + ", ".join(f"{model} ({count})" for model, count in votes["by_model"].items())
+            + f". Objective: {votes['objective']}. Training set sha256 "
+            f"`{votes['training_set_sha256']}`; best validation loss "
+            f"{training['best_validation_loss']} at step {training['best_step']}, "
+            f"{training['seconds']} s on CPU."
+        )
     if source is not None:
         return (
             f"- Training: none; the weights of {source['name']} version {source['version']}, "

@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from training.data import LABELS, Headline
 from training.definitions import TrainingSpec
 
 IGNORE_INDEX = -100  # label value the loss skips
+Example = TypeVar("Example")  # what a collate turns into a batch: headlines, voted generations
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Batch:
 
 
 Collate = Callable[[Sequence[Headline]], Batch]
+Loss = Callable[[PreTrainedModel, Batch], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,22 @@ def causal_lm_collate(
 
 
 def training_loss(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
-    """The batch's mean loss. A context that every row shares runs once per batch instead of
-    once per row: its keys and values are computed without gradient (it is fixed text that
-    carries no loss) and reused by every row, which skips most of a long context's cost."""
+    """The batch's mean loss (the labels' cross-entropy)."""
+    return shared_context_forward(model, batch, with_labels=True).loss
+
+
+def shared_context_forward(model: PreTrainedModel, batch: Batch, *, with_labels: bool) -> Any:
+    """The model's output on a batch (its loss when `with_labels`; logits either way, over the
+    positions after the shared context when there is one).
+
+    A context that every row shares runs once per batch instead of once per row: its keys and
+    values are computed without gradient (it is fixed text that carries no loss) and reused by
+    every row, which skips most of a long context's cost."""
+    labels = batch.inputs["labels"] if with_labels else None
     if batch.shared_context <= 1:
-        return model(**batch.inputs).loss
+        return model(**{**batch.inputs, "labels": labels})
     cached = batch.shared_context - 1  # the last context token predicts the headline's first
-    input_ids, labels = batch.inputs["input_ids"], batch.inputs["labels"]
+    input_ids = batch.inputs["input_ids"]
     with torch.no_grad():
         cache = model(input_ids=input_ids[:1, :cached], use_cache=True).past_key_values
     cache.batch_repeat_interleave(input_ids.shape[0])
@@ -134,9 +146,9 @@ def training_loss(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
         input_ids=input_ids[:, cached:],
         attention_mask=batch.inputs["attention_mask"],
         past_key_values=cache,
-        labels=labels[:, cached:],
+        labels=labels[:, cached:] if labels is not None else None,
         use_cache=False,
-    ).loss
+    )
 
 
 def classification_collate(tokenizer: PreTrainedTokenizerBase, max_length: int) -> Collate:
@@ -159,8 +171,8 @@ def classification_collate(tokenizer: PreTrainedTokenizerBase, max_length: int) 
 
 
 def _shuffled_batches(
-    examples: Sequence[Headline], batch_size: int, seed: int
-) -> Iterator[Sequence[Headline]]:
+    examples: Sequence[Example], batch_size: int, seed: int
+) -> Iterator[Sequence[Example]]:
     order = torch.Generator().manual_seed(seed)
     while True:  # epochs until the step budget is spent
         permutation = torch.randperm(len(examples), generator=order).tolist()
@@ -168,21 +180,25 @@ def _shuffled_batches(
             yield [examples[i] for i in permutation[start : start + batch_size]]
 
 
-def batches_in_order(examples: Sequence[Headline], batch_size: int) -> Iterator[Sequence[Headline]]:
+def batches_in_order(examples: Sequence[Example], batch_size: int) -> Iterator[Sequence[Example]]:
     for start in range(0, len(examples), batch_size):
         yield examples[start : start + batch_size]
 
 
 @torch.no_grad()
 def mean_loss(
-    model: PreTrainedModel, examples: Sequence[Headline], collate: Collate, batch_size: int
+    model: PreTrainedModel,
+    examples: Sequence[Example],
+    collate: Callable[[Sequence[Example]], Batch],
+    batch_size: int,
+    loss: Loss = training_loss,
 ) -> float:
     """Loss averaged over every prediction (not over batches), in nats."""
     model.eval()
     total, count = 0.0, 0
     for chunk in batches_in_order(examples, batch_size):
         batch = collate(chunk)
-        total += float(model(**batch.inputs).loss) * batch.targets
+        total += float(loss(model, batch)) * batch.targets
         count += batch.targets
     return total / max(count, 1)
 
@@ -205,15 +221,19 @@ def progress_bar(console: Console) -> Progress:
 
 def train(
     model: PreTrainedModel,
-    train_set: Sequence[Headline],
-    validation_set: Sequence[Headline],
-    collate: Collate,
+    train_set: Sequence[Example],
+    validation_set: Sequence[Example],
+    collate: Callable[[Sequence[Example]], Batch],
     spec: TrainingSpec,
     *,
     label: str,
     console: Console,
+    loss: Loss = training_loss,
 ) -> TrainingSummary:
-    """Train in place; on return the model holds the weights of the best validation loss."""
+    """Train in place; on return the model holds the weights of the best validation loss.
+
+    `loss` is the objective, in training and validation alike (the labels' cross-entropy
+    unless given)."""
     seed_everything(spec.seed)
     if not train_set or not validation_set:
         raise ValueError(f"{label}: the training and validation sets must not be empty")
@@ -242,18 +262,22 @@ def train(
         while step < spec.max_steps:
             model.train()
             with autocast_context(spec.precision):
-                loss = training_loss(model, collate(next(batches)))
-            loss.backward()
+                step_loss = loss(model, collate(next(batches)))
+            step_loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+            running = (
+                step_loss.item() if running is None else 0.9 * running + 0.1 * step_loss.item()
+            )
             status = f"loss {running:.3f}  best val {best_loss:.3f}"
             evaluated = step % spec.eval_every == 0 or step == spec.max_steps
             if evaluated:
-                validation_loss = mean_loss(model, validation_set, collate, spec.batch_size * 2)
+                validation_loss = mean_loss(
+                    model, validation_set, collate, spec.batch_size * 2, loss
+                )
                 if validation_loss < best_loss:
                     best_loss, best_step, evaluations_without_gain = validation_loss, step, 0
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -40,7 +40,9 @@ from local.emulate.gateway import Gateway, discover_apis
 from local.emulate.sagemaker import Emulator
 from local.emulate.sagemaker.emulator import StartupProgress
 from local.emulate.sagemaker.endpoints import load_local_stacks
+from local.experiment.rounds import describe_round, load_round, round_parameters
 from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT, SITE_DIR
+from local.registry import DEFAULT_REGISTRY_ROOT
 
 DEFAULT_DATABASE_URL = f"sqlite:///{BUILD_DIR / 'local' / 'pressroom.db'}"
 # botocore signs every request; the emulator checks no signature, so any credentials do.
@@ -60,7 +62,9 @@ class LocalStack(Service):
     """Emulator + store + gateway + site; a context manager with `.url`.
 
     `parameter_overrides` go to the root template (e.g. `HostingMode`, `ApiThrottlingRateLimit`,
-    `VariantAWeight`) and so reach both the emulator and the functions' environment;
+    `VariantAWeight`, or an experiment round's `local.experiment.rounds.round_parameters`) and
+    so reach both the emulator and the functions' environment; `registry_root` is the local
+    model registry a round's challenger is served from;
     `function_environment` adds variables to every function (e.g. a shorter
     `GENERATE_DEADLINE_S`), after the local wiring of `function_overrides()`. `emulator`, when
     given, is a running emulator of the same templates and overrides to share; otherwise the
@@ -78,6 +82,7 @@ class LocalStack(Service):
         port: int = 0,
         database_url: str = DEFAULT_DATABASE_URL,
         models_root: Path = DEFAULT_MODELS_ROOT,
+        registry_root: Path = DEFAULT_REGISTRY_ROOT,
         parameter_overrides: Mapping[str, Any] | None = None,
         site_dir: Path | None = SITE_DIR,
         instances_per_function: int = 4,
@@ -93,6 +98,7 @@ class LocalStack(Service):
         self._host = host
         self._port = port
         self._models_root = models_root
+        self._registry_root = registry_root
         self._overrides = dict(parameter_overrides or {})
         self._site_dir = site_dir
         self._instances = instances_per_function
@@ -122,6 +128,7 @@ class LocalStack(Service):
                 self.emulator = Emulator(
                     self.profile,
                     models_root=self._models_root,
+                    registry_root=self._registry_root,
                     parameter_overrides=self._overrides,
                     log_file=self.log_file,
                     **self._emulator_options,
@@ -227,18 +234,25 @@ def up(
         ),
     ] = DEFAULT_LOG_FILE,
 ) -> None:
-    """Run Pressroom on this machine: models, SageMaker emulator, API and site on one origin."""
+    """Run Pressroom on this machine: models, SageMaker emulator, API and site on one origin.
+
+    When an experiment round is running (`pressroom round start`), variant B serves its
+    challenger at the round's share, routed by Thompson sampling on the round's votes."""
     from training.artifacts import ensure_artifacts
 
     console = Console(stderr=True)
     console.print(f"[bold]Models[/] ({profile} profile): building what is missing")
     ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=console)
+    experiment_round = load_round()
+    if experiment_round is not None:
+        console.print(f"[bold]Experiment round[/]: {describe_round(experiment_round)}")
     with startup_progress(console) as on_progress:
         stack = LocalStack(
             profile,
             host=host,
             port=port,
             database_url=database_url,
+            parameter_overrides=round_parameters(experiment_round) if experiment_round else None,
             log_path=log_file,
             emulator_options={"on_progress": on_progress},
         )

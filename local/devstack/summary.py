@@ -90,7 +90,9 @@ def served_models(endpoints: Mapping[str, EndpointSpec]) -> list[ServedModel]:
             share = variant.weight / total if total > 0 and len(endpoint.variants) > 1 else None
             models.append(
                 ServedModel(
-                    name=variant.model_name,
+                    name=f"{variant.model_name} (challenger)"
+                    if variant.challenger
+                    else variant.model_name,
                     endpoint=endpoint.name,
                     variant=variant.name,
                     traffic_share=share,

@@ -7,6 +7,7 @@ import math
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -33,15 +34,45 @@ def write_report_files(report: ExperimentReport, out_dir: Path) -> list[Path]:
         UP_RATE_PNG: up_rate_chart(report),
         TRAFFIC_PNG: traffic_chart(report),
     }
-    written = []
-    for name, figure in charts.items():
-        path = out_dir / name
-        figure.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        written.append(path)
+    written = [save_chart(figure, out_dir / name) for name, figure in charts.items()]
     page = out_dir / REPORT_HTML
     page.write_text(report_html(report), encoding="utf-8")
     return [*written, page]
+
+
+def save_chart(figure: Figure, path: Path) -> Path:
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def loop_chart(figures: dict[str, Any]) -> Figure:
+    """Round two of the simulated loop: the challenger's P(best) from `/api/stats` and its share
+    of the traffic, against readers so far (`local.experiment.loop.LoopResult.to_json`)."""
+    checkpoints = figures["second_round_checkpoints"]
+    readers = [checkpoint["requests"] for checkpoint in checkpoints]
+    figure, axes = plt.subplots(figsize=(7, 4))
+    axes.plot(
+        readers,
+        [checkpoint["probability_best"].get("B", 0.0) for checkpoint in checkpoints],
+        marker="o",
+        label="P(challenger best)",
+    )
+    axes.plot(
+        readers,
+        [checkpoint["challenger_share_in_window"] for checkpoint in checkpoints],
+        linestyle="--",
+        label="challenger's share of the last 50 answers",
+    )
+    axes.axhline(0.95, color="grey", linewidth=0.8, linestyle=":")
+    axes.axhline(figures["canary_share"], color="grey", linewidth=0.8, linestyle="-.")
+    axes.set(
+        xlabel="readers in the round (each votes once)",
+        ylim=(0, 1.02),
+        title=f"Challenger {figures['challenger']['version'][:8]} against the champion",
+    )
+    axes.legend(loc="lower right")
+    return figure
 
 
 def posterior_chart(report: ExperimentReport) -> Figure:

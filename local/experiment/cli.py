@@ -193,7 +193,7 @@ def _run_simulation(
 ) -> None:
     import httpx
 
-    from local.experiment.simulate import SimulationError
+    from local.experiment.simulate import SimulationError, rates_taste
     from local.experiment.simulate import simulate as run
 
     with (
@@ -204,7 +204,7 @@ def _run_simulation(
         try:
             result = run(
                 client,
-                true_rates,
+                rates_taste(true_rates),
                 requests=requests,
                 seed=seed,
                 checkpoint_every=checkpoint_every,
@@ -236,3 +236,86 @@ def _run_simulation(
         + (f"; {result.failed_requests} requests failed" if result.failed_requests else "")
         + "."
     )
+
+
+@commands.command("simulate-retrain")
+def simulate_retrain(
+    profile: Annotated[str, typer.Option(help="Models: smoke (a quick check) or full.")] = "full",
+    readers: Annotated[
+        int, typer.Option(min=1, max=20_000, help="Readers of round one (each votes once).")
+    ] = 400,
+    round_readers: Annotated[
+        int, typer.Option(min=1, max=20_000, help="Readers of round two, champion vs challenger.")
+    ] = 600,
+    share: Annotated[
+        float, typer.Option(min=0.01, max=0.5, help="The challenger's canary share in round two.")
+    ] = 0.1,
+    max_words: Annotated[
+        int, typer.Option(min=1, help="The readers' taste: headlines of at most this many words.")
+    ] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of the readers' prompts and votes.")] = 7,
+    out: Annotated[
+        Path,
+        typer.Option(help="Where loop.json, loop.png, the run's feedback.db and its log go."),
+    ] = Path("build/loop"),
+) -> None:
+    """Readers with a hidden taste vote; `retrain` learns from them; does the challenger win?"""
+    from local.experiment.loop import close_the_loop, write_loop_files
+    from local.experiment.simulate import PrefersShortHeadlines, SimulationError
+    from local.paths import DEFAULT_MODELS_ROOT
+    from local.registry import DEFAULT_REGISTRY_ROOT
+    from training.artifacts import ensure_artifacts
+    from training.feedback import RetrainRefused
+
+    console = Console()
+    ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=Console(stderr=True))
+    taste = PrefersShortHeadlines(max_words=max_words)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Synthetic readers", total=readers + round_readers)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            result = close_the_loop(
+                profile,
+                out / "feedback.db",
+                readers=readers,
+                round_readers=round_readers,
+                share=share,
+                seed=seed,
+                taste=taste,
+                models_root=DEFAULT_MODELS_ROOT,
+                registry_root=DEFAULT_REGISTRY_ROOT,
+                console=console,
+                on_request=lambda: progress.advance(task),
+            )
+        except (SimulationError, RetrainRefused) as error:
+            console.print(f"[red]Simulation stopped:[/] {error}")
+            raise typer.Exit(1) from None
+    table = Table(
+        title=f"Readers like headlines of at most {max_words} words", title_justify="left"
+    )
+    for column in ("round", "variant", "model", "answers", "true up-rate", "short", "words"):
+        table.add_column(column, justify="right")
+    for round_name in ("first", "second"):
+        for variant, figures in result.taste_figures(round_name).items():
+            table.add_row(
+                round_name,
+                variant,
+                figures.model,
+                str(figures.answers),
+                f"{figures.true_up_rate:.3f}",
+                f"{figures.short_share:.0%}",
+                f"{figures.mean_words:.1f}",
+            )
+    console.print(table)
+    confident_at = result.challenger_confident_at()
+    final = result.second_round.checkpoints[-1].probability_best.get("B", 0.0)
+    console.print(
+        f"Challenger {result.challenger.version} ({result.challenger.status}): "
+        + (
+            f"[green]P(best) >= 0.95 after {confident_at} readers[/] of round two"
+            if confident_at
+            else f"[yellow]P(best) {final:.3f}[/] after {round_readers} readers of round two"
+        )
+    )
+    for path in write_loop_files(result, out):
+        console.print(f"wrote {path}")

@@ -1,18 +1,22 @@
-"""Synthetic readers with known true up-rates, driving the real API: generate, then vote.
+"""Synthetic readers with a known taste, driving the real API: generate, then vote.
 
 Each reader is a new user id (so sticky routing spreads them by the weights) who asks for a
-headline and votes up with the true up-rate of the variant that answered. Every
-`checkpoint_every` requests the simulation reads `GET /api/stats`, so the P(best) trajectory is
-the API's own verdict. Whether the strategy "found" the better variant is judged against the
-known truth.
+headline and votes up with the probability its `Taste` gives the answer: a fixed up-rate per
+variant (`rates_taste`), or a rule on the headline itself that no model is told
+(`PrefersShortHeadlines`). Every `checkpoint_every` requests the simulation reads
+`GET /api/stats`, so the P(best) trajectory is the API's own verdict. Whether the strategy
+"found" the better variant is judged against the truth: the mean up-probability of what each
+variant actually served.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from statistics import fmean
 from typing import Any
 
 import httpx
@@ -37,6 +41,41 @@ class SimulationError(RuntimeError):
     """The API answered something the simulation cannot go on from."""
 
 
+Taste = Callable[[Mapping[str, Any]], float]
+"""A reader's probability of voting up on one `POST /api/generate` answer."""
+
+
+def rates_taste(true_rates: Mapping[str, float]) -> Taste:
+    """Readers who like a variant at a fixed rate, whatever it writes."""
+
+    def taste(generation: Mapping[str, Any]) -> float:
+        variant = generation["variant"]
+        if variant not in true_rates:
+            raise SimulationError(
+                f"the API served variant {variant!r}, which has no true rate "
+                f"(give one with --rate {variant}=0.5)"
+            )
+        return true_rates[variant]
+
+    return taste
+
+
+@dataclass(frozen=True)
+class PrefersShortHeadlines:
+    """Readers who like short headlines: up with `up_if_short` when the whole headline has at
+    most `max_words` words, else with `up_otherwise`. No model is told the rule."""
+
+    max_words: int = 6
+    up_if_short: float = 0.8
+    up_otherwise: float = 0.2
+
+    def is_short(self, headline: str) -> bool:
+        return len(headline.split()) <= self.max_words
+
+    def __call__(self, generation: Mapping[str, Any]) -> float:
+        return self.up_if_short if self.is_short(generation["headline"]) else self.up_otherwise
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     requests: int
@@ -46,14 +85,25 @@ class Checkpoint:
 
 @dataclass
 class SimulationResult:
-    true_rates: dict[str, float]
     served: list[str] = field(default_factory=list)  # the variant of each request, in order
+    up_probabilities: list[float] = field(default_factory=list)  # the taste of each, in order
+    headlines: list[str] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)  # variant -> "name version" it served
     checkpoints: list[Checkpoint] = field(default_factory=list)
     failed_requests: int = 0
 
     @property
+    def true_rates(self) -> dict[str, float]:
+        """Per variant, the mean up-probability of what it served: its true up-rate."""
+        by_variant: dict[str, list[float]] = defaultdict(list)
+        for variant, probability in zip(self.served, self.up_probabilities, strict=True):
+            by_variant[variant].append(probability)
+        return {variant: fmean(values) for variant, values in sorted(by_variant.items())}
+
+    @property
     def better(self) -> str:
-        return max(self.true_rates, key=lambda name: self.true_rates[name])
+        rates = self.true_rates
+        return max(rates, key=lambda name: rates[name])
 
     def better_share(self, last: int) -> float:
         """Share of the last `last` served requests that went to the better variant."""
@@ -76,18 +126,21 @@ class SimulationResult:
 
 def simulate(
     client: httpx.Client,
-    true_rates: Mapping[str, float],
+    taste: Taste,
     *,
     requests: int,
     seed: int,
     checkpoint_every: int = 50,
+    max_new_tokens: int | None = MAX_NEW_TOKENS,
     on_request: Callable[[], None] = lambda: None,
 ) -> SimulationResult:
-    """Run `requests` synthetic readers against the API `client` points at (its base URL)."""
+    """Run `requests` synthetic readers against the API `client` points at (its base URL).
+
+    Checkpoints judge P(best) against the variant that is better by what it served so far."""
     if requests < 1 or checkpoint_every < 1:
         raise ValueError("requests and checkpoint_every must be at least 1")
     rng = random.Random(seed)  # noqa: S311 - synthetic readers, not cryptography
-    result = SimulationResult(true_rates=dict(true_rates))
+    result = SimulationResult()
     window: list[str] = []
     for index in range(1, requests + 1):
         user = {"X-User-Id": f"simulated-reader-{seed}-{index}"}
@@ -95,20 +148,20 @@ def simulate(
             client,
             "POST",
             "api/generate",
-            json={"prompt": rng.choice(PROMPTS), "max_new_tokens": MAX_NEW_TOKENS, "seed": index},
+            json={
+                "prompt": rng.choice(PROMPTS),
+                "seed": index,
+                # None: the served default length.
+                **({} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}),
+            },
             headers=user,
         )
         if answer.status_code != httpx.codes.OK:
             result.failed_requests += 1
         else:
             generation = answer.json()
-            variant = generation["variant"]
-            if variant not in true_rates:
-                raise SimulationError(
-                    f"the API served variant {variant!r}, which has no true rate "
-                    f"(give one with --rate {variant}=0.5)"
-                )
-            vote = "up" if rng.random() < true_rates[variant] else "down"
+            up_probability = taste(generation)
+            vote = "up" if rng.random() < up_probability else "down"
             stored = _send(
                 client,
                 "POST",
@@ -118,8 +171,12 @@ def simulate(
             )
             if stored.status_code != httpx.codes.OK:
                 raise SimulationError(f"a vote was refused: {stored.status_code} {stored.text}")
-            result.served.append(variant)
-            window.append(variant)
+            result.served.append(generation["variant"])
+            result.up_probabilities.append(up_probability)
+            result.headlines.append(generation["headline"])
+            model = generation["model"]
+            result.models[generation["variant"]] = f"{model['name']} {model['version']}"
+            window.append(generation["variant"])
         if index % checkpoint_every == 0 or index == requests:
             result.checkpoints.append(_checkpoint(client, index, window, result.better))
             window = []

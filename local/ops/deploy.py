@@ -80,7 +80,7 @@ def environment_config(name: str, samconfig: Path = SAMCONFIG) -> EnvironmentCon
 def model_parameters(root: Path = ROOT_TEMPLATE) -> dict[str, ModelParameters]:
     """For each served model, the root parameters that carry its artifact URL and version."""
     found: dict[str, ModelParameters] = {}
-    for app_id, passed, nested in _applications(root):
+    for app_id, passed, nested in nested_applications(root):
         for logical_id, resource, model in _served_models(nested):
             container = resource["Properties"]["PrimaryContainer"]
             where = f"{app_id}/{logical_id}"
@@ -126,7 +126,7 @@ def serving_container(
 def log_names(app: str, root: Path = ROOT_TEMPLATE) -> list[str]:
     """`NestedStack/Function` ids of one app's Lambda functions, as `sam logs --name` takes them."""
     apps = []
-    for app_id, _, nested in _applications(root):
+    for app_id, _, nested in nested_applications(root):
         apps.append(nested.parent.name)
         if nested.parent.name != app:
             continue
@@ -200,7 +200,7 @@ def stack_outputs(cloudformation: Any, stack_name: str, *names: str) -> dict[str
     return {name: outputs[name] for name in names}
 
 
-def _applications(root: Path) -> Iterator[tuple[str, Mapping[str, Any], Path]]:
+def nested_applications(root: Path) -> Iterator[tuple[str, Mapping[str, Any], Path]]:
     """(logical id, parameters the root passes, nested template path) of each nested app."""
     for app_id, resource in load_template(root)["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Application":
@@ -213,9 +213,16 @@ def _applications(root: Path) -> Iterator[tuple[str, Mapping[str, Any], Path]]:
 
 
 def _served_models(nested: Path) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """Each model's own `AWS::SageMaker::Model`; a round's challenger (`Challenger: true`) is
+    another version of a model, carried by the Challenger* parameters instead."""
     for logical_id, resource in load_template(nested)["Resources"].items():
-        model = resource.get("Metadata", {}).get("Pressroom", {}).get("Model")
-        if resource.get("Type") == "AWS::SageMaker::Model" and isinstance(model, str):
+        pressroom = resource.get("Metadata", {}).get("Pressroom", {})
+        model = pressroom.get("Model")
+        if (
+            resource.get("Type") == "AWS::SageMaker::Model"
+            and isinstance(model, str)
+            and not pressroom.get("Challenger")
+        ):
             yield logical_id, resource, model
 
 

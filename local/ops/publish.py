@@ -7,7 +7,10 @@ changes nothing. Each model has a model package group; a package records our ver
 customer metadata, because SageMaker numbers package versions on its own.
 
 Deploys take the newest package a stage may serve (`release_parameters`): any registered one for
-dev, an approved one for prod, so `pressroom promote` is the gate to production.
+dev, an approved one for prod, so `pressroom promote` is the gate to production. A challenger
+(a headline-base version retrained on votes, in `CHALLENGER_GROUP`) is served only when named:
+`release-parameters --challenger VERSION --share S` starts an experiment round with it on
+variant B, under the same approval rule.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import shlex
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +29,13 @@ import typer
 from botocore.exceptions import ClientError
 from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
+from local.experiment.rounds import (
+    DEFAULT_SHARE,
+    MAX_SHARE,
+    ROUND_PARAMETERS,
+    round_overrides,
+    share_problem,
+)
 from local.ops.deploy import (
     DeployError,
     ModelParameters,
@@ -41,6 +52,8 @@ ApprovalStatus = Literal["PendingManualApproval", "Approved"]
 PENDING: ApprovalStatus = "PendingManualApproval"
 APPROVED: ApprovalStatus = "Approved"
 REJECTED = "Rejected"
+# Where retraining jobs register challengers (PendingManualApproval), apart from the champions'.
+CHALLENGER_GROUP = "pressroom-headline-challengers"
 # S3 object metadata and SageMaker API responses are untyped JSON; this names them.
 Json = dict[str, Any]
 
@@ -57,6 +70,7 @@ class PackagedModel:
     version: str
     profile: str
     tarball: Path
+    manifest: Path
 
     @classmethod
     def load(cls, directory: Path) -> PackagedModel:
@@ -83,7 +97,7 @@ class PackagedModel:
                 f"{manifest_path}: field 'name' is {fields['name']!r} "
                 f"but the directory is {directory.name!r}"
             )
-        return cls(tarball=tarball, **fields)
+        return cls(tarball=tarball, manifest=manifest_path, **fields)
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,12 @@ def artifact_key(name: str, version: str) -> str:
     return f"models/{name}/{version}/model.tar.gz"
 
 
+def manifest_key(name: str, version: str) -> str:
+    """The manifest beside the tarball (it is not inside it): a retraining job reads the
+    champion's from there (`pressroom retrain-job`)."""
+    return f"models/{name}/{version}/manifest.json"
+
+
 def default_group_name(name: str) -> str:
     return f"pressroom-{name}"
 
@@ -117,40 +137,88 @@ def publish(
     approval_status: ApprovalStatus = PENDING,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Publication:
-    """Upload the tarball and register it as a model package, skipping what already exists.
+    """Upload the tarball and its manifest and register the tarball as a model package,
+    skipping what already exists.
 
     `container` is the serving container spec (Image, Environment) without ModelDataUrl;
     `on_bytes` receives upload progress.
     """
     key = artifact_key(model.name, model.version)
     model_data_url = f"s3://{bucket}/{key}"
-    uploaded = not _object_exists(s3, bucket, key)
+    metadata = {"pressroom-model": model.name, VERSION_KEY: model.version}
+    uploaded = not object_exists(s3, bucket, key)
     if uploaded:
         s3.upload_file(
             str(model.tarball),
             bucket,
             key,
-            ExtraArgs={"Metadata": {"pressroom-model": model.name, VERSION_KEY: model.version}},
+            ExtraArgs={"Metadata": metadata},
             Callback=on_bytes,
         )
-    _ensure_group(sagemaker, group, model.name)
-    existing = find_package(sagemaker, group, model.version)
-    if existing is not None:
-        return Publication(
-            model.name, model.version, model_data_url, existing["ModelPackageArn"], uploaded, False
+    # Checked apart from the tarball: versions published before manifests were uploaded get one.
+    manifest = manifest_key(model.name, model.version)
+    if not object_exists(s3, bucket, manifest):
+        s3.upload_file(
+            str(model.manifest),
+            bucket,
+            manifest,
+            ExtraArgs={"Metadata": metadata, "ContentType": "application/json"},
         )
+    registration = register(
+        sagemaker,
+        group=group,
+        name=model.name,
+        version=model.version,
+        profile=model.profile,
+        model_data_url=model_data_url,
+        container=container,
+        approval_status=approval_status,
+    )
+    return Publication(
+        model.name,
+        model.version,
+        model_data_url,
+        registration.model_package_arn,
+        uploaded,
+        registration.registered,
+    )
+
+
+@dataclass(frozen=True)
+class Registration:
+    model_package_arn: str
+    registered: bool  # False when the group already held that version
+
+
+def register(
+    sagemaker: Any,
+    *,
+    group: str,
+    name: str,
+    version: str,
+    profile: str,
+    model_data_url: str,
+    container: Mapping[str, Any],
+    approval_status: ApprovalStatus = PENDING,
+) -> Registration:
+    """Register `version` of model `name` (its artifact at `model_data_url`) in `group` as a
+    model package carrying the version in its customer metadata, unless the group has it."""
+    _ensure_group(sagemaker, group, name)
+    existing = find_package(sagemaker, group, version)
+    if existing is not None:
+        return Registration(existing["ModelPackageArn"], registered=False)
     arn: str = sagemaker.create_model_package(
         ModelPackageGroupName=group,
-        ModelPackageDescription=f"{model.name} {model.version} ({model.profile} profile)",
+        ModelPackageDescription=f"{name} {version} ({profile} profile)",
         InferenceSpecification={
             "Containers": [{**container, "ModelDataUrl": model_data_url}],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
         ModelApprovalStatus=approval_status,
-        CustomerMetadataProperties={VERSION_KEY: model.version, PROFILE_KEY: model.profile},
+        CustomerMetadataProperties={VERSION_KEY: version, PROFILE_KEY: profile},
     )["ModelPackageArn"]
-    return Publication(model.name, model.version, model_data_url, arn, uploaded, True)
+    return Registration(arn, registered=True)
 
 
 def promote(sagemaker: Any, *, group: str, version: str) -> Json:
@@ -193,10 +261,13 @@ def release_parameters(
     base_overrides: str,
     model_parameters: Mapping[str, ModelParameters],
     packages: Mapping[str, Json | None],
+    experiment_round: Mapping[str, str] | None = None,
 ) -> str:
     """`sam deploy --parameter-overrides` text: the environment's own overrides plus each
-    model's artifact URL and version from its package."""
+    model's artifact URL and version from its package, then an experiment round's parameters
+    (`challenger_round`), if any."""
     overrides = dict(token.split("=", 1) for token in shlex.split(base_overrides))
+    overrides.update(experiment_round or {})
     for name, parameters in model_parameters.items():
         package = packages.get(name)
         if package is None:
@@ -205,6 +276,73 @@ def release_parameters(
         overrides[parameters.data_url] = container["ModelDataUrl"]
         overrides[parameters.version] = package["CustomerMetadataProperties"][VERSION_KEY]
     return " ".join(f"{key}={shlex.quote(value)}" for key, value in overrides.items())
+
+
+def challenger_round(
+    sagemaker: Any,
+    cloudformation: Any,
+    *,
+    stack_name: str,
+    version: str,
+    share: float,
+    approved_only: bool,
+    now: datetime,
+) -> dict[str, str]:
+    """The root parameters of an experiment round with challenger `version` from
+    `CHALLENGER_GROUP` on variant B at `share`. A stack already serving that challenger keeps
+    its round's start, so a redeploy does not restart the round; otherwise it starts `now`."""
+    if (problem := share_problem(share)) is not None:
+        raise PublishError(problem)
+    package = find_package(sagemaker, CHALLENGER_GROUP, version)
+    if package is None:
+        raise PublishError(
+            f"--challenger {version}: no such version in model package group {CHALLENGER_GROUP} "
+            "(a retraining job registers challengers there)"
+        )
+    status = package.get("ModelApprovalStatus")
+    if status == REJECTED or (approved_only and status != APPROVED):
+        raise PublishError(
+            f"--challenger {version} is {status} in {CHALLENGER_GROUP}, and this environment "
+            f"serves {'Approved' if approved_only else 'any but Rejected'} packages only"
+            + (
+                f" (`pressroom promote headline-base {version} --model-package-group "
+                f"{CHALLENGER_GROUP}` approves it)"
+                if status != REJECTED
+                else ""
+            )
+        )
+    deployed = _deployed_parameters(cloudformation, stack_name)
+    same_round = deployed.get("ChallengerModelVersion") == version
+    started_at = deployed.get("ExperimentStartedAt") if same_round else None
+    return round_overrides(
+        data_url=package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"],
+        version=version,
+        share=share,
+        started_at=started_at or now.astimezone(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def deployed_round(cloudformation: Any, stack_name: str) -> dict[str, str] | None:
+    """The round the stack serves now (its round parameters as deployed), or None: a deploy
+    that names no challenger keeps it, so an ordinary push does not end a running round."""
+    deployed = _deployed_parameters(cloudformation, stack_name)
+    if not deployed.get("ChallengerModelVersion"):
+        return None
+    return {key: deployed[key] for key in ROUND_PARAMETERS}
+
+
+def _deployed_parameters(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    """The root stack's parameter values as deployed; empty before the first deploy."""
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        if "does not exist" in str(error):
+            return {}
+        raise
+    return {
+        item["ParameterKey"]: item.get("ParameterValue", "")
+        for item in stacks[0].get("Parameters", [])
+    }
 
 
 def _packages_newest_first(sagemaker: Any, group: str) -> Iterator[Json]:
@@ -242,7 +380,7 @@ def _is_missing_group(error: ClientError) -> bool:
     return "does not exist" in message or "not found" in message.lower()
 
 
-def _object_exists(s3: Any, bucket: str, key: str) -> bool:
+def object_exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
@@ -335,11 +473,30 @@ def promote_command(
 @commands.command("release-parameters")
 def release_parameters_command(
     env: Annotated[str, typer.Option(help="samconfig.toml environment (dev, prod).")],
+    challenger: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Version of a headline-base challenger in {CHALLENGER_GROUP}: serve it on "
+            "variant B in an experiment round (Thompson sampling from --share)."
+        ),
+    ] = None,
+    share: Annotated[
+        float, typer.Option(help=f"The challenger's first share of traffic, in (0, {MAX_SHARE}].")
+    ] = DEFAULT_SHARE,
+    end_round: Annotated[
+        bool,
+        typer.Option(
+            "--end-round", help="End the stack's experiment round: variant B serves headline-lite."
+        ),
+    ] = False,
 ) -> None:
-    """Print `sam deploy --parameter-overrides` for ENV: its own, plus the models it may serve."""
+    """Print `sam deploy --parameter-overrides` for ENV: its own, plus the models it may serve
+    and its experiment round: the `--challenger` given, else the one the stack serves now
+    (unless `--end-round`)."""
     with clean_failure():
         config = environment_config(env)
-        sagemaker = boto3.session.Session(region_name=config.region).client("sagemaker")
+        session = boto3.session.Session(region_name=config.region)
+        sagemaker = session.client("sagemaker")
         parameters = model_parameters()
         approved_only = env in APPROVED_ONLY_ENVIRONMENTS
         packages = {
@@ -348,7 +505,25 @@ def release_parameters_command(
             )
             for name in parameters
         }
-        typer.echo(release_parameters(config.parameter_overrides, parameters, packages))
+        if challenger is not None and end_round:
+            raise PublishError("--challenger starts a round and --end-round ends one: give one")
+        cloudformation = session.client("cloudformation")
+        experiment_round = None
+        if challenger is None and not end_round:
+            experiment_round = deployed_round(cloudformation, config.stack_name)
+        elif challenger is not None:
+            experiment_round = challenger_round(
+                sagemaker,
+                cloudformation,
+                stack_name=config.stack_name,
+                version=challenger,
+                share=share,
+                approved_only=approved_only,
+                now=datetime.now(UTC),
+            )
+        typer.echo(
+            release_parameters(config.parameter_overrides, parameters, packages, experiment_round)
+        )
 
 
 def _container(model: PackagedModel, bucket: str, region: str, account_id: str) -> dict[str, Any]:

@@ -82,6 +82,7 @@ def build_generate_app(
             counts=store,
             warmup_impressions=settings.thompson_warmup_impressions,
             refresh_s=settings.thompson_refresh_s,
+            counts_since=settings.experiment_started_at,
         ),
         settings.variants,
         guardrail=build_guardrail(settings),
@@ -144,5 +145,10 @@ class FeedbackApp:
 
 def build_feedback_app(settings: FeedbackSettings) -> FeedbackApp:
     wired = FeedbackApp(settings, open_store(settings.database_url), create_app(settings))
-    feedback.serve(wired.app, store=lambda: wired.store, weights=lambda: settings.variant_weights)
+    feedback.serve(
+        wired.app,
+        store=lambda: wired.store,
+        weights=lambda: settings.variant_weights,
+        started_at=lambda: settings.experiment_started_at,
+    )
     return wired

@@ -58,6 +58,7 @@ from local.emulate.sagemaker.endpoints import (
 from local.emulate.sagemaker.supervisor import RestartPolicy, WorkerState, WorkerSupervisor
 from local.emulate.sagemaker.worker import BATCH_SIZE_HEADER
 from local.paths import DEFAULT_MODELS_ROOT
+from local.registry import DEFAULT_REGISTRY_ROOT
 
 INVOCATION_TIMEOUT_S = 60.0
 """SageMaker gives a container 60 seconds to answer an invocation."""
@@ -101,7 +102,9 @@ class _Variant:
 class Emulator(Service):
     """SageMaker Runtime on 127.0.0.1, configured from the templates; a context manager.
 
-    `profile` picks `models_root/<profile>/<model-name>/model` for each variant.
+    `profile` picks `models_root/<profile>/<model-name>/model` for each variant; a variant
+    whose model data URL names a registered version (an experiment round's challenger) serves
+    it from the local model registry at `registry_root`.
     `templates` defaults to `template-root.yaml` (or the app templates before it exists);
     `parameter_overrides` go to every template that declares them (e.g. `HostingMode`,
     `VariantAWeight`). `seed` makes the weighted variant choice reproducible.
@@ -118,6 +121,7 @@ class Emulator(Service):
         profile: str = "smoke",
         *,
         models_root: Path = DEFAULT_MODELS_ROOT,
+        registry_root: Path = DEFAULT_REGISTRY_ROOT,
         templates: Sequence[Path] | None = None,
         parameter_overrides: Mapping[str, Any] | None = None,
         host: str = "127.0.0.1",
@@ -137,7 +141,7 @@ class Emulator(Service):
     ) -> None:
         stacks = load_local_stacks(profile, models_root, templates, parameter_overrides)
         self.endpoints: dict[str, EndpointSpec] = {
-            spec.name: spec for spec in endpoint_specs(stacks, profile, models_root)
+            spec.name: spec for spec in endpoint_specs(stacks, profile, models_root, registry_root)
         }
         if only_endpoints is not None:
             unknown = sorted(set(only_endpoints) - set(self.endpoints))

@@ -4,7 +4,9 @@ The templates are the single source of truth: every active `AWS::SageMaker::Endp
 an emulated endpoint, its EndpointConfig's ProductionVariants become variants (with their
 `InitialVariantWeight`, or serverless config), and each variant's `AWS::SageMaker::Model`
 names its packaged model through `Metadata: {Pressroom: {Model: <model-name>}}`, which maps to
-`<models_root>/<profile>/<model-name>/model` locally.
+`<models_root>/<profile>/<model-name>/model` locally. A model whose `ModelDataUrl` is a registry
+URL (`registry_artifact_url`, e.g. an experiment round's challenger) serves that version from
+the local model registry instead.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.cfn import Stack, TemplateError, load_stack, load_template
+from local import registry
+from local.cfn import Resource, Stack, TemplateError, load_stack, load_template
 from local.paths import ROOT_TEMPLATE
 from training.definitions import MODEL_NAMES
 
 LOCAL_ARTIFACT_BUCKET = "pressroom-local-artifacts"
+# Model data URLs under this prefix name a version in the local model registry.
+REGISTRY_ARTIFACTS = f"s3://{LOCAL_ARTIFACT_BUCKET}/registry/"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class VariantSpec:
     """Serverless MaxConcurrency (None on instance-backed variants)."""
     memory_mb: int | None
     """Serverless MemorySizeInMB (None on instance-backed variants)."""
+    challenger: bool = False
+    """An experiment round's challenger (`Metadata.Pressroom.Challenger`), not the model's own."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,11 @@ def local_model_parameters(profile: str, models_root: Path) -> dict[str, str]:
     return values
 
 
+def registry_artifact_url(name: str, version: str) -> str:
+    """The model data URL that serves `name` `version` from the local model registry."""
+    return f"{REGISTRY_ARTIFACTS}{name}/{version}/model.tar.gz"
+
+
 def load_local_stacks(
     profile: str,
     models_root: Path,
@@ -100,8 +112,14 @@ def load_local_stacks(
     return stacks
 
 
-def endpoint_specs(stacks: Iterable[Stack], profile: str, models_root: Path) -> list[EndpointSpec]:
-    """Every endpoint the stacks (and their nested stacks) define, with resolved variants."""
+def endpoint_specs(
+    stacks: Iterable[Stack],
+    profile: str,
+    models_root: Path,
+    registry_root: Path = registry.DEFAULT_REGISTRY_ROOT,
+) -> list[EndpointSpec]:
+    """Every endpoint the stacks (and their nested stacks) define, with resolved variants;
+    registry URLs resolve in `registry_root`."""
     specs: list[EndpointSpec] = []
     for stack in stacks:
         for endpoint in stack.walk_resources("AWS::SageMaker::Endpoint"):
@@ -109,7 +127,7 @@ def endpoint_specs(stacks: Iterable[Stack], profile: str, models_root: Path) -> 
                 "AWS::SageMaker::EndpointConfig", str(endpoint.properties["EndpointConfigName"])
             )
             variants = tuple(
-                _variant_spec(stack, declaration, profile, models_root)
+                _variant_spec(stack, declaration, profile, models_root, registry_root)
                 for declaration in config.properties.get("ProductionVariants", [])
             )
             if not variants:
@@ -130,7 +148,11 @@ def endpoint_specs(stacks: Iterable[Stack], profile: str, models_root: Path) -> 
 
 
 def _variant_spec(
-    stack: Stack, declaration: Mapping[str, Any], profile: str, models_root: Path
+    stack: Stack,
+    declaration: Mapping[str, Any],
+    profile: str,
+    models_root: Path,
+    registry_root: Path,
 ) -> VariantSpec:
     model = stack.find_by_name("AWS::SageMaker::Model", str(declaration["ModelName"]))
     model_name = model.metadata.get("Pressroom", {}).get("Model")
@@ -143,11 +165,39 @@ def _variant_spec(
     return VariantSpec(
         name=str(declaration["VariantName"]),
         model_name=model_name,
-        artifact_dir=models_root / profile / model_name / "model",
+        artifact_dir=_artifact_dir(model, model_name, profile, models_root, registry_root),
         weight=float(declaration.get("InitialVariantWeight", 1.0)),
         max_concurrency=int(serverless["MaxConcurrency"]) if serverless else None,
         memory_mb=int(serverless["MemorySizeInMB"]) if serverless else None,
+        challenger=bool(model.metadata["Pressroom"].get("Challenger", False)),
     )
+
+
+def _artifact_dir(
+    model: Resource, model_name: str, profile: str, models_root: Path, registry_root: Path
+) -> Path:
+    """The unpacked artifact a model serves: a registered version its URL names, or else the
+    built model of `profile`."""
+    url = str(model.properties["PrimaryContainer"]["ModelDataUrl"])
+    if not url.startswith(REGISTRY_ARTIFACTS):
+        return models_root / profile / model_name / "model"
+    # Name the parameter that set the URL, so the error says what to change.
+    declared = model.stack.template["Resources"][model.logical_id]["Properties"]
+    source = declared["PrimaryContainer"]["ModelDataUrl"]
+    parameter = source["Ref"] if isinstance(source, dict) and "Ref" in source else "ModelDataUrl"
+    name, version, _ = url.removeprefix(REGISTRY_ARTIFACTS).split("/", 2)
+    if name != model_name:
+        raise TemplateError(
+            f"{model.logical_id}: {parameter} {url} names {name}, but the model serves "
+            f"{model_name} (Metadata.Pressroom.Model)"
+        )
+    registered = registry.find(name, version, registry_root)
+    if registered is None:
+        raise TemplateError(
+            f"{model.logical_id}: {parameter} {url}: {name} version {version} is not "
+            f"registered in {registry_root} (`pressroom retrain` registers challengers)"
+        )
+    return registered.model_dir
 
 
 def _declared_parameters(template: Path) -> set[str]:

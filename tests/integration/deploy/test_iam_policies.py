@@ -9,13 +9,16 @@ import fnmatch
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
+from moto import mock_aws
 
 from local.cfn import load_stack, load_template
 from local.paths import REPO_ROOT, ROOT_TEMPLATE
 from qa.reliability import security
+from tests.fixtures.retrain_job import ACCOUNT_ID, BUCKET, REGION, run_retrain_job
 from tests.integration.deploy.policies import (
     ACCOUNT_TEMPLATE,
     ALL_TEMPLATES,
@@ -437,3 +440,154 @@ def test_policies_fit_iams_size_quotas(template: Path) -> None:
         assert inline <= INLINE_POLICIES_PER_ROLE, role.logical_id
     for policy in stack.walk_resources("AWS::IAM::ManagedPolicy"):
         assert size(policy.properties["PolicyDocument"]) <= MANAGED_POLICY, policy.logical_id
+
+
+# --------------------------------------------------------------------------- pressroom retrain-job
+
+# The IAM action behind each call where its name is not the API's (S3 authorizes HeadObject as
+# GetObject); None: the call needs no permission (GetCallerIdentity).
+IAM_ACTION_OF_CALL = {"s3:HeadObject": "s3:GetObject", "sts:GetCallerIdentity": None}
+
+
+def _dev_statements(role: str) -> list[dict[str, Any]]:
+    """`role`'s statements in dev, every !Sub resolved (moto's account, the test bucket)."""
+    stack = load_stack(
+        ENVIRONMENT_TEMPLATE,
+        {"Environment": "dev", "GitHubRepository": "an-org/a-repo", "ArtifactBucketName": BUCKET},
+        region=REGION,
+        account_id=ACCOUNT_ID,
+    )
+    return list(statements(stack.resources[role].properties["Policies"]))
+
+
+def _allows(granted: list[dict[str, Any]], action: str, resource: str | None) -> bool:
+    """Whether an Allow statement names `action` on `resource` (None: on any resource)."""
+    return any(
+        statement["Effect"] == "Allow"
+        and grants(set(strings(statement["Action"])), action)
+        and (
+            resource is None
+            or any(fnmatch.fnmatchcase(resource, str(p)) for p in strings(statement["Resource"]))
+        )
+        for statement in granted
+    )
+
+
+def _resource_of(action: str, params: dict[str, Any]) -> str | None:
+    """The ARN a call acts on, where the request names it."""
+    sagemaker = f"arn:aws:sagemaker:{REGION}:{ACCOUNT_ID}"
+    if action.startswith("s3:") and "Key" in params:
+        return f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"
+    if "TrainingJobName" in params:
+        return f"{sagemaker}:training-job/{params['TrainingJobName']}"
+    if action == "sagemaker:CreateModelPackage":
+        return f"{sagemaker}:model-package/{params['ModelPackageGroupName']}/1"
+    if action.endswith("ModelPackageGroup"):
+        return f"{sagemaker}:model-package-group/{params['ModelPackageGroupName']}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def retrain_job_calls(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Any]]:
+    """Every call `pressroom retrain-job --wait` makes, from the start to the registration."""
+    calls: list[tuple[str, Any]] = []
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+            patch.delenv(variable, raising=False)
+        run_retrain_job(tmp_path_factory.mktemp("retrain"), lambda *call: calls.append(call))
+    return calls
+
+
+def test_the_deploy_role_may_make_every_call_of_pressroom_retrain_job(
+    retrain_job_calls: list[tuple[str, Any]],
+) -> None:
+    granted = _dev_statements("GitHubDeployRole")
+    refused = []
+    for call, params in retrain_job_calls:
+        action = IAM_ACTION_OF_CALL.get(call, call)
+        if action is not None and not _allows(granted, action, _resource_of(action, params)):
+            refused.append((action, _resource_of(action, params)))
+
+    assert {call for call, _ in retrain_job_calls} >= {
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:CreateModelPackage",
+        "s3:PutObject",
+        "cloudformation:DescribeStackResource",
+    }
+    assert refused == []
+    # Registering only for review: approving stays a person's.
+    (register,) = (s for s in granted if "sagemaker:CreateModelPackage" in strings(s["Action"]))
+    assert register["Condition"] == {
+        "StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}
+    }
+
+
+def test_the_deploy_role_passes_only_the_retrain_job_role_and_only_to_sagemaker() -> None:
+    policies = load_template(ENVIRONMENT_TEMPLATE)["Resources"]["GitHubDeployRole"]["Properties"]
+    passes = [
+        (statement["Resource"], statement["Condition"])
+        for statement in statements(policies["Policies"])
+        if "iam:PassRole" in strings(statement["Action"])
+    ]
+
+    assert (
+        {"Fn::GetAtt": ["RetrainJobRole", "Arn"]},
+        {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+    ) in passes
+    assert len(passes) == 2  # and the execution role, to CloudFormation
+
+
+def test_the_retrain_job_role_may_do_what_its_job_does(
+    retrain_job_calls: list[tuple[str, Any]],
+) -> None:
+    (request,) = [
+        params for call, params in retrain_job_calls if call == "sagemaker:CreateTrainingJob"
+    ]
+    granted = _dev_statements("RetrainJobRole")
+    channel = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    source = json.loads(request["HyperParameters"]["sagemaker_submit_directory"])
+    output = f"{request['OutputDataConfig']['S3OutputPath']}{request['TrainingJobName']}/output/"
+    database = parse_qs(urlparse(request["Environment"]["DATABASE_URL"]).query)
+    repository, _ = request["AlgorithmSpecification"]["TrainingImage"].split(":")
+    registry, name = repository.split("/", 1)
+    stream = f"{request['TrainingJobName']}/algo-1-1765080000"
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/sagemaker/TrainingJobs"
+    needed = [
+        ("s3:GetObject", f"{channel}model.tar.gz"),
+        ("s3:GetObject", f"{channel}manifest.json"),
+        ("s3:GetObject", source),
+        ("s3:ListBucket", f"s3://{BUCKET}"),
+        ("s3:PutObject", f"{output}model.tar.gz"),
+        ("s3:PutObject", f"{output}output.tar.gz"),
+        ("rds-data:ExecuteStatement", database["aurora_cluster_arn"][0]),
+        ("rds-data:BatchExecuteStatement", database["aurora_cluster_arn"][0]),
+        ("secretsmanager:GetSecretValue", database["secret_arn"][0]),
+        ("ecr:BatchGetImage", f"arn:aws:ecr:{REGION}:{registry.split('.')[0]}:repository/{name}"),
+        ("ecr:GetAuthorizationToken", "*"),
+        ("logs:CreateLogStream", f"{logs}:log-stream:{stream}"),
+        ("logs:PutLogEvents", f"{logs}:log-stream:{stream}"),
+        ("cloudwatch:PutMetricData", "*"),
+    ]
+
+    missing = [
+        (action, resource)
+        for action, resource in needed
+        if not _allows(granted, action, _s3_arn(resource))
+    ]
+    assert missing == []
+    trust = load_template(ENVIRONMENT_TEMPLATE)["Resources"]["RetrainJobRole"]["Properties"]
+    assert trust["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "sagemaker.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    # Another environment's challengers and source dirs are out of its reach.
+    assert not _allows(granted, "s3:PutObject", _s3_arn(output.replace("/dev/", "/prod/")))
+    assert not _allows(granted, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/retrain/prod/x")
+
+
+def _s3_arn(uri: str) -> str:
+    return uri.replace("s3://", "arn:aws:s3:::")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from local.cli import app
 from local.devstack.stack import LocalStack
 from local.emulate.sagemaker import Emulator
-from local.experiment.simulate import simulate
+from local.experiment.simulate import rates_taste, simulate
 from tests.fixtures.sagemaker import models_root_of
 from tests.fixtures.stack import SESSION_PARAMETERS
 from training.artifacts import Artifact
@@ -47,7 +47,7 @@ def test_simulated_readers_lead_thompson_sampling_to_the_better_variant(
 ) -> None:
     with httpx.Client(base_url=thompson_stack.url, timeout=60) as client:
         result = simulate(
-            client, {"A": 0.1, "B": 0.9}, requests=READERS, seed=4, checkpoint_every=20
+            client, rates_taste({"A": 0.1, "B": 0.9}), requests=READERS, seed=4, checkpoint_every=20
         )
 
     assert result.failed_requests == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,34 @@ def test_stats_since_filters_and_treats_a_naive_time_as_utc(
     assert body["total_requests"] == 2
 
 
+def test_stats_default_to_the_experiment_round_and_an_explicit_since_still_wins(
+    call: Call, store_url: str, recorded: list[str], make_generation: GenerationFactory
+) -> None:
+    # The recorded generations were created at 2026-01-15T12:00Z; the round starts an hour later.
+    store = open_store(store_url)
+    later = datetime(2026, 1, 15, 13, 30, tzinfo=UTC)
+    store.record_generation(make_generation(id="g-round", variant="B", created_at=later))
+    store.engine.dispose()
+    handler = load_handler(
+        FUNCTION_DIR,
+        "app.handler",
+        {
+            "DATABASE_URL": store_url,
+            "VARIANT_WEIGHTS": WEIGHTS,
+            "EXPERIMENT_STARTED_AT": "2026-01-15T13:00:00Z",
+        },
+    )
+
+    _, this_round = invoke(handler, "GET", "/api/stats")
+    _, everything = invoke(handler, "GET", "/api/stats", query=[("since", "2026-01-01T00:00:00")])
+    _, without_a_round = call("GET", "/api/stats")
+
+    assert this_round["since"].startswith("2026-01-15T13:00:00")
+    assert [(v["variant"], v["requests"]) for v in this_round["variants"]] == [("B", 1)]
+    assert everything["total_requests"] == without_a_round["total_requests"] == 3
+    assert without_a_round["since"] is None
+
+
 def test_stats_with_a_bad_since_answers_422_naming_it(call: Call) -> None:
     status, body = call("GET", "/api/stats", query=[("since", "last tuesday")])
     assert status == 422
@@ -191,6 +220,10 @@ def test_openapi_documents_both_routes_and_the_stats_model(store_url: str) -> No
     assert {"/api/feedback", "/api/stats"} <= set(schema["paths"])
     components = schema["components"]["schemas"]
     assert {"StatsReport", "VariantStats", "FeedbackRequest", "FeedbackResponse"} <= set(components)
+    (since,) = [
+        p for p in schema["paths"]["/api/stats"]["get"]["parameters"] if p["name"] == "since"
+    ]
+    assert "Default: the start of the current experiment round" in since["description"]
 
 
 @pytest.mark.postgres

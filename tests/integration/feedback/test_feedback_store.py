@@ -145,6 +145,23 @@ def test_stats_window_counts_only_generations_since_the_given_time(
     assert store.stats(None, {"A": 1.0}).variants[0].requests == 2
 
 
+def test_variant_counts_since_a_rounds_start_count_only_that_rounds_generations(
+    store: FeedbackStore, make_generation: GenerationFactory
+) -> None:
+    # Mid-hour: the start's own hour comes from the raw rows, later hours from the rollup.
+    started = datetime(2026, 1, 15, 12, 30, tzinfo=UTC)
+    store.record_generation(make_generation(id="before", created_at=started - timedelta(minutes=1)))
+    store.record_generation(make_generation(id="at", created_at=started))
+    store.record_generation(make_generation(id="later", created_at=started + timedelta(hours=2)))
+    for generation_id in ("before", "at", "later"):
+        store.record_vote(generation_id, USER, "up")
+    store.record_vote("later", "another reader", "down")
+
+    assert store.variant_counts() == {"A": (3, 3, 1)}
+    assert store.variant_counts(started) == {"A": (2, 2, 1)}
+    assert store.variant_counts(started + timedelta(days=1)) == {}
+
+
 def test_stats_match_a_hand_computed_example(
     store: FeedbackStore, make_generation: GenerationFactory
 ) -> None:
@@ -249,3 +266,27 @@ def test_database_crash_answers_unavailable_and_loses_no_acknowledged_vote(
     assert stored == acknowledged
     assert store.variant_counts() == {"A": (1, 20, 0)}
     store.engine.dispose()
+
+
+def test_voted_generations_hold_each_votes_present_value_and_what_the_reader_saw(
+    store: FeedbackStore, make_generation: GenerationFactory
+) -> None:
+    liked = make_generation(prompt="Storm warning for", text=" the coast", variant="B")
+    failed = make_generation(text="", error_code="model_timeout")
+    unvoted = make_generation()
+    for record in (liked, failed, unvoted):
+        store.record_generation(record)
+    store.record_vote(liked.id, "reader-1", "down")
+    store.record_vote(liked.id, "reader-1", "up")  # changed: only the present value counts
+    store.record_vote(liked.id, "reader-2", "down")
+    store.record_vote(failed.id, "reader-1", "down")  # a failed answer teaches nothing
+
+    voted = store.voted_generations()
+
+    assert [(v.generation_id, v.vote.value) for v in voted] == [
+        (liked.id, "up"),
+        (liked.id, "down"),
+    ]
+    assert {(v.prompt, v.text, v.variant, v.model_name, v.model_version) for v in voted} == {
+        ("Storm warning for", " the coast", "B", "headline-base", "v1")
+    }

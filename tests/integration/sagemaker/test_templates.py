@@ -1,6 +1,7 @@
 """The SageMaker resources of the real templates, resolved by local.cfn as CloudFormation
 would, and the intrinsic functions the resolver supports (short-form YAML tags included)."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,91 @@ def test_execution_role_reads_only_the_two_artifacts() -> None:
         "arn:aws:s3:::pressroom-models/headline-base/v1/model.tar.gz",
         "arn:aws:s3:::pressroom-models/headline-lite/v2/model.tar.gz",
     ]
+
+
+CHALLENGER = {
+    "ChallengerModelDataUrl": "s3://pressroom-models/headline-base/v9/model.tar.gz",
+    "ChallengerModelVersion": "v9",
+}
+
+
+@pytest.mark.parametrize("mode", ["realtime", "serverless"])
+def test_a_challenger_takes_variant_bs_place_in_both_modes(mode: str) -> None:
+    stack = _generator_stack(HostingMode=mode, **CHALLENGER)
+
+    served = {}
+    for config in stack.walk_resources("AWS::SageMaker::EndpointConfig"):
+        for variant in config.properties["ProductionVariants"]:
+            model = stack.find_by_name("AWS::SageMaker::Model", variant["ModelName"])
+            container = model.properties["PrimaryContainer"]
+            served[variant["VariantName"]] = (
+                model.metadata["Pressroom"]["Model"],
+                container["ModelDataUrl"],
+                container["Environment"]["PRESSROOM_MODEL_VERSION"],
+                {tag["Key"]: tag["Value"] for tag in model.properties["Tags"]},
+            )
+    assert served["A"][:3] == (
+        "headline-base",
+        GENERATOR_PARAMETERS["HeadlineBaseModelDataUrl"],
+        "v1",
+    )
+    assert served["B"] == (
+        "headline-base",
+        CHALLENGER["ChallengerModelDataUrl"],
+        "v9",
+        {
+            "pressroom:model": "headline-base",
+            "pressroom:model-version": "v9",
+            "pressroom:role": "challenger",
+        },
+    )
+    variants = json.loads(
+        stack.resources["GenerateFunction"].properties["Environment"]["Variables"]["VARIANTS"]
+    )
+    assert (variants["B"]["model_name"], variants["B"]["model_version"]) == ("headline-base", "v9")
+
+
+def test_without_a_challenger_variant_b_serves_headline_lite() -> None:
+    stack = _generator_stack()
+
+    assert "ChallengerModel" not in stack.resources
+    variants = json.loads(
+        stack.resources["GenerateFunction"].properties["Environment"]["Variables"]["VARIANTS"]
+    )
+    assert (variants["B"]["model_name"], variants["B"]["model_version"]) == ("headline-lite", "v2")
+
+
+def test_execution_role_reads_the_challengers_artifact_too() -> None:
+    stack = _generator_stack(**CHALLENGER)
+
+    (policy,) = stack.resources["GeneratorExecutionRole"].properties["Policies"]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert statements["ReadModelArtifacts"]["Resource"][-1] == (
+        "arn:aws:s3:::pressroom-models/headline-base/v9/model.tar.gz"
+    )
+
+
+def test_both_functions_learn_when_the_experiment_round_started() -> None:
+    started = {"ExperimentStartedAt": "2026-05-01T09:30:00+00:00"}
+    [root] = load_local_stacks("smoke", DEFAULT_MODELS_ROOT, None, started)
+    [default_root] = load_local_stacks("smoke", DEFAULT_MODELS_ROOT)
+
+    def started_at(stack: Stack) -> dict[str, str]:
+        return {
+            function.logical_id: function.properties["Environment"]["Variables"][
+                "EXPERIMENT_STARTED_AT"
+            ]
+            for function in stack.walk_resources("AWS::Serverless::Function")
+            if function.logical_id in ("GenerateFunction", "FeedbackFunction")
+        }
+
+    assert started_at(root) == {
+        "GenerateFunction": "2026-05-01T09:30:00+00:00",
+        "FeedbackFunction": "2026-05-01T09:30:00+00:00",
+    }
+    assert set(started_at(default_root).values()) == {""}
+    with pytest.raises(TemplateError, match="ExperimentStartedAt"):
+        load_local_stacks("smoke", DEFAULT_MODELS_ROOT, None, {"ExperimentStartedAt": "today"})
 
 
 def test_classifier_is_serverless_and_publishes_its_endpoint_name() -> None:

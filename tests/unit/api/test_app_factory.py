@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ from pressroom_common.platform.errors import (
     Throttled,
     ValidationError,
 )
-from pressroom_common.platform.settings import ApiSettings
+from pressroom_common.platform.settings import ApiSettings, ExperimentSettings
+from pydantic import ValidationError as PydanticValidationError
 
 from local.emulate.events import proxy_event
 from tests.unit.api.conftest import LAMBDA_CONTEXT
@@ -95,3 +97,27 @@ def test_settings_split_the_cors_origins(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://a.example, https://b.example,")
 
     assert ApiSettings().cors_allowed_origins == ("https://a.example", "https://b.example")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", None),  # the template's default: no round, all time
+        ("2026-05-01T09:30:00Z", datetime(2026, 5, 1, 9, 30, tzinfo=UTC)),
+        ("2026-05-01T09:30:00", datetime(2026, 5, 1, 9, 30, tzinfo=UTC)),  # UTC when zoneless
+        ("2026-05-01T11:30:00+02:00", datetime(2026, 5, 1, 9, 30, tzinfo=UTC)),
+    ],
+)
+def test_settings_read_the_experiment_rounds_start(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: datetime | None
+) -> None:
+    monkeypatch.setenv("EXPERIMENT_STARTED_AT", value)
+
+    assert ExperimentSettings().experiment_started_at == expected
+
+
+def test_a_bad_experiment_start_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPERIMENT_STARTED_AT", "last tuesday")
+
+    with pytest.raises(PydanticValidationError, match="experiment_started_at"):
+        ExperimentSettings()

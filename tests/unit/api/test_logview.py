@@ -207,3 +207,24 @@ def test_the_summary_names_the_models_the_url_and_the_logs(tmp_path: Path) -> No
     assert """curl http://127.0.0.1:8080/api/generate -d '{"prompt":"Stocks"}'""" in text
     assert f"logs -f --file {tmp_path / 'p.log'}" in text
     assert "Ctrl-C stops it." in text
+
+
+def test_the_summary_marks_an_experiment_rounds_challenger(tmp_path: Path) -> None:
+    champion = write_manifest(tmp_path / "champion", {"version": "v-base"})
+    challenger = write_manifest(tmp_path / "challenger", {"version": "v-votes"})
+    endpoint = EndpointSpec(
+        "pressroom-dev-headline",
+        "config",
+        (
+            VariantSpec("A", "headline-base", champion, 0.9, None, None),
+            VariantSpec("B", "headline-base", challenger, 0.1, None, None, challenger=True),
+        ),
+        serverless=False,
+    )
+
+    models = served_models({endpoint.name: endpoint})
+
+    assert [(m.name, m.variant, m.version) for m in models] == [
+        ("headline-base", "A", "v-base"),
+        ("headline-base (challenger)", "B", "v-votes"),
+    ]

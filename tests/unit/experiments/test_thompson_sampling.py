@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pressroom_common.experiment.adaptive import ThompsonSampling
@@ -28,11 +28,11 @@ class CountingStore:
         self.reads = 0
         self.down = False
 
-    def variant_counts(self) -> dict[str, tuple[int, int, int]]:
+    def variant_counts(self, since: datetime | None = None) -> dict[str, tuple[int, int, int]]:
         self.reads += 1
         if self.down:
             raise StoreUnavailableError("the vote counts")
-        return self.store.variant_counts()
+        return self.store.variant_counts(since)
 
 
 @pytest.fixture
@@ -40,14 +40,21 @@ def store() -> FeedbackStore:
     return open_store("sqlite://", migrate=True)
 
 
-def record(store: FeedbackStore, variant: str, count: int, *, up: int) -> None:
-    """`count` impressions of `variant`, the first `up` of them voted up, the rest down."""
+def record(
+    store: FeedbackStore,
+    variant: str,
+    count: int,
+    *,
+    up: int,
+    at: datetime = datetime(2026, 3, 1, tzinfo=UTC),
+) -> None:
+    """`count` impressions of `variant` at `at`, the first `up` of them voted up, the rest down."""
     for index in range(count):
-        generation_id = f"{variant}-{index}"
+        generation_id = f"{variant}-{at:%Y%m%d%H%M}-{index}"
         store.record_generation(
             GenerationRecord(
                 id=generation_id,
-                created_at=datetime(2026, 3, 1, tzinfo=UTC),
+                created_at=at,
                 user_hash="u" * 64,
                 prompt="p",
                 text="t",
@@ -198,3 +205,41 @@ def test_without_a_warm_up_a_variant_with_no_votes_yet_is_still_drawn(
     router = Router(thompson(CountingStore(store), FakeClock(), warmup=0), VARIANTS)
 
     assert {router.assign(None).variant for _ in range(100)} == {"A", "B"}
+
+
+def test_a_new_round_counts_only_its_own_votes(store: FeedbackStore) -> None:
+    round_start = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    # Round one: B (then headline-lite) did badly. Round two: B is a challenger readers prefer.
+    record(store, "A", 40, up=30, at=round_start - timedelta(hours=3))
+    record(store, "B", 40, up=5, at=round_start - timedelta(hours=3))
+    record(store, "A", 40, up=12, at=round_start + timedelta(minutes=5))
+    record(store, "B", 40, up=34, at=round_start + timedelta(minutes=5))
+    strategy = ThompsonSampling(
+        CountingStore(store),
+        FixedWeights(rng=random.Random(1)),
+        warmup_impressions=10,
+        refresh_s=5.0,
+        since=round_start,
+        rng=random.Random(2),
+        clock=FakeClock(),
+        run_refresh=lambda refresh: refresh(),
+    )
+
+    shares = Counter(Router(strategy, VARIANTS).assign(None).variant for _ in range(300))
+
+    assert shares["B"] >= 290
+
+
+def test_a_round_warms_up_afresh_whatever_came_before(store: FeedbackStore) -> None:
+    round_start = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    record(store, "A", 50, up=50, at=round_start - timedelta(days=1))
+    record(store, "B", 50, up=0, at=round_start - timedelta(days=1))
+    record(store, "A", 3, up=3, at=round_start)  # B has nothing in this round yet
+    router = Router(
+        build_strategy("thompson", counts=store, warmup_impressions=10, counts_since=round_start),
+        VARIANTS,
+    )
+    weighted = Router(FixedWeights(), VARIANTS)
+    users = [hash_user_id(f"reader-{n}") for n in range(100)]
+
+    assert [router.assign(u).variant for u in users] == [weighted.assign(u).variant for u in users]

@@ -28,15 +28,16 @@ from local.ops.publish import (
     PublishError,
     commands,
     find_package,
+    manifest_key,
     newest_servable_package,
     promote,
     publish,
     release_parameters,
 )
 from local.paths import ROOT_TEMPLATE
+from tests.unit.publish.conftest import REGION, StubbedCloudFormation
 from training.definitions import MODEL_NAMES
 
-REGION = "us-east-1"
 BUCKET = "pressroom-artifacts-test"
 GROUP = "pressroom-headline-lite"
 CONTAINER = {
@@ -90,6 +91,8 @@ def test_publish_uploads_under_the_version_and_registers_a_pending_package(
     tarball = tmp_path / "abc123" / "smoke" / "headline-lite" / "model.tar.gz"
     assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == tarball.read_bytes()
     assert sum(progress) == tarball.stat().st_size
+    manifest = s3.get_object(Bucket=BUCKET, Key=manifest_key("headline-lite", "abc123"))
+    assert manifest["Body"].read() == (tarball.parent / "manifest.json").read_bytes()
     package = sagemaker.describe_model_package(ModelPackageName=publication.model_package_arn)
     assert package["ModelApprovalStatus"] == PENDING
     assert package["CustomerMetadataProperties"][VERSION_KEY] == "abc123"
@@ -113,6 +116,19 @@ def test_republishing_the_same_version_changes_nothing(
     assert len(packages["ModelPackageSummaryList"]) == 1
     still = s3.head_object(Bucket=BUCKET, Key="models/headline-lite/abc123/model.tar.gz")
     assert still["LastModified"] == uploaded_at["LastModified"]
+
+
+def test_republishing_a_version_without_its_manifest_uploads_only_the_manifest(
+    tmp_path: Path, aws: tuple[Any, Any]
+) -> None:
+    s3, _ = aws
+    publish_version(tmp_path, aws, "abc123")
+    s3.delete_object(Bucket=BUCKET, Key=manifest_key("headline-lite", "abc123"))
+
+    again = publish_version(tmp_path / "again", aws, "abc123")
+
+    assert (again.uploaded, again.registered) == (False, False)
+    s3.head_object(Bucket=BUCKET, Key=manifest_key("headline-lite", "abc123"))
 
 
 def test_a_new_version_gets_its_own_package_and_both_are_found_by_version(
@@ -238,18 +254,10 @@ def test_a_manifest_for_another_model_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto behind the commands' own boto3 sessions (region and fake keys from the environment)."""
-    for variable, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(variable, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
-        yield boto3.client("sagemaker", region_name=REGION)
+def cli_aws(commands_aws: None) -> Any:
+    """The commands' moto, with the artifact bucket; its SageMaker client."""
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    return boto3.client("sagemaker", region_name=REGION)
 
 
 def run(*arguments: str) -> Any:
@@ -293,7 +301,11 @@ def test_publish_command_prints_the_template_parameters_and_registers_the_templa
     assert "already in S3, already registered" in again.stderr
 
 
-def test_prod_release_parameters_need_every_model_approved(tmp_path: Path, cli_aws: Any) -> None:
+def test_prod_release_parameters_need_every_model_approved(
+    tmp_path: Path, cli_aws: Any, cloudformation: StubbedCloudFormation
+) -> None:
+    cloudformation.no_stack()
+    cloudformation.no_stack()
     for name in MODEL_NAMES:
         make_packaged_model(tmp_path, name, f"{name}-v1")
     published = run(

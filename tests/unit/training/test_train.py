@@ -1,15 +1,20 @@
-"""The training loop: padding carries no loss, early stopping keeps the best weights, freezing."""
+"""The training loop: padding carries no loss, early stopping keeps the best weights, freezing;
+the objective of retraining on votes."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import torch
+from pressroom_common.feedback.store import Vote, VotedGeneration
 from rich.console import Console
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from models.serving.inference import headline_prompt_ids
 from training import train as training_loop
 from training.data import Headline
 from training.definitions import ScratchSpec, TrainingSpec
+from training.feedback.retrain import vote_loss, voted_collate
 from training.modeling import build_scratch_gpt2, train_tokenizer
 from training.quantization import outlier_linears
 from training.train import IGNORE_INDEX, causal_lm_collate, freeze_all_but_top_layers, train
@@ -166,3 +171,53 @@ def test_calibration_keeps_exactly_the_layers_whose_inputs_carry_outliers() -> N
         assert calibrate() == ["model.layers.1.mlp.down_proj"]
     finally:
         handle.remove()
+
+
+def _voted(prompt: str, text: str, vote: str, generation_id: str = "g") -> VotedGeneration:
+    return VotedGeneration(
+        generation_id=generation_id,
+        prompt=prompt,
+        text=text,
+        variant="A",
+        model_name="headline-base",
+        model_version="v1",
+        vote=Vote(vote),
+        voted_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+
+
+def test_only_the_generated_text_and_its_end_carry_a_votes_loss() -> None:
+    _, tokenizer = _tiny_model_and_tokenizer()
+    collate = voted_collate(tokenizer, 40, CONTEXT, down_vote_weight=0.5)
+    batch = collate([_voted("Stocks fall", " as oil prices rise", "up")])
+    prompt_length = len(headline_prompt_ids(tokenizer, "Stocks fall", CONTEXT))
+    labels = batch.inputs["labels"][0]
+    assert (labels[:prompt_length] == IGNORE_INDEX).all()
+    assert (labels[prompt_length:] != IGNORE_INDEX).all()
+    assert int(labels[-1]) == tokenizer.eos_token_id
+
+
+def test_the_loss_of_up_votes_is_their_texts_cross_entropy() -> None:
+    model, tokenizer = _tiny_model_and_tokenizer(layers=2)
+    collate = voted_collate(tokenizer, 40, CONTEXT, down_vote_weight=0.5)
+    batch = collate([_voted("Stocks", " fall", "up"), _voted("Film", " wins award", "up")])
+    with torch.no_grad():
+        assert abs(float(vote_loss(model, batch)) - float(model(**batch.inputs).loss)) < 1e-5
+
+
+@pytest.mark.parametrize(("vote", "moves"), [("up", "down"), ("down", "up")])
+def test_one_step_on_a_vote_moves_that_texts_cross_entropy_the_votes_way(
+    vote: str, moves: str
+) -> None:
+    model, tokenizer = _tiny_model_and_tokenizer(layers=2)
+    collate = voted_collate(tokenizer, 40, CONTEXT, down_vote_weight=1.0)
+    voted = collate([_voted("Minister resigns", " over leaked budget plans", vote)])
+    as_liked = collate([_voted("Minister resigns", " over leaked budget plans", "up")])
+    with torch.no_grad():
+        before = float(model(**as_liked.inputs).loss)
+    vote_loss(model, voted).backward()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter -= 0.05 * parameter.grad
+        after = float(model(**as_liked.inputs).loss)
+    assert (after < before) if moves == "down" else (after > before)

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -32,7 +33,7 @@ Clock = Callable[[], float]
 class VariantCountsSource(Protocol):
     """The part of the feedback store Thompson sampling reads."""
 
-    def variant_counts(self) -> dict[str, tuple[int, int, int]]: ...
+    def variant_counts(self, since: datetime | None = None) -> dict[str, tuple[int, int, int]]: ...
 
 
 class WeightedStrategy(Protocol):
@@ -53,7 +54,10 @@ class ThompsonSampling:
     (`warmup`), so each variant gets a fair first look. After that, a variant's up-rate is drawn
     from its posterior (`statistics.up_rate_posterior`) and the highest draw wins: a clearly
     better variant gets almost all traffic, while an uncertain one keeps being explored.
-    Variants with weight 0 are out of the experiment. Counts are cached for `refresh_s` and
+    Variants with weight 0 are out of the experiment. Only the generations since `since` (the
+    experiment round's start; all time when None) count, so a round's new challenger starts from
+    a warm-up of its own, not from the votes its variant earned before. Counts are cached for
+    `refresh_s` and
     re-read off the request path: a request that finds them stale starts one refresh
     (`run_refresh`, a background thread by default) and routes on the counts it has. If the store
     cannot be read, the last counts are used (and before any, the weights).
@@ -68,6 +72,7 @@ class ThompsonSampling:
         *,
         warmup_impressions: int = 100,
         refresh_s: float = 5.0,
+        since: datetime | None = None,
         rng: random.Random | None = None,
         clock: Clock = time.monotonic,
         run_refresh: Callable[[Callable[[], None]], None] = _in_background,
@@ -77,6 +82,7 @@ class ThompsonSampling:
         self._warmup = warmup
         self._warmup_impressions = warmup_impressions
         self._refresh_s = refresh_s
+        self._since = since
         self._rng = rng or random.Random()  # noqa: S311 - exploration, not cryptography
         self._clock = clock
         self._cached: dict[str, tuple[int, int, int]] | None = None
@@ -115,7 +121,7 @@ class ThompsonSampling:
 
     def _refresh(self) -> None:
         try:
-            counts = self._counts.variant_counts()
+            counts = self._counts.variant_counts(self._since)
         except DomainError as error:
             logger.warning(
                 "thompson sampling could not refresh the vote counts; using the last ones",

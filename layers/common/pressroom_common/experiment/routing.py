@@ -12,6 +12,7 @@ import hashlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from pressroom_common.experiment.adaptive import Guardrail, ThompsonSampling, VariantCountsSource
@@ -77,18 +78,24 @@ def build_strategy(
     counts: VariantCountsSource | None = None,
     warmup_impressions: int = 100,
     refresh_s: float = 5.0,
+    counts_since: datetime | None = None,
 ) -> RoutingStrategy:
     """The strategy a deployment's `ROUTING_STRATEGY` names (new strategies register here).
 
-    `thompson` reads the vote counts from `counts` (the feedback store) and routes its warm-up
-    by the weights.
+    `thompson` reads the vote counts of the generations since `counts_since` (the experiment
+    round's start; all time when None) from `counts` (the feedback store) and routes its
+    warm-up by the weights.
     """
 
     def thompson() -> RoutingStrategy:
         if counts is None:
             raise ValueError("thompson routing needs the feedback store's vote counts")
         return ThompsonSampling(
-            counts, FixedWeights(), warmup_impressions=warmup_impressions, refresh_s=refresh_s
+            counts,
+            FixedWeights(),
+            warmup_impressions=warmup_impressions,
+            refresh_s=refresh_s,
+            since=counts_since,
         )
 
     strategies: dict[RoutingStrategyName, Callable[[], RoutingStrategy]] = {

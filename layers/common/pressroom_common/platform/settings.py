@@ -8,6 +8,7 @@ Field names map to upper-case environment variables (`cors_allowed_origins` →
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -45,6 +46,28 @@ class ApiSettings(BaseSettings):
         return value
 
 
+class ExperimentSettings(BaseSettings):
+    """`EXPERIMENT_STARTED_AT`: when the experiment round began (ISO 8601, UTC when it has no
+    zone); a round counts only its own generations. Empty or unset: all time."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    experiment_started_at: datetime | None = None
+
+    @field_validator("experiment_started_at", mode="before")
+    @classmethod
+    def _empty_is_all_time(cls, value: object) -> object:
+        # The templates pass the parameter through, so "no round" arrives as "".
+        return None if value == "" else value
+
+    @field_validator("experiment_started_at")
+    @classmethod
+    def _utc_when_zoneless(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class VariantConfig(BaseModel):
     """One generator variant: where it is served and which model it serves."""
 
@@ -56,7 +79,7 @@ class VariantConfig(BaseModel):
     weight: float = Field(ge=0)
 
 
-class GenerateSettings(ApiSettings, StoreSettings):
+class GenerateSettings(ApiSettings, StoreSettings, ExperimentSettings):
     """Configuration of the generate function (`VARIANTS` is JSON: name → `VariantConfig`)."""
 
     hosting_mode: HostingMode = "realtime"
@@ -74,7 +97,8 @@ class GenerateSettings(ApiSettings, StoreSettings):
     health_timeout_s: float = Field(default=3.0, gt=0)
 
     # Thompson sampling (ROUTING_STRATEGY=thompson): weights split traffic until every variant
-    # has this many impressions; feedback counts are re-read at most every `refresh_s`.
+    # has this many impressions (since `experiment_started_at`); feedback counts are re-read at
+    # most every `refresh_s`.
     thompson_warmup_impressions: int = Field(default=100, ge=0)
     thompson_refresh_s: float = Field(default=5.0, gt=0)
     # Guardrail (any strategy): drain a variant whose error rate or p95 model latency over the
@@ -95,7 +119,7 @@ class GenerateSettings(ApiSettings, StoreSettings):
         return self
 
 
-class FeedbackSettings(ApiSettings, StoreSettings):
+class FeedbackSettings(ApiSettings, StoreSettings, ExperimentSettings):
     """The feedback function: `VARIANT_WEIGHTS` is JSON, e.g. `{"A": 1, "B": 1}` — the weights
     the fixed-weight router splits traffic by, which the sample-ratio-mismatch test checks."""
 

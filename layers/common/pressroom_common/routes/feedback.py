@@ -33,16 +33,23 @@ def variant_weights() -> Mapping[str, float]:
     unprovided("variant_weights")
 
 
+def experiment_started_at() -> datetime | None:
+    unprovided("experiment_started_at")
+
+
 def serve(
     app: APIGatewayRestResolver,
     *,
     store: Callable[[], FeedbackStore],
     weights: Callable[[], Mapping[str, float]],
+    started_at: Callable[[], datetime | None],
 ) -> None:
-    """Serve these routes on `app` with the function's store and the template's variant weights."""
+    """Serve these routes on `app` with the function's store, the template's variant weights
+    and the start of the experiment round (`EXPERIMENT_STARTED_AT`, None for all time)."""
     app.include_router(router)
     app.dependency_overrides[feedback_store] = store
     app.dependency_overrides[variant_weights] = weights
+    app.dependency_overrides[experiment_started_at] = started_at
 
 
 @router.post(
@@ -87,11 +94,20 @@ def feedback(
 def stats(
     store: Annotated[FeedbackStore, Depends(feedback_store)],
     weights: Annotated[Mapping[str, float], Depends(variant_weights)],
+    round_started_at: Annotated[datetime | None, Depends(experiment_started_at)],
     since: Annotated[
         datetime | None,
-        Query(description="ISO 8601; only generations created at or after it (UTC if no zone)"),
+        Query(
+            description="ISO 8601; only generations created at or after it (UTC if no zone). "
+            "Default: the start of the current experiment round (the deployment's "
+            "ExperimentStartedAt), or all time when no round is set."
+        ),
     ] = None,
 ) -> StatsReport:
-    if since is not None and since.tzinfo is None:
+    """The experiment's statistics over one window: by default the current round, which a
+    promoted challenger starts, so the votes of the round before do not count."""
+    if since is None:
+        since = round_started_at
+    elif since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     return store.stats(since, weights)

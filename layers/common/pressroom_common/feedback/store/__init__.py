@@ -22,6 +22,7 @@ from pressroom_common.feedback.store.errors import GenerationNotFoundError, Stor
 from pressroom_common.feedback.store.store import (
     FeedbackStore,
     TrafficBucket,
+    VotedGeneration,
     open_store,
 )
 
@@ -40,5 +41,6 @@ __all__ = [
     "VariantStats",
     "Vote",
     "VoteRecord",
+    "VotedGeneration",
     "open_store",
 ]

@@ -93,6 +93,21 @@ class TrafficBucket:
     down: int
 
 
+@dataclass(frozen=True)
+class VotedGeneration:
+    """One reader's vote (as it stands: a changed vote replaced the earlier one) on one
+    generation, with exactly what that reader saw and the model that wrote it."""
+
+    generation_id: str
+    prompt: str
+    text: str
+    variant: str
+    model_name: str
+    model_version: str
+    vote: Vote
+    voted_at: datetime  # when the vote took its present value
+
+
 class FeedbackStore:
     """Records generations and votes, and aggregates them into experiment statistics."""
 
@@ -192,10 +207,11 @@ class FeedbackStore:
                 )
         return VoteRecord.model_validate(dict(row))
 
-    def variant_counts(self) -> dict[str, tuple[int, int, int]]:
-        """All-time (impressions, up, down) per variant, for adaptive routing (the rollup)."""
+    def variant_counts(self, since: datetime | None = None) -> dict[str, tuple[int, int, int]]:
+        """(impressions, up, down) per variant over generations created at or after `since`
+        (all time when None), for adaptive routing (the rollup)."""
         with self._transaction("the vote counts") as connection:
-            aggregates, _ = _aggregate(connection.execute(window_totals(None)).mappings())
+            aggregates, _ = _aggregate(connection.execute(window_totals(since)).mappings())
         return {item.variant: (item.impressions, item.up, item.down) for item in aggregates}
 
     def traffic_over_time(self, bucket_s: int) -> list[TrafficBucket]:
@@ -243,6 +259,39 @@ class FeedbackStore:
                 )
             )
         return sorted(buckets, key=lambda bucket: (bucket.start, bucket.variant))
+
+    def voted_generations(self) -> list[VotedGeneration]:
+        """Every vote on a generation that answered, oldest vote first (what retraining reads)."""
+        query = (
+            sa.select(
+                votes.c.generation_id,
+                generations.c.prompt,
+                generations.c.text,
+                generations.c.variant,
+                generations.c.model_name,
+                generations.c.model_version,
+                votes.c.vote,
+                votes.c.updated_at,
+            )
+            .join(generations, generations.c.id == votes.c.generation_id)
+            .where(generations.c.error_code.is_(None))
+            .order_by(votes.c.updated_at, votes.c.generation_id, votes.c.user_hash)
+        )
+        with self._transaction("the votes") as connection:
+            rows = connection.execute(query).all()
+        return [
+            VotedGeneration(
+                generation_id=row.generation_id,
+                prompt=row.prompt,
+                text=row.text,
+                variant=row.variant,
+                model_name=row.model_name,
+                model_version=row.model_version,
+                vote=Vote(row.vote),
+                voted_at=row.updated_at,
+            )
+            for row in rows
+        ]
 
     def stats(self, since: datetime | None, weights: Mapping[str, float]) -> StatsReport:
         """Per-variant statistics and the experiment verdict over generations since `since`.

@@ -1,0 +1,9 @@
+"""Learning from readers: the votes in the feedback store train the next challenger.
+
+Not part of any model's build key (`training.pipeline.build_key` hashes `training/*.py` only):
+nothing here shapes the models `build-all` trains.
+"""
+
+
+class RetrainRefused(Exception):
+    """Retraining cannot go on; the message says why and what to do. Nothing was written."""

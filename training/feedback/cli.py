@@ -1,0 +1,135 @@
+"""`pressroom retrain`: the votes in the feedback store train a challenger, registered locally."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from local.devstack.stack import DEFAULT_DATABASE_URL
+from local.paths import DEFAULT_MODELS_ROOT
+from local.registry import DEFAULT_REGISTRY_ROOT, RegisteredModel, register, versions
+from training.feedback import RetrainRefused
+
+commands = typer.Typer()
+CHAMPION = "headline-base"
+
+
+def resolve_champion(
+    version: str | None, profile: str, models_root: Path, registry_root: Path
+) -> Path:
+    """The folder of the champion to retrain: the built headline-base of `profile`, or the
+    given `version` of it, built or registered."""
+    from training.artifacts import Artifact
+
+    built = Artifact.read(models_root / profile / CHAMPION)
+    if version is None:
+        if built is None:
+            raise RetrainRefused(
+                f"no champion: {CHAMPION} is not built for profile {profile} "
+                f"(run `pressroom build-all --profile {profile}`)"
+            )
+        return built.directory.parent
+    if built is not None and built.manifest["version"] == version:
+        return built.directory.parent
+    registered = {model.version: model for model in versions(CHAMPION, registry_root)}
+    if version in registered:
+        return registered[version].directory
+    known = ([built.manifest["version"]] if built else []) + sorted(registered)
+    raise RetrainRefused(
+        f"--champion {version}: no {CHAMPION} of that version is built or registered "
+        f"(known: {', '.join(known) or 'none'})"
+    )
+
+
+@commands.command()
+def retrain(
+    database_url: Annotated[
+        str,
+        typer.Option(help="Feedback store: sqlite:///path, postgresql+psycopg://..., Aurora."),
+    ] = DEFAULT_DATABASE_URL,
+    profile: Annotated[str, typer.Option(help="Profile of the champion: full or smoke.")] = "full",
+    champion: Annotated[
+        str | None,
+        typer.Option(help=f"Version of {CHAMPION} to start from (default: the built one)."),
+    ] = None,
+    min_votes: Annotated[int | None, typer.Option(min=2, help="Fewest votes.")] = None,
+    min_each: Annotated[
+        int | None, typer.Option(min=1, help="Fewest up-votes, and fewest down-votes.")
+    ] = None,
+    down_vote_weight: Annotated[
+        float | None, typer.Option(min=0, help="Unlikelihood weight of a down-vote (0: ignore).")
+    ] = None,
+    models_root: Annotated[Path, typer.Option(help="Where built models live.")] = (
+        DEFAULT_MODELS_ROOT
+    ),
+    registry: Annotated[Path, typer.Option(help="The local model registry.")] = (
+        DEFAULT_REGISTRY_ROOT
+    ),
+) -> None:
+    """Fine-tune the champion on readers' votes; register the challenger (PendingManualApproval)."""
+    console = Console(stderr=True)
+    try:
+        registered = run_retrain(
+            database_url,
+            profile=profile,
+            champion_version=champion,
+            overrides={
+                "min_votes": min_votes,
+                "min_each": min_each,
+                "down_vote_weight": down_vote_weight,
+            },
+            models_root=models_root,
+            registry_root=registry,
+            console=console,
+        )
+    except RetrainRefused as refusal:
+        console.print(f"[red]Not retrained:[/] {refusal}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]registered[/] {registered.name} {registered.version} "
+        f"({registered.status}) in {registered.directory}; model card: "
+        f"{registered.model_dir / 'README.md'}"
+    )
+    typer.echo(registered.version)
+
+
+def run_retrain(
+    database_url: str,
+    *,
+    profile: str,
+    champion_version: str | None,
+    overrides: dict[str, float | int | None],
+    models_root: Path,
+    registry_root: Path,
+    console: Console,
+) -> RegisteredModel:
+    """Refuse early (champion, store, vote counts), then train and register; on any failure
+    nothing is left in the registry."""
+    from training.feedback.retrain import Champion, check_enough, retrain, settings_for
+    from training.feedback.votes import load_votes
+
+    champion = Champion(resolve_champion(champion_version, profile, models_root, registry_root))
+    with console.status("reading the votes"):
+        votes = load_votes(database_url)
+    settings = settings_for(profile).model_copy(
+        update={name: value for name, value in overrides.items() if value is not None}
+    )
+    check_enough(votes, settings)
+    registry_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".retrain-", dir=registry_root))
+    try:
+        manifest = retrain(votes, champion, staging, console=console, settings=settings)
+        source = manifest["training"]["votes"]["source"]
+        return register(
+            staging,
+            f"challenger: {source['name']} {source['version']} retrained on "
+            f"{len(votes)} readers' votes",
+            registry_root,
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,247 @@
+"""Fine-tune the champion on readers' unpaired thumbs, and package the result as a challenger.
+
+The objective, per voted generation (the prompt is given; the generated text and its end token
+carry the loss):
+- up: the text's likelihood (cross-entropy), as in supervised fine-tuning on what readers liked;
+- down: the text's *unlikelihood*, -log(1 - p(token)) per token (Welleck et al., 2019), scaled by
+  `down_vote_weight`: it pushes probability away from what readers disliked without the
+  unbounded pull of a negative likelihood.
+
+Training starts from the champion's weights with its own recipe (the same frozen lower blocks,
+precision and headline length), a lower learning rate and a few epochs; one voted generation in
+ten is held out, and the weights with the best held-out objective are kept: the challenger
+stops where its taste stops generalising to votes it has not seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pressroom_common.feedback.store import VotedGeneration
+from pydantic import BaseModel, Field
+from rich.console import Console
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import PreTrainedTokenizerBase as Tokenizer
+
+import models.serving.inference as serving
+from training.data import build_corpus
+from training.definitions import load_definition
+from training.evaluate import generator_metrics
+from training.feedback import RetrainRefused
+from training.feedback.votes import by_model, count, held_out_generations, training_set_sha256
+from training.package import package
+from training.pipeline import select_data
+from training.train import IGNORE_INDEX, Batch, shared_context_forward, train
+
+
+class RetrainSettings(BaseModel):
+    """How much feedback is enough, and how hard to learn from it."""
+
+    model_config = {"frozen": True}
+
+    min_votes: int = Field(default=100, ge=2)
+    min_each: int = Field(default=20, ge=1, description="of up-votes and of down-votes alike")
+    epochs: float = Field(default=3.0, gt=0)
+    max_steps: int = Field(default=300, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    learning_rate: float = Field(default=1e-4, gt=0)
+    down_vote_weight: float = Field(
+        default=0.5, ge=0, description="unlikelihood weight of a down-vote; 0 trains on up-votes"
+    )
+    seed: int = 20261204
+
+
+# The smoke profile's models are two-layer slivers: a handful of votes and steps exercise the path.
+SMOKE_SETTINGS = RetrainSettings(min_votes=8, min_each=2, epochs=1, max_steps=4, batch_size=4)
+
+
+def settings_for(profile: str) -> RetrainSettings:
+    return SMOKE_SETTINGS if profile == "smoke" else RetrainSettings()
+
+
+@dataclass(frozen=True)
+class VotedBatch(Batch):
+    row_weights: torch.Tensor | None = None  # +1 for an up-vote, -down_vote_weight for a down
+
+
+def voted_collate(
+    tokenizer: Tokenizer, max_length: int, context: str | None, down_vote_weight: float
+) -> Callable[[Sequence[VotedGeneration]], VotedBatch]:
+    """Each vote as context + prompt + generated text + end token, right-padded; only the text
+    and its end carry loss, as when the model wrote it after that prompt."""
+    end_id, pad_id = int(tokenizer.eos_token_id), int(tokenizer.pad_token_id)
+    context_length = len(serving.headline_context_ids(tokenizer, context))
+
+    def collate(voted: Sequence[VotedGeneration]) -> VotedBatch:
+        rows, prompt_lengths = [], []
+        for vote in voted:
+            prompt_ids = serving.headline_prompt_ids(tokenizer, vote.prompt, context)
+            text_ids = tokenizer(vote.text, add_special_tokens=False)["input_ids"]
+            rows.append([*(prompt_ids + text_ids)[: context_length + max_length - 1], end_id])
+            prompt_lengths.append(len(prompt_ids))
+        width = max(len(row) for row in rows)
+        input_ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
+        attention_mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
+        labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
+        for row, prompt_length in enumerate(prompt_lengths):
+            labels[row, :prompt_length] = IGNORE_INDEX
+        weights = torch.tensor(
+            [1.0 if vote.vote.value == "up" else -down_vote_weight for vote in voted]
+        )
+        return VotedBatch(
+            {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels},
+            int((labels[:, 1:] != IGNORE_INDEX).sum()),
+            shared_context=context_length,
+            row_weights=weights,
+        )
+
+    return collate
+
+
+def vote_loss(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
+    """Likelihood of up-voted text, weighted unlikelihood of down-voted text, per token."""
+    assert isinstance(batch, VotedBatch) and batch.row_weights is not None
+    logits = shared_context_forward(model, batch, with_labels=False).logits
+    offset = batch.shared_context - 1 if batch.shared_context > 1 else 0
+    targets = batch.inputs["labels"][:, offset + 1 :]
+    mask = targets != IGNORE_INDEX
+    log_probs = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    token_log_probs = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    # -log(1 - p), with p kept below 1 so that a token the model is sure of stays finite.
+    unlikelihood = -torch.log1p(-token_log_probs.exp().clamp(max=1 - 1e-6))
+    weights = batch.row_weights.unsqueeze(1)
+    per_token = torch.where(weights > 0, -token_log_probs * weights, unlikelihood * -weights)
+    return (per_token * mask).sum() / mask.sum().clamp(min=1)
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The packaged model a challenger starts from: a folder with `model/` and `manifest.json`."""
+
+    directory: Path
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        manifest: dict[str, Any] = json.loads((self.directory / "manifest.json").read_text())
+        return manifest
+
+
+def check_enough(votes: Sequence[VotedGeneration], settings: RetrainSettings) -> None:
+    """Refuse, saying how many more are needed, unless there are enough votes of each kind."""
+    counts = count(votes)
+    if counts.total < settings.min_votes:
+        raise RetrainRefused(
+            f"too few votes: {counts.total} in the store, retraining needs at least "
+            f"{settings.min_votes} (--min-votes)"
+        )
+    for kind, number in (("up", counts.up), ("down", counts.down)):
+        if number < settings.min_each:
+            raise RetrainRefused(
+                f"too few {kind}-votes: {number} of {counts.total}, retraining needs at least "
+                f"{settings.min_each} of each kind (--min-each)"
+            )
+
+
+def retrain(
+    votes: Sequence[VotedGeneration],
+    champion: Champion,
+    destination: Path,
+    *,
+    console: Console,
+    settings: RetrainSettings | None = None,
+) -> dict[str, Any]:
+    """Fine-tune `champion` on `votes` and package the challenger into `destination`
+    (`model/`, `model.tar.gz`, `manifest.json`); return its manifest. Refuses, writing nothing,
+    when there are too few votes."""
+    source = champion.manifest
+    settings = settings or settings_for(source["profile"])
+    check_enough(votes, settings)
+    definition = load_definition(source["name"], source["profile"])
+    if definition.kind != "generator" or definition.training is None:
+        raise RetrainRefused(f"{source['name']} is not a trained generator: nothing to retrain")
+    validation_ids = held_out_generations(votes)
+    validation = [v for v in votes if v.generation_id in validation_ids]
+    training_votes = [v for v in votes if v.generation_id not in validation_ids]
+    counts, training_set = count(votes), training_set_sha256(votes)
+
+    model_dir = champion.directory / "model"
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    context = getattr(model.config, serving.HEADLINE_CONTEXT_CONFIG_KEY, None)
+    recipe = definition.training
+    steps = min(
+        settings.max_steps, math.ceil(settings.epochs * len(training_votes) / settings.batch_size)
+    )
+    spec = recipe.model_copy(
+        update={
+            "seed": settings.seed,
+            "batch_size": settings.batch_size,
+            "learning_rate": settings.learning_rate,
+            "warmup_steps": steps // 10,
+            "max_steps": steps,
+            "eval_every": max(1, steps // 4),
+            "patience": 2,
+        }
+    )
+    collate = voted_collate(tokenizer, recipe.max_length, context, settings.down_vote_weight)
+    console.print(
+        f"retraining {source['name']} {source['version']} on {counts.total} votes "
+        f"({counts.up} up, {counts.down} down; {len(validation)} held out): "
+        f"{steps} steps of {settings.batch_size}"
+    )
+    summary = train(
+        model,
+        training_votes,
+        validation,
+        collate,
+        spec,
+        label=f"retrain {source['name']}",
+        console=console,
+        loss=vote_loss,
+    )
+    splits = select_data(definition, build_corpus())
+    with console.status(f"evaluating the challenger on {len(splits.test)} test headlines"):
+        metrics = generator_metrics(model, tokenizer, splits.test, recipe.max_length)
+    moments = [vote.voted_at for vote in votes]
+    learned_from = {
+        "source": {"name": source["name"], "version": source["version"]},
+        "examples": counts.total,
+        "up": counts.up,
+        "down": counts.down,
+        "validation": len(validation),
+        "first_vote_at": min(moments).isoformat(timespec="seconds"),
+        "last_vote_at": max(moments).isoformat(timespec="seconds"),
+        "by_model": by_model(votes),
+        "training_set_sha256": training_set,
+        "objective": (
+            f"likelihood of up-voted text, unlikelihood of down-voted text x "
+            f"{settings.down_vote_weight}"
+        ),
+        "settings": settings.model_dump(),
+    }
+    build_key = hashlib.sha256(
+        json.dumps([source["build_key"], training_set, settings.model_dump()]).encode()
+    ).hexdigest()
+    challenger = definition.model_copy(
+        update={"description": f"{definition.description} Retrained from readers' votes."}
+    )
+    return package(
+        challenger,
+        model,
+        tokenizer,
+        metrics=metrics,
+        training={**asdict(summary), "votes": learned_from},
+        data_fingerprint=training_set,
+        build_key=build_key,
+        destination=destination,
+        source=source,
+        held_out=(splits.validation, splits.test),
+    )
