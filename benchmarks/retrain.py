@@ -124,7 +124,8 @@ def section(
         "**Result: "
         + (
             f"the challenger reached P(best) >= {CONFIDENT} after {confident_at} readers "
-            "(votes) of round two.**"
+            f"(votes) of round two, {loop['challenger_answers_at_confidence']} of them its own "
+            "at the canary share.**"
             if confident_at
             else f"the challenger stayed below P(best) {CONFIDENT} for {ROUND_READERS} readers.**"
         ),

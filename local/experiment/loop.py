@@ -106,6 +106,10 @@ class LoopResult:
                 for checkpoint in self.second_round.checkpoints
             ],
             "challenger_confident_at": self.challenger_confident_at(),
+            # How many of those readers the canary had served (and so how many votes it had).
+            "challenger_answers_at_confidence": self.second_round.served[
+                : self.challenger_confident_at() or 0
+            ].count(CHALLENGER_VARIANT),
         }
 
 
