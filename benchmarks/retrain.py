@@ -130,15 +130,16 @@ def section(
             else f"the challenger stayed below P(best) {CONFIDENT} for {ROUND_READERS} readers.**"
         ),
         "",
-        "| round | variant | model | answers | true up-rate | short | mean words |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| round | variant | model | answers | true up-rate | short | mean words | distinct |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for round_name in ("first_round", "second_round"):
         for variant, figures in sorted(loop[round_name].items()):
             lines.append(
                 f"| {round_name.split('_')[0]} | {variant} | {figures['model']} | "
                 f"{figures['answers']} | {figures['true_up_rate']:.3f} | "
-                f"{figures['short_share']:.0%} | {figures['mean_words']:.1f} |"
+                f"{figures['short_share']:.0%} | {figures['mean_words']:.1f} | "
+                f"{figures['distinct_share']:.0%} |"
             )
     lines += [
         "",

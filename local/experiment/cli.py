@@ -293,7 +293,8 @@ def simulate_retrain(
     table = Table(
         title=f"Readers like headlines of at most {max_words} words", title_justify="left"
     )
-    for column in ("round", "variant", "model", "answers", "true up-rate", "short", "words"):
+    columns = ("round", "variant", "model", "answers", "true up-rate", "short", "words", "distinct")
+    for column in columns:
         table.add_column(column, justify="right")
     for round_name in ("first", "second"):
         for variant, figures in result.taste_figures(round_name).items():
@@ -305,6 +306,7 @@ def simulate_retrain(
                 f"{figures.true_up_rate:.3f}",
                 f"{figures.short_share:.0%}",
                 f"{figures.mean_words:.1f}",
+                f"{figures.distinct_share:.0%}",
             )
     console.print(table)
     confident_at = result.challenger_confident_at()

@@ -41,6 +41,7 @@ class TasteFigures:
     true_up_rate: float  # mean up-probability of what it served
     short_share: float
     mean_words: float
+    distinct_share: float  # share of its answers no earlier answer repeated word for word
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class LoopResult:
                 true_up_rate=fmean(probability for probability, _ in served),
                 short_share=fmean(self.taste.is_short(headline) for _, headline in served),
                 mean_words=fmean(len(headline.split()) for _, headline in served),
+                distinct_share=len({headline for _, headline in served}) / len(served),
             )
         return figures
 
