@@ -40,7 +40,13 @@ from local.emulate.gateway import Gateway, discover_apis
 from local.emulate.sagemaker import Emulator
 from local.emulate.sagemaker.emulator import StartupProgress
 from local.emulate.sagemaker.endpoints import load_local_stacks
-from local.experiment.rounds import describe_round, load_round, round_parameters
+from local.experiment.rounds import (
+    ROUND_FILE,
+    RoundRefused,
+    describe_round,
+    load_round,
+    round_parameters,
+)
 from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT, SITE_DIR
 from local.registry import DEFAULT_REGISTRY_ROOT
 
@@ -244,7 +250,16 @@ def up(
     console.print(f"[bold]Models[/] ({profile} profile): building what is missing")
     ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=console)
     experiment_round = load_round()
+    overrides = None
     if experiment_round is not None:
+        try:
+            overrides = round_parameters(experiment_round)
+        except RoundRefused as refusal:
+            console.print(
+                f"[red]Cannot serve the experiment round[/] ({ROUND_FILE}): {refusal}; "
+                "end it with `pressroom round end --keep champion`"
+            )
+            raise typer.Exit(1) from None
         console.print(f"[bold]Experiment round[/]: {describe_round(experiment_round)}")
     with startup_progress(console) as on_progress:
         stack = LocalStack(
@@ -252,7 +267,7 @@ def up(
             host=host,
             port=port,
             database_url=database_url,
-            parameter_overrides=round_parameters(experiment_round) if experiment_round else None,
+            parameter_overrides=overrides,
             log_path=log_file,
             emulator_options={"on_progress": on_progress},
         )
