@@ -30,6 +30,7 @@ from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT
 from local.registry import DEFAULT_REGISTRY_ROOT
 from models.serving.inference import generate, load_model, parse_request
 from training.artifacts import ensure_artifacts
+from training.feedback.cli import resolve_champion
 from training.feedback.retrain import Champion, retrain, settings_for
 
 READERS, ROUND_READERS, SHARE, SEED = 400, 600, 0.1, 7
@@ -75,7 +76,7 @@ def main() -> None:
     )
     loop_s = time.monotonic() - started
     write_loop_files(loop, OUT)
-    champion = Champion(DEFAULT_MODELS_ROOT / "full" / "headline-base")
+    champion = Champion(resolve_champion(None, "full", DEFAULT_MODELS_ROOT, DEFAULT_REGISTRY_ROOT))
     round_one = open_store(f"sqlite:///{OUT / 'feedback.db'}").voted_generations()[:READERS]
     up_votes_only = settings_for("full").model_copy(update={"down_vote_weight": 0.0})
     with tempfile.TemporaryDirectory() as scratch:

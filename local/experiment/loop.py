@@ -83,6 +83,7 @@ class LoopResult:
         return figures
 
     def to_json(self) -> dict[str, Any]:
+        confident_at = self.challenger_confident_at()
         return {
             "taste": {
                 "max_words": self.taste.max_words,
@@ -107,11 +108,11 @@ class LoopResult:
                 }
                 for checkpoint in self.second_round.checkpoints
             ],
-            "challenger_confident_at": self.challenger_confident_at(),
+            "challenger_confident_at": confident_at,
             # How many of those readers the canary had served (and so how many votes it had).
-            "challenger_answers_at_confidence": self.second_round.served[
-                : self.challenger_confident_at() or 0
-            ].count(CHALLENGER_VARIANT),
+            "challenger_answers_at_confidence": self.second_round.served[: confident_at or 0].count(
+                CHALLENGER_VARIANT
+            ),
         }
 
 

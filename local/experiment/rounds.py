@@ -36,10 +36,9 @@ from local.registry import (
     set_status,
     versions,
 )
+from training.feedback import CHAMPION
 
 ROUND_FILE = BUILD_DIR / "local" / "round.json"
-# The model line the templates' ChallengerModel serves on variant B (apps/inference-api).
-CHALLENGED_MODEL = "headline-base"
 MAX_SHARE = 0.5  # a canary: the challenger never starts with more traffic than the champion
 DEFAULT_SHARE = 0.1
 
@@ -75,9 +74,9 @@ class Round:
         """A round of `challenger` against the built champion of the challenger's profile."""
         if (problem := share_problem(share)) is not None:
             raise RoundRefused(problem)
-        if challenger.name != CHALLENGED_MODEL:
+        if challenger.name != CHAMPION:
             raise RoundRefused(
-                f"{challenger.name} {challenger.version}: only a {CHALLENGED_MODEL} version "
+                f"{challenger.name} {challenger.version}: only a {CHAMPION} version "
                 "can challenge (variant B serves the challenger in its place)"
             )
         if challenger.status == REJECTED:
@@ -86,10 +85,10 @@ class Round:
                 "(a round it lost, or a person's decision); retrain for a new challenger"
             )
         profile = str(challenger.manifest["profile"])
-        champion_manifest = models_root / profile / CHALLENGED_MODEL / "manifest.json"
+        champion_manifest = models_root / profile / CHAMPION / "manifest.json"
         if not champion_manifest.is_file():
             raise RoundRefused(
-                f"no champion: {CHALLENGED_MODEL} is not built for profile {profile} in "
+                f"no champion: {CHAMPION} is not built for profile {profile} in "
                 f"{models_root} (run `pressroom build-all --profile {profile}`)"
             )
         champion_version = str(json.loads(champion_manifest.read_text())["version"])
@@ -99,7 +98,7 @@ class Round:
                 "nothing to challenge"
             )
         return cls(
-            champion=ModelVersion(CHALLENGED_MODEL, champion_version),
+            champion=ModelVersion(CHAMPION, champion_version),
             challenger=ModelVersion(challenger.name, challenger.version),
             share=share,
             # Whole seconds: what ExperimentStartedAt carries is what the round says.
@@ -225,7 +224,7 @@ RegistryOption = Annotated[Path, typer.Option(help="The local model registry.")]
 
 @commands.command("start")
 def start_command(
-    version: Annotated[str, typer.Argument(help=f"Registered {CHALLENGED_MODEL} version.")],
+    version: Annotated[str, typer.Argument(help=f"Registered {CHAMPION} version.")],
     share: Annotated[
         float, typer.Option(help=f"The challenger's first share of traffic, in (0, {MAX_SHARE}].")
     ] = DEFAULT_SHARE,
@@ -240,11 +239,11 @@ def start_command(
     with _refusals(console, "Not started"):
         if load_round(round_file) is not None:
             raise RoundRefused(f"a round is running ({round_file}): end it first")
-        registered = find(CHALLENGED_MODEL, version, registry)
+        registered = find(CHAMPION, version, registry)
         if registered is None:
-            known = ", ".join(model.version for model in versions(CHALLENGED_MODEL, registry))
+            known = ", ".join(model.version for model in versions(CHAMPION, registry))
             raise RoundRefused(
-                f"{CHALLENGED_MODEL} {version} is not registered in {registry} "
+                f"{CHAMPION} {version} is not registered in {registry} "
                 f"(registered: {known or 'none'}; `pressroom retrain` registers challengers)"
             )
         experiment_round = Round.start(

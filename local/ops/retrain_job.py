@@ -54,7 +54,7 @@ from local.ops.publish import (
     register,
 )
 from local.paths import REPO_ROOT, ROOT_TEMPLATE
-from training.feedback.cli import CHAMPION
+from training.feedback import CHAMPION
 
 # The job's role, created with each environment (infra/environment.yaml, RetrainJobRole).
 ROLE_PATH = "/pressroom-deploy/"

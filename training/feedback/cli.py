@@ -13,10 +13,9 @@ from rich.console import Console
 from local.devstack.stack import DEFAULT_DATABASE_URL
 from local.paths import DEFAULT_MODELS_ROOT
 from local.registry import DEFAULT_REGISTRY_ROOT, RegisteredModel, register, versions
-from training.feedback import RetrainRefused
+from training.feedback import CHAMPION, RetrainRefused
 
 commands = typer.Typer()
-CHAMPION = "headline-base"
 
 
 def resolve_champion(
