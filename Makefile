@@ -10,7 +10,7 @@ PORT ?= 8080
 HOST ?= 127.0.0.1
 
 .PHONY: help venv tools lint typecheck pytest test templates models demo up bench clean
-.PHONY: workflows deploy publish-site logs destroy logs-local
+.PHONY: workflows preflight deploy publish-site logs destroy logs-local
 .PHONY: bench-serving bench-variants
 .PHONY: bench-stats
 .PHONY: bench-retrain
@@ -143,6 +143,9 @@ SAM := $(TOOLS_VENV)/bin/sam
 CHALLENGER ?=
 CHALLENGER_SHARE ?= 0.1
 END_ROUND ?=
+
+preflight: venv ## read-only: do this AWS account's quotas hold ENV=dev|prod? (before a first deploy)
+	$(BIN)/pressroom preflight --env $(ENV)
 
 deploy: venv tools ## sam build + sam deploy ENV=dev|prod, with the models the registry lets ENV serve
 	$(SAM) build --config-env $(ENV)

@@ -63,6 +63,7 @@ _NAME_PROPERTIES: dict[str, str] = {
     "AWS::SecretsManager::Secret": "Name",
     "AWS::RDS::DBCluster": "DBClusterIdentifier",
     "AWS::RDS::DBInstance": "DBInstanceIdentifier",
+    "AWS::WAFv2::WebACL": "Name",
 }
 # Types whose `Ref` is the ARN rather than the name (CloudFormation's documented return values).
 _REF_IS_ARN: frozenset[str] = frozenset(

@@ -12,6 +12,7 @@ from local.emulate.sagemaker.cli import commands as sagemaker_commands
 from local.experiment.cli import commands as experiment_commands
 from local.experiment.rounds import commands as round_commands
 from local.ops.deploy import commands as deploy_commands
+from local.ops.preflight import commands as preflight_commands
 from local.ops.publish import commands as publish_commands
 from local.ops.retrain_job import commands as retrain_job_commands
 from training.cli import commands as training_commands
@@ -27,6 +28,7 @@ app.add_typer(retrain_commands)
 app.add_typer(publish_commands)
 app.add_typer(retrain_job_commands)
 app.add_typer(deploy_commands)
+app.add_typer(preflight_commands)
 app.add_typer(stack_commands)
 app.add_typer(logview_commands)
 app.add_typer(sagemaker_commands)

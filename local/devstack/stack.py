@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute
 
 from local.cfn import DEFAULT_REGION
 from local.devstack.logfile import DEFAULT_LOG_FILE, LogFile
+from local.devstack.reader_key import DEFAULT_READER_KEY_FILE, ensure_reader_key
 from local.devstack.server import BackgroundServer, Service
 from local.devstack.site import site_mount
 from local.devstack.summary import served_models, summary_panel
@@ -40,6 +41,7 @@ from local.emulate.gateway import Gateway, discover_apis
 from local.emulate.sagemaker import Emulator
 from local.emulate.sagemaker.emulator import StartupProgress
 from local.emulate.sagemaker.endpoints import load_local_stacks
+from local.emulate.waf import WebAcl, WebAclFilter, discover_web_acl
 from local.experiment.rounds import (
     ROUND_FILE,
     RoundRefused,
@@ -51,6 +53,9 @@ from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT, SITE_DIR
 from local.registry import DEFAULT_REGISTRY_ROOT
 
 DEFAULT_DATABASE_URL = f"sqlite:///{BUILD_DIR / 'local' / 'pressroom.db'}"
+# WAF's bounds on a rate-based rule's Limit (the templates' MinValue and MaxValue).
+WAF_MIN_LIMIT = 10
+WAF_MAX_LIMIT = 2_000_000_000
 # botocore signs every request; the emulator checks no signature, so any credentials do.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -70,7 +75,8 @@ class LocalStack(Service):
     `parameter_overrides` go to the root template (e.g. `HostingMode`, `ApiThrottlingRateLimit`,
     `VariantAWeight`, or an experiment round's `local.experiment.rounds.round_parameters`) and
     so reach both the emulator and the functions' environment; `registry_root` is the local
-    model registry a round's challenger is served from;
+    model registry a round's challenger is served from; `reader_key_file` holds the reader key
+    (created on first start; see `local.devstack.reader_key`);
     `function_environment` adds variables to every function (e.g. a shorter
     `GENERATE_DEADLINE_S`), after the local wiring of `function_overrides()`. `emulator`, when
     given, is a running emulator of the same templates and overrides to share; otherwise the
@@ -78,6 +84,11 @@ class LocalStack(Service):
     log file (see `local.devstack.logfile`) that receives what the functions write (their log and
     metric lines), the API's access log and, for an emulator of its own, the model workers'
     output; without it the functions write to this process's stdout.
+
+    The site's web ACL applies when the templates create it: with `EnableWaf=true` in
+    `parameter_overrides` (what `pressroom up` passes unless told `--no-waf`); otherwise, as in
+    a dev deployment, there is none, and harnesses that send many requests from 127.0.0.1 are
+    not limited per address.
     """
 
     def __init__(
@@ -87,6 +98,7 @@ class LocalStack(Service):
         host: str = "127.0.0.1",
         port: int = 0,
         database_url: str = DEFAULT_DATABASE_URL,
+        reader_key_file: Path = DEFAULT_READER_KEY_FILE,
         models_root: Path = DEFAULT_MODELS_ROOT,
         registry_root: Path = DEFAULT_REGISTRY_ROOT,
         parameter_overrides: Mapping[str, Any] | None = None,
@@ -101,6 +113,7 @@ class LocalStack(Service):
         self.log_path = log_path
         self.log_file: LogFile | None = None
         self.database_url = database_url
+        self.reader_key_file = reader_key_file
         self._host = host
         self._port = port
         self._models_root = models_root
@@ -130,6 +143,7 @@ class LocalStack(Service):
                 self.log_file = LogFile(self.log_path)
             _prepare_sqlite_directory(self.database_url)
             open_store(self.database_url, migrate=True)
+            ensure_reader_key(self.reader_key_file)
             if self._owns_emulator:
                 self.emulator = Emulator(
                     self.profile,
@@ -147,6 +161,12 @@ class LocalStack(Service):
             self.stop()
             raise
 
+    @property
+    def web_acl(self) -> WebAcl | None:
+        """The web ACL the running stack applies, if the templates create one."""
+        edges = [gateway.edge for gateway in self.gateways if gateway.edge is not None]
+        return edges[0].web_acl if edges else None
+
     def function_overrides(self) -> dict[str, str]:
         """What the local runtime changes in every function's environment."""
         if self.emulator is None:
@@ -155,6 +175,9 @@ class LocalStack(Service):
             **LOCAL_CREDENTIALS,
             **self.emulator.client_environment,
             "DATABASE_URL": self.database_url,
+            # The key file stands in for the template's Secrets Manager secret.
+            "READER_KEY_FILE": str(self.reader_key_file),
+            "READER_KEY_SECRET_ID": "",
         }
 
     def build_gateways(
@@ -167,6 +190,9 @@ class LocalStack(Service):
         """
         [root] = load_local_stacks(self.profile, self._models_root, None, parameter_overrides)
         environment = {**self.function_overrides(), **function_environment}
+        web_acl = discover_web_acl(root)
+        # One filter per origin: the distribution counts a reader's requests to every API.
+        edge = WebAclFilter(web_acl) if web_acl is not None else None
         return [
             Gateway(
                 api,
@@ -174,6 +200,7 @@ class LocalStack(Service):
                 environment_overrides=environment,
                 instances_per_function=self._instances,
                 log_file=self.log_file,
+                edge=edge,
             )
             for api in discover_apis(root)
         ]
@@ -239,6 +266,30 @@ def up(
             "workers' output go (read it with `pressroom logs`)."
         ),
     ] = DEFAULT_LOG_FILE,
+    waf: Annotated[
+        bool,
+        typer.Option(
+            help="Apply the site's web ACL, as prod does: /api/ requests per reader "
+            "(X-User-Id) and per client IP are limited, 429 past the limits."
+        ),
+    ] = True,
+    reader_rate_limit: Annotated[
+        int | None,
+        typer.Option(
+            min=WAF_MIN_LIMIT,
+            max=WAF_MAX_LIMIT,
+            help="Requests per 5 minutes per X-User-Id (default: the template's ReaderRateLimit).",
+        ),
+    ] = None,
+    client_ip_rate_limit: Annotated[
+        int | None,
+        typer.Option(
+            min=WAF_MIN_LIMIT,
+            max=WAF_MAX_LIMIT,
+            help="Requests per 5 minutes per client IP (default: the template's "
+            "ClientIpRateLimit).",
+        ),
+    ] = None,
 ) -> None:
     """Run Pressroom on this machine: models, SageMaker emulator, API and site on one origin.
 
@@ -246,6 +297,7 @@ def up(
     challenger at the round's share, routed by Thompson sampling on the round's votes."""
     from training.artifacts import ensure_artifacts
 
+    edge = edge_parameters(waf, reader_rate_limit, client_ip_rate_limit)
     console = Console(stderr=True)
     console.print(f"[bold]Models[/] ({profile} profile): building what is missing")
     ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=console)
@@ -267,7 +319,7 @@ def up(
             host=host,
             port=port,
             database_url=database_url,
-            parameter_overrides=overrides,
+            parameter_overrides={**edge, **(overrides or {})},
             log_path=log_file,
             emulator_options={"on_progress": on_progress},
         )
@@ -275,12 +327,39 @@ def up(
     try:
         assert stack.emulator is not None
         models = served_models(stack.emulator.endpoints)
-        console.print(summary_panel(stack.url, models, log_file, profile=profile))
+        limits = stack.web_acl.describe() if stack.web_acl is not None else None
+        console.print(summary_panel(stack.url, models, log_file, profile=profile, limits=limits))
         threading.Event().wait()
     except KeyboardInterrupt:
         console.print("Stopping…")
     finally:
         stack.stop()
+
+
+def edge_parameters(
+    waf: bool, reader_rate_limit: int | None, client_ip_rate_limit: int | None
+) -> dict[str, Any]:
+    """The root parameters for `pressroom up`'s web ACL options: on unless `--no-waf` (the
+    template leaves it off, as dev deploys do), a limit only where one is given."""
+    if not waf:
+        given = [
+            option
+            for option, value in (
+                ("--reader-rate-limit", reader_rate_limit),
+                ("--client-ip-rate-limit", client_ip_rate_limit),
+            )
+            if value is not None
+        ]
+        if given:
+            raise typer.BadParameter(
+                "a limit of the web ACL, which --no-waf turns off", param_hint=" and ".join(given)
+            )
+        return {"EnableWaf": "false"}
+    limits = {"ReaderRateLimit": reader_rate_limit, "ClientIpRateLimit": client_ip_rate_limit}
+    return {
+        "EnableWaf": "true",
+        **{name: value for name, value in limits.items() if value is not None},
+    }
 
 
 @contextmanager

@@ -119,9 +119,14 @@ def curl_example(url: str) -> str:
 
 
 def summary_panel(
-    url: str, models: list[ServedModel], log_path: Path, *, profile: str = "full"
+    url: str,
+    models: list[ServedModel],
+    log_path: Path,
+    *,
+    profile: str = "full",
+    limits: str | None = None,
 ) -> Panel:
-    """The panel `pressroom up` prints when the stack is up."""
+    """The panel `pressroom up` prints when the stack is up; `limits` describes its web ACL."""
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for column in ("model", "variant", "version", f"test figures ({profile})"):
         table.add_column(column)
@@ -145,6 +150,8 @@ def summary_panel(
     details.add_row("", "the access log, the model workers; follow them with")
     details.add_row("", follow)
     details.add_row("", f"or {pressroom} logs -f{file_option} --function generate")
+    if limits is not None:
+        details.add_row("Limits", f"{limits}: 429 past them (--no-waf lifts them)")
     return Panel(
         Group(table, Text(), details, Text(), Text("Ctrl-C stops it.", style="bold")),
         title="[bold green]Pressroom is up[/]",

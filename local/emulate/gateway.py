@@ -10,6 +10,9 @@ a `LogFile`, it also logs as AWS does (see `local.devstack.logfile`): each funct
 with the runtime's START / END / REPORT lines, and the stage's access log in its
 `AccessLogSetting` format.
 
+In front of it, a `local.emulate.waf.WebAclFilter` applies the site's web ACL, as CloudFront
+does in front of API Gateway.
+
 Each function runs as a small pool of independently loaded "instances": Lambda runs one event
 at a time per execution environment, so an instance is never shared by two requests at once.
 Their resolvers keep the event being resolved per thread (`pressroom_common.platform.api`),
@@ -24,7 +27,6 @@ import json
 import math
 import queue
 import re
-import threading
 import time
 import traceback
 import uuid
@@ -42,6 +44,8 @@ from local.cfn import Resource, Stack
 from local.devstack.logfile import FunctionLog, LogFile, function_output
 from local.emulate.events import is_binary, proxy_event
 from local.emulate.functions import Handler, load_handler
+from local.emulate.throttling import Throttle, TokenBucket
+from local.emulate.waf import WebAclFilter
 
 # API Gateway stops waiting for an integration after 29 seconds.
 INTEGRATION_TIMEOUT_S = 29.0
@@ -117,12 +121,6 @@ class ApiRoute:
 
 
 @dataclass(frozen=True)
-class Throttle:
-    rate_per_s: float
-    burst: int
-
-
-@dataclass(frozen=True)
 class GatewayResponse:
     status: int | None
     template: str | None
@@ -188,7 +186,7 @@ def discover_apis(root: Stack) -> list[RestApi]:
                 logical_id=api.logical_id,
                 stage=str(api.properties.get("StageName", "Prod")),
                 routes=tuple(routes),
-                throttle=_stage_throttle(api.properties.get("MethodSettings") or []),
+                throttle=stage_throttle(api.properties.get("MethodSettings") or []),
                 gateway_responses={
                     name: GatewayResponse(
                         status=int(spec["StatusCode"]) if "StatusCode" in spec else None,
@@ -271,7 +269,7 @@ def _definition_routes(
             yield ApiRoute(verb, path, function)
 
 
-def _stage_throttle(method_settings: list[dict[str, Any]]) -> Throttle | None:
+def stage_throttle(method_settings: list[dict[str, Any]]) -> Throttle | None:
     """The stage-wide setting (`/*`, `*`); per-method settings are not emulated."""
     for setting in method_settings:
         stage_wide = setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*"
@@ -283,28 +281,6 @@ def _stage_throttle(method_settings: list[dict[str, Any]]) -> Throttle | None:
 
 
 # --------------------------------------------------------------------------- runtime pieces
-
-
-class TokenBucket:
-    """API Gateway's throttling: `burst` tokens, refilled at `rate_per_s`; thread-safe."""
-
-    def __init__(self, throttle: Throttle, clock: Any = time.monotonic) -> None:
-        self._rate = throttle.rate_per_s
-        self._capacity = float(throttle.burst)
-        self._tokens = self._capacity
-        self._clock = clock
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def try_acquire(self) -> bool:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-            self._updated = now
-            if self._tokens < 1:
-                return False
-            self._tokens -= 1
-            return True
 
 
 @dataclass
@@ -440,8 +416,11 @@ class Gateway:
         environment_overrides: Mapping[str, str],
         instances_per_function: int = DEFAULT_INSTANCES_PER_FUNCTION,
         log_file: LogFile | None = None,
+        edge: WebAclFilter | None = None,
     ) -> None:
         self.api = api
+        # The web ACL in front of the API (CloudFront's; locally, the origin's), if any.
+        self.edge = edge
         self._bucket = TokenBucket(api.throttle) if api.throttle else None
         self._log_file = log_file
         self._access_log_stream = f"{api.logical_id}-{api.stage}-local"
@@ -474,6 +453,18 @@ class Gateway:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def handle(self, request: Request) -> Response:
+        if self.edge is not None:
+            client_ip = request.client.host if request.client else "127.0.0.1"
+            blocked = self.edge.blocked(request.url.path, request.headers, client_ip)
+            if blocked is not None:
+                # Answered at the edge: API Gateway never sees it, so no access log line.
+                _, answer = blocked
+                return Response(
+                    answer.body,
+                    status_code=answer.status,
+                    media_type=answer.content_type,
+                    headers=dict(answer.headers),
+                )
         request_id = str(uuid.uuid4())
         received = time.time()
         started = time.perf_counter()

@@ -166,7 +166,11 @@ def simulate(
                 client,
                 "POST",
                 "api/feedback",
-                json={"generation_id": generation["generation_id"], "vote": vote},
+                json={
+                    "generation_id": generation["generation_id"],
+                    "vote": vote,
+                    "vote_token": generation["vote_token"],
+                },
                 headers=user,
             )
             if stored.status_code != httpx.codes.OK:

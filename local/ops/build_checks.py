@@ -4,9 +4,10 @@ For every function of the built root template (and its nested apps) this starts 
 `python3.11 -I -S` — no site-packages, no PYTHONPATH — with just the built function directory
 and the built `python/` directory of each of its layers on `sys.path`, and the environment its
 template gives it, then imports the handler module (its cold start: settings, clients, store
-engine) and checks the handler is callable. A dependency missing from
-`layers/common/requirements.txt` fails here instead of on AWS. It prints the cold import time
-and the layer size as figures.
+engine) and checks the handler is callable. One thing is swapped: a function that reads the
+reader key from Secrets Manager reads a throwaway key file instead, as no AWS is reachable here.
+A dependency missing from `layers/common/requirements.txt` fails here instead of on AWS. It
+prints the cold import time and the layer size as figures.
 
 Run: `python -m local.ops.build_checks build/templates/sam` (after `sam build --build-dir ...`).
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from local.cfn import Stack
+from local.devstack.reader_key import ensure_reader_key
 from local.emulate.sagemaker.endpoints import load_local_stacks
 from local.paths import DEFAULT_MODELS_ROOT
 
@@ -84,6 +87,14 @@ def built_functions(root: Stack) -> list[BuiltFunction]:
     return functions
 
 
+def with_key_file(function: BuiltFunction, key: Path) -> BuiltFunction:
+    """The function reading the reader key from `key` where it would call Secrets Manager."""
+    if "READER_KEY_SECRET_ID" not in function.environment:
+        return function
+    variables = {**function.environment, "READER_KEY_SECRET_ID": "", "READER_KEY_FILE": str(key)}
+    return replace(function, environment=variables)
+
+
 def check_import(function: BuiltFunction, python: str) -> ImportResult:
     paths = "\n".join(str(p) for p in (function.code_dir, *function.layer_dirs))
     completed = subprocess.run(  # noqa: S603 - our own interpreter and probe
@@ -117,7 +128,9 @@ def main(
     table = Table(title="Built functions, imported against their layers only")
     for column in ("function", "handler", "result"):
         table.add_column(column)
-    results = [check_import(function, python) for function in functions]
+    with tempfile.TemporaryDirectory() as scratch:
+        key = ensure_reader_key(Path(scratch) / "reader-key")
+        results = [check_import(with_key_file(function, key), python) for function in functions]
     for result in results:
         colour = "green" if result.ok else "red"
         table.add_row(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import shlex
 import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
@@ -75,6 +76,15 @@ def environment_config(name: str, samconfig: Path = SAMCONFIG) -> EnvironmentCon
     if isinstance(overrides, list):
         overrides = " ".join(overrides)
     return EnvironmentConfig(name, deploy["stack_name"], deploy["region"], str(overrides))
+
+
+def parse_overrides(text: str) -> dict[str, str]:
+    """`Key=Value Key2='a b'` (samconfig's `parameter_overrides`) as a mapping."""
+    pairs = shlex.split(text)
+    malformed = [pair for pair in pairs if "=" not in pair]
+    if malformed:
+        raise DeployError(f"parameter overrides: {', '.join(malformed)} is not Key=Value")
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def model_parameters(root: Path = ROOT_TEMPLATE) -> dict[str, ModelParameters]:

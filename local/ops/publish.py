@@ -43,6 +43,7 @@ from local.ops.deploy import (
     console,
     environment_config,
     model_parameters,
+    parse_overrides,
     serving_container,
 )
 
@@ -266,7 +267,7 @@ def release_parameters(
     """`sam deploy --parameter-overrides` text: the environment's own overrides plus each
     model's artifact URL and version from its package, then an experiment round's parameters
     (`challenger_round`), if any."""
-    overrides = dict(token.split("=", 1) for token in shlex.split(base_overrides))
+    overrides = parse_overrides(base_overrides)
     overrides.update(experiment_round or {})
     for name, parameters in model_parameters.items():
         package = packages.get(name)

@@ -19,9 +19,10 @@ them, plus the two emulator endpoint variables) and one API with every route as 
 and `env.json`: for each function a value for every variable it declares, pointing at the
 emulator and at the PostgreSQL store (migrated first). On AWS the functions reach Aurora through
 the Data API, so the common layer carries no PostgreSQL driver; a second, local-only layer adds
-psycopg (pyproject.toml's pin) for the direct connection. Then it builds that template, imports
-each built handler with those values and only its layers (`local.ops.build_checks`), and starts
-`sam local start-api`.
+psycopg (pyproject.toml's pin) for the direct connection, and carries the local reader key
+(`pressroom up`'s, which stands in for the Secrets Manager secret) to `/opt/python/reader-key`.
+Then it builds that template, imports each built handler with those values and only its layers
+(`local.ops.build_checks`), and starts `sam local start-api`.
 
 Run: `make sam-local DATABASE_URL=postgresql+psycopg://user@127.0.0.1:5432/pressroom`, with the
 emulator started first: `.venv/bin/pressroom sagemaker --host 0.0.0.0 --port 8081`.
@@ -45,6 +46,7 @@ import yaml
 from rich.console import Console
 
 from local.cfn import Stack
+from local.devstack.reader_key import DEFAULT_READER_KEY_FILE, ensure_reader_key
 from local.emulate.gateway import discover_apis
 from local.emulate.sagemaker.endpoints import load_local_stacks
 from local.ops.build_checks import BuiltFunction, check_import
@@ -62,6 +64,11 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 EMULATOR_VARIABLES = ("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_ENDPOINT_URL_SAGEMAKER")
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgresql+psycopg"})
 DRIVER_LAYER = "PostgresDriverLayer"
+# The local-only layer's copy of the reader key, where a container finds it (layers unpack
+# under /opt, a python layer's files under /opt/python).
+READER_KEY_NAME = "reader-key"
+CONTAINER_READER_KEY = f"/opt/python/{READER_KEY_NAME}"
+READER_KEY_VARIABLES = {"READER_KEY_FILE": CONTAINER_READER_KEY, "READER_KEY_SECRET_ID": ""}
 
 
 class SamLocalError(Exception):
@@ -203,6 +210,7 @@ def local_api(
             variables = {
                 **function.environment,
                 **dict.fromkeys(EMULATOR_VARIABLES, emulator_url),
+                **READER_KEY_VARIABLES,
             }
             resources[function.logical_id] = {
                 "Type": "AWS::Serverless::Function",
@@ -243,12 +251,16 @@ def local_api(
     return LocalApi(template, env_vars)
 
 
-def write(local: LocalApi, directory: Path) -> tuple[Path, Path]:
-    """Write the template, the env-vars file and the driver layer's requirements."""
+def write(
+    local: LocalApi, directory: Path, reader_key_file: Path = DEFAULT_READER_KEY_FILE
+) -> tuple[Path, Path]:
+    """Write the template, the env-vars file, and the local-only layer's requirements and
+    reader key (created first if `pressroom up` never ran)."""
     directory.mkdir(parents=True, exist_ok=True)
     driver = Path(local.template["Resources"][DRIVER_LAYER]["Properties"]["ContentUri"])
     driver.mkdir(parents=True, exist_ok=True)
     (driver / "requirements.txt").write_text(postgres_driver_requirement() + "\n")
+    shutil.copyfile(ensure_reader_key(reader_key_file), driver / READER_KEY_NAME)
     template_path, env_path = directory / "template.yaml", directory / "env.json"
     template_path.write_text(yaml.safe_dump(local.template, sort_keys=False), encoding="utf-8")
     env_path.write_text(json.dumps(local.env_vars, indent=2) + "\n", encoding="utf-8")
@@ -260,12 +272,13 @@ def check_built_imports(local: LocalApi, build_dir: Path, python: str) -> list[s
     failures = []
     for logical_id, variables in local.env_vars.items():
         handler = local.template["Resources"][logical_id]["Properties"]["Handler"]
+        layer = build_dir / DRIVER_LAYER / "python"
         function = BuiltFunction(
             logical_id,
             str(handler),
             build_dir / logical_id,
-            (build_dir / "CommonLayer" / "python", build_dir / DRIVER_LAYER / "python"),
-            variables,
+            (build_dir / "CommonLayer" / "python", layer),
+            {**variables, "READER_KEY_FILE": str(layer / READER_KEY_NAME)},  # /opt, on the host
         )
         result = check_import(function, python)
         if not result.ok:

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import httpx
 from pressroom_common.experiment.routing import FixedWeights, Router
+from pressroom_common.platform.readers import ReaderKeys
 from pressroom_common.platform.settings import VariantConfig
-from pressroom_common.platform.users import hash_user_id
 
 from local.devstack.stack import LocalStack
 from local.emulate.gateway import INTEGRATION_TIMEOUT_S
@@ -44,8 +44,10 @@ def endpoint_serving(emulator: Emulator, model_name: str) -> tuple[str, str]:
     raise LookupError(f"no endpoint serves {model_name}")
 
 
-def user_routed_to(variant: str, weights: Mapping[str, float]) -> str:
-    """A user id that sticky fixed-weight routing sends to `variant` (the API's own code)."""
+def user_routed_to(variant: str, weights: Mapping[str, float], stack: LocalStack) -> str:
+    """A user id that sticky fixed-weight routing sends to `variant` (the API's own code, over
+    the stack's reader hashes)."""
+    keys = ReaderKeys.from_file(stack.reader_key_file)
     variants = {
         name: VariantConfig(endpoint_name="e", model_name="m", model_version="v", weight=weight)
         for name, weight in weights.items()
@@ -54,7 +56,7 @@ def user_routed_to(variant: str, weights: Mapping[str, float]) -> str:
     return next(
         user
         for user in (f"fault-reader-{n}" for n in range(10_000))
-        if router.assign(hash_user_id(user)).variant == variant
+        if router.assign(keys.reader_hash(user)).variant == variant
     )
 
 
@@ -103,7 +105,7 @@ def generator_variant_outage(
     strategy `fallback`) until the supervisor restarts it, then by it again."""
     emulator = _emulator(stack)
     endpoint, _ = endpoint_serving(emulator, GENERATOR_MODELS[variant])
-    user = user_routed_to(variant, weights)
+    user = user_routed_to(variant, weights, stack)
     emulator.kill_worker(endpoint, variant)
     during = _generate(stack.url, {"prompt": "Outage [faults]", "max_new_tokens": 2}, user)
     was_down = emulator.worker_state(endpoint, variant) is not WorkerState.READY
@@ -168,12 +170,22 @@ def classifier_outage(stack: LocalStack, recovery_s: float = 180) -> list[Expect
 
 
 def database_outage(
-    stack: LocalStack, server: DatabaseServer, generation_id: str, recovery_s: float = 60
+    stack: LocalStack, server: DatabaseServer, recovery_s: float = 60
 ) -> list[Expectation]:
     """Stop PostgreSQL under the running stack: votes answer 503 and nothing is stored; start it
     again and votes succeed, with no restart of the stack."""
-    vote = {"generation_id": generation_id, "vote": "up"}
-    headers = {"X-User-Id": "database-fault-reader"}
+    reader = "database-fault-reader"
+    generated = _generate(
+        stack.url, {"prompt": "Vote target [faults]", "variant": "B", "max_new_tokens": 2}, reader
+    )
+    generated.raise_for_status()
+    generation = generated.json()
+    vote = {
+        "generation_id": generation["generation_id"],
+        "vote": "up",
+        "vote_token": generation["vote_token"],
+    }
+    headers = {"X-User-Id": reader}
     server.stop("fast")
     try:
         down_vote = httpx.post(f"{stack.url}api/feedback", json=vote, headers=headers, timeout=60)

@@ -2,7 +2,8 @@
 
 Valid (positive) and invalid (negative) requests are generated from the document the API
 serves, sent through the gateway, and every answer must be a non-5xx; the store must hold no
-partial record afterwards. Examples are derandomized, so a run is reproducible.
+partial record afterwards, and no vote (a fuzzed `vote_token` is never one the API issued).
+Examples are derandomized, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Err
 
 from qa.reliability.outcome import Expectation, expect
-from qa.reliability.records import partial_generations
+from qa.reliability.records import partial_generations, row_counts
 
 AREA = "fuzzing"
 
@@ -87,7 +88,9 @@ def _fuzz(
 
 
 def fuzz_api(base_url: str, database_url: str, max_examples: int) -> list[Expectation]:
+    votes_before = row_counts(database_url).votes
     outcomes = fuzz_operations(base_url, max_examples)
+    votes_after = row_counts(database_url).votes
     expectations = [
         expect(
             AREA,
@@ -102,5 +105,14 @@ def fuzz_api(base_url: str, database_url: str, max_examples: int) -> list[Expect
     partial = partial_generations(database_url)
     expectations.append(
         expect(AREA, "no partial record after fuzzing", partial == 0, f"{partial} partial")
+    )
+    # No generated body holds a vote token minted for its reader, so none may cast a vote.
+    expectations.append(
+        expect(
+            AREA,
+            "no fuzzed vote is stored",
+            votes_after == votes_before,
+            f"votes {votes_before}→{votes_after}",
+        )
     )
     return expectations

@@ -147,11 +147,16 @@ def _client(
             generated = _timed(client, "/api/generate", body, headers, result.generate)
             _note_unexpected(result, plan, "generate", generated)
             if generated.status_code == httpx.codes.OK:
-                generation_id = generated.json()["generation_id"]
+                generation = generated.json()
+                generation_id = generation["generation_id"]
                 voted = _timed(
                     client,
                     "/api/feedback",
-                    {"generation_id": generation_id, "vote": vote},
+                    {
+                        "generation_id": generation_id,
+                        "vote": vote,
+                        "vote_token": generation["vote_token"],
+                    },
                     headers,
                     result.feedback,
                 )

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from pressroom_common.feedback.store.schema import generations, votes
-from pressroom_common.platform.users import hash_user_id
 
 from qa.reliability.load import AcknowledgedVote
 
@@ -42,23 +41,26 @@ class VoteAudit:
 def audit_votes(database_url: str, acknowledged: Iterable[AcknowledgedVote]) -> VoteAudit:
     """Compare the acknowledged votes with the store's votes on the same generations.
 
-    Each generation of a run gets one vote from one user, so the two sets must be equal.
+    Each generation of a run gets one vote, from the reader it was served to (the only one who
+    may vote on it: a stored vote by anyone else would be a breach, so it is not counted as
+    stored), so the two sets must be equal.
     """
-    expected = {
-        (vote.generation_id, hash_user_id(vote.user_id), vote.vote): vote for vote in acknowledged
-    }
-    generation_ids = sorted({generation_id for generation_id, _, _ in expected})
-    stored: set[tuple[str, str, str]] = set()
+    expected = {(vote.generation_id, vote.vote): vote for vote in acknowledged}
+    generation_ids = sorted({generation_id for generation_id, _ in expected})
+    stored: set[tuple[str, str]] = set()
     with _connection(database_url) as connection:
         # Chunks keep the IN list within every backend's parameter limit.
         for start in range(0, len(generation_ids), 500):
             chunk = generation_ids[start : start + 500]
             rows = connection.execute(
-                sa.select(votes.c.generation_id, votes.c.user_hash, votes.c.vote).where(
-                    votes.c.generation_id.in_(chunk)
+                sa.select(votes.c.generation_id, votes.c.vote)
+                .join(generations, generations.c.id == votes.c.generation_id)
+                .where(
+                    votes.c.generation_id.in_(chunk),
+                    votes.c.user_hash == generations.c.user_hash,
                 )
             )
-            stored.update((row[0], row[1], str(row[2])) for row in rows)
+            stored.update((row[0], str(row[1])) for row in rows)
     missing = tuple(vote for key, vote in expected.items() if key not in stored)
     return VoteAudit(acknowledged=len(expected), stored=len(stored), missing=missing)
 

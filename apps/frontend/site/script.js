@@ -276,7 +276,12 @@ async function vote(entry, choice) {
   try {
     const stored = await callApi("feedback", {
       method: "POST",
-      body: { generation_id: entry.generation.generation_id, vote: choice },
+      // The token the API issued with this headline: it lets this reader, and no one else, vote.
+      body: {
+        generation_id: entry.generation.generation_id,
+        vote: choice,
+        vote_token: entry.generation.vote_token,
+      },
     });
     entry.vote = stored.vote === "up" || stored.vote === "down" ? stored.vote : choice;
     entry.voteMessage = `Vote saved: ${VOTE_WORDS[entry.vote]}.`;

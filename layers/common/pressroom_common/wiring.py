@@ -18,10 +18,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pressroom_common.experiment.adaptive import build_guardrail
 from pressroom_common.experiment.routing import Router, build_strategy
+from pressroom_common.feedback.service import FeedbackService
 from pressroom_common.feedback.store import FeedbackStore, open_store
 from pressroom_common.generation.health import HealthChecker, endpoint_checks
 from pressroom_common.generation.service import Classifier, GenerationService, Generator
 from pressroom_common.platform.api import JsonApiResolver, create_app
+from pressroom_common.platform.readers import load_reader_keys
 from pressroom_common.platform.sagemaker import SageMakerRuntime, runtime_client_config
 from pressroom_common.platform.settings import FeedbackSettings, GenerateSettings
 from pressroom_common.routes import document, feedback, generate
@@ -114,7 +116,12 @@ def build_generate_app(
         executor=executor,
         router=router,
         service=GenerationService(
-            router, generator, classifier, store, deadline_s=settings.generate_deadline_s
+            router,
+            generator,
+            classifier,
+            store,
+            load_reader_keys(settings),
+            deadline_s=settings.generate_deadline_s,
         ),
         health_checker=HealthChecker(
             clients.control,
@@ -137,6 +144,7 @@ class FeedbackApp:
 
     settings: FeedbackSettings
     store: FeedbackStore
+    service: FeedbackService
     app: JsonApiResolver
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -144,9 +152,16 @@ class FeedbackApp:
 
 
 def build_feedback_app(settings: FeedbackSettings) -> FeedbackApp:
-    wired = FeedbackApp(settings, open_store(settings.database_url), create_app(settings))
+    store = open_store(settings.database_url)
+    wired = FeedbackApp(
+        settings,
+        store,
+        FeedbackService(store, load_reader_keys(settings)),
+        create_app(settings),
+    )
     feedback.serve(
         wired.app,
+        service=lambda: wired.service,
         store=lambda: wired.store,
         weights=lambda: settings.variant_weights,
         started_at=lambda: settings.experiment_started_at,

@@ -25,10 +25,15 @@ def generate_and_vote(base_url: str, client_number: int) -> list[tuple[int, int,
                 json={"prompt": f"Load {client_number}-{n}", "variant": "B", "max_new_tokens": 4},
                 headers=user,
             )
-            generation_id = generated.json().get("generation_id", "")
+            generation = generated.json()
+            generation_id = generation.get("generation_id", "")
             vote = client.post(
                 "/api/feedback",
-                json={"generation_id": generation_id, "vote": "up" if n % 2 else "down"},
+                json={
+                    "generation_id": generation_id,
+                    "vote": "up" if n % 2 else "down",
+                    "vote_token": generation.get("vote_token"),
+                },
                 headers=user,
             )
             results.append((generated.status_code, vote.status_code, generation_id))

@@ -52,7 +52,7 @@ def test_a_stopped_variant_is_answered_by_the_other_one(faulty_stack: LocalStack
     response = httpx.post(
         f"{faulty_stack.url}api/generate",
         json={"prompt": "Fallback", "max_new_tokens": 2},
-        headers={"X-User-Id": user_routed_to("B", EQUAL_WEIGHTS)},
+        headers={"X-User-Id": user_routed_to("B", EQUAL_WEIGHTS, faulty_stack)},
         timeout=60,
     )
 

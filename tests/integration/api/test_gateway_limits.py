@@ -1,5 +1,6 @@
-"""The gateway's limits over real HTTP: the template's throttling (429) and the generate
-function's own deadline (504 before API Gateway would give up)."""
+"""The gateway's limits over real HTTP: the template's throttling (429), the site's web ACL
+(429 per reader and per client IP) and the generate function's own deadline (504 before API
+Gateway would give up)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,40 @@ def test_requests_beyond_the_templates_burst_are_throttled_429(local_stack: Loca
     assert 429 in statuses[3:]
     assert throttled.status_code == 429
     assert throttled.json()["error"]["code"] == "throttled"
+
+
+def test_the_web_acl_stops_one_reader_then_one_address_and_lets_others_through(
+    local_stack: LocalStack,
+) -> None:
+    reader_limit, address_limit = 10, 25
+    parameters = {
+        "EnableWaf": "true",
+        "ReaderRateLimit": reader_limit,
+        "ClientIpRateLimit": address_limit,
+        # Only the web ACL may answer 429 here.
+        "ApiThrottlingRateLimit": 10_000,
+        "ApiThrottlingBurstLimit": 10_000,
+    }
+    with (
+        local_stack.alternate_gateway(parameters) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+
+        def get(reader: str) -> httpx.Response:
+            return client.get("/api/openapi.json", headers={"X-User-Id": reader})
+
+        stuffer = [get("stuffer").status_code for _ in range(reader_limit)]
+        blocked = get("stuffer")
+        other = get("someone-else")
+        # Every address's requests count together: made-up ids run into the address's limit.
+        rotating = [get(f"made-up-{n}").status_code for n in range(address_limit)]
+
+    assert stuffer == [200] * reader_limit
+    assert blocked.status_code == 429
+    assert blocked.json()["error"]["code"] == "throttled"
+    assert "x-amzn-errortype" not in blocked.headers  # the edge's answer, not API Gateway's
+    assert other.status_code == 200
+    assert 200 in rotating and rotating[-1] == 429
 
 
 def test_a_slow_endpoint_is_answered_504_by_the_function_and_recorded(

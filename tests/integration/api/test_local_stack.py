@@ -39,6 +39,18 @@ def stored(database_url: str, generation_id: str) -> dict[str, Any]:
     return dict(row)
 
 
+def stored_votes(database_url: str, generation_id: str) -> list[dict[str, Any]]:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT * FROM votes WHERE generation_id = :id"), {"id": generation_id}
+            )
+            return [dict(row) for row in rows.mappings()]
+    finally:
+        engine.dispose()
+
+
 def test_generate_over_http_answers_the_design_response_and_records_it(
     client: httpx.Client, local_stack: LocalStack, smoke_artifacts: dict[str, Artifact]
 ) -> None:
@@ -61,20 +73,32 @@ def test_generate_over_http_answers_the_design_response_and_records_it(
     assert (row["variant"], row["text"], row["strategy"]) == ("B", body["text"], "override")
 
 
-def test_a_vote_on_a_generation_reaches_the_feedback_function_on_the_same_origin(
-    client: httpx.Client,
+def test_only_the_reader_a_generation_was_served_to_votes_on_it_over_the_same_origin(
+    client: httpx.Client, local_stack: LocalStack
 ) -> None:
-    generated = client.post("/api/generate", json={"prompt": "Vote on me", "variant": "B", **FAST})
-    generation_id = generated.json()["generation_id"]
+    reader = {"X-User-Id": "voter"}
+    generated = client.post(
+        "/api/generate", json={"prompt": "Vote on me", "variant": "B", **FAST}, headers=reader
+    ).json()
+    ballot = {
+        "generation_id": generated["generation_id"],
+        "vote": "up",
+        "vote_token": generated["vote_token"],
+    }
+    # Another reader with the token, the reader without it, and no reader: refused.
+    refused = [
+        client.post("/api/feedback", json=ballot, headers={"X-User-Id": "stuffer"}),
+        client.post("/api/feedback", json={**ballot, "vote_token": None}, headers=reader),
+        client.post("/api/feedback", json=ballot),
+    ]
+    vote = client.post("/api/feedback", json=ballot, headers=reader)
 
-    vote = client.post(
-        "/api/feedback",
-        json={"generation_id": generation_id, "vote": "up"},
-        headers={"X-User-Id": "voter"},
-    )
-
+    assert [answer.status_code for answer in refused] == [403, 403, 403]
+    assert {answer.json()["error"]["code"] for answer in refused} == {"vote_not_allowed"}
     assert vote.status_code == 200, vote.text
-    assert vote.json()["generation_id"] == generation_id
+    assert vote.json()["generation_id"] == generated["generation_id"]
+    [row] = stored_votes(local_stack.database_url, generated["generation_id"])
+    assert row["vote"] == "up"
 
 
 def test_the_same_user_keeps_the_same_variant_over_http(client: httpx.Client) -> None:

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import boto3
 import pytest
 import yaml
 from moto import mock_aws
+from pressroom_common.feedback.store import open_store
 
 from local.cfn import load_stack, load_template
 from local.paths import REPO_ROOT, ROOT_TEMPLATE
@@ -23,9 +25,17 @@ from tests.integration.deploy.policies import (
     ACCOUNT_TEMPLATE,
     ALL_TEMPLATES,
     APP_TEMPLATES,
+    CHECKOV_VENV,
     ENVIRONMENT_TEMPLATE,
+    GITHUB_REPOSITORY,
     TOOLS_PYTHON,
     allowed_actions,
+    allows,
+    condition_keys_of,
+    deployed_environment,
+    deployed_stack,
+    deployed_statements,
+    execution_role_calls,
     grants,
     handler_permissions,
     resource_types_of,
@@ -34,6 +44,7 @@ from tests.integration.deploy.policies import (
     strings,
     transformed,
 )
+from training.feedback.votes import load_votes
 
 needs_tools = pytest.mark.skipif(
     not TOOLS_PYTHON.exists(), reason="needs .venv-tools (make tools): cfn-lint's IAM data, SAM"
@@ -199,6 +210,24 @@ def test_every_allowed_action_exists(template: Path) -> None:
     assert unknown == []
 
 
+@pytest.mark.skipif(not CHECKOV_VENV.exists(), reason="needs .venv-checkov (make checkov)")
+@pytest.mark.parametrize("template", ALL_TEMPLATES, ids=_label)
+def test_each_condition_key_is_one_the_actions_of_its_statement_carry(template: Path) -> None:
+    # A key a request does not carry fails StringEquals: IAM would refuse that action outright.
+    refused = [
+        (statement.get("Sid"), action, key)
+        for statement in statements(load_template(template))
+        if statement["Effect"] == "Allow"
+        for conditions in (statement.get("Condition") or {}).values()
+        for key in conditions
+        for action in strings(statement["Action"])
+        # Service keys only: global (aws:) and identity-provider keys apply to every action.
+        if key.split(":")[0].lower() == action.split(":")[0].lower()
+        and key.lower() not in condition_keys_of(action)
+    ]
+    assert refused == []
+
+
 @needs_tools
 def test_the_execution_role_may_do_what_the_handlers_of_the_stacks_resources_need() -> None:
     allowed = allowed_actions(_execution_role_statements())
@@ -228,6 +257,28 @@ def test_the_execution_role_may_do_what_the_handlers_of_the_stacks_resources_nee
     assert missing == []
     assert sorted(action for action in NOT_NEEDED if grants(allowed, action)) == []
     assert sorted(action for action in NOT_NEEDED if action not in needed) == [], "stale entries"
+
+
+@needs_tools
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_the_execution_role_may_act_on_what_the_stacks_name(environment: str) -> None:
+    """Each call on a resource of the deployed stack matches a granted ARN pattern, the checks
+    Application Auto Scaling makes of its caller included (prod's autoscaled variants)."""
+    calls = sorted(set(execution_role_calls(deployed_stack(environment))))
+    granted = deployed_statements(environment, "CloudFormationExecutionRole")
+    refused = [
+        (action, arn)
+        for action, arn in calls
+        if action not in NOT_NEEDED
+        and action.split(":")[0] not in NOT_NEEDED_SERVICES
+        and not allows(granted, action, arn)
+    ]
+
+    actions = {action for action, _ in calls}
+    assert {"sagemaker:CreateEndpoint", "cloudwatch:PutMetricAlarm"} <= actions
+    if environment == "prod":
+        assert "sagemaker:UpdateEndpointWeightsAndCapacities" in actions
+    assert refused == []
 
 
 def test_role_writes_need_the_permissions_boundary() -> None:
@@ -361,6 +412,69 @@ def test_each_environment_role_trusts_only_its_own_github_environment() -> None:
     assert parameter["AllowedValues"] == ["dev", "prod"]
 
 
+def _admitted(trust: dict[str, Any], claims: dict[str, str]) -> bool:
+    """Whether a trust policy admits a GitHub OIDC token with these claims."""
+    (statement,) = trust["Statement"]
+    checks = {"StringEquals": lambda value, wanted: value == wanted}
+    assert set(statement["Condition"]) <= set(checks), "teach this test the operator"
+    prefix = "token.actions.githubusercontent.com:"
+    return all(
+        key.startswith(prefix)
+        and key.removeprefix(prefix) in claims
+        and any(checks[operator](claims[key.removeprefix(prefix)], w) for w in strings(wanted))
+        for operator, conditions in statement["Condition"].items()
+        for key, wanted in conditions.items()
+    )
+
+
+def _deploy_role_jobs() -> list[tuple[str, str]]:
+    """(workflow/job, GitHub environment) of each job that assumes AWS_DEPLOY_ROLE_ARN; a
+    reusable workflow's `inputs.environment` comes from its callers' `with`."""
+    jobs = {workflow.name: yaml.safe_load(workflow.read_text())["jobs"] for workflow in WORKFLOWS}
+    found = []
+    for workflow, workflow_jobs in jobs.items():
+        for name, job in workflow_jobs.items():
+            assumes = [
+                step
+                for step in job.get("steps", [])
+                if "vars.AWS_DEPLOY_ROLE_ARN" in str(step.get("with", {}).get("role-to-assume"))
+            ]
+            if not assumes:
+                continue
+            # Without one the token's `sub` names the ref instead, which no deploy role trusts.
+            environment = str(job.get("environment", ""))
+            if environment == "${{ inputs.environment }}":
+                environments = [
+                    caller["with"]["environment"]
+                    for callers in jobs.values()
+                    for caller in callers.values()
+                    if str(caller.get("uses", "")).endswith(f"/{workflow}")
+                ]
+            else:
+                environments = [environment]
+            found += [(f"{workflow}/{name}", env) for env in environments]
+    return found
+
+
+def test_the_deploy_role_admits_its_environments_jobs_on_main_only() -> None:
+    jobs = _deploy_role_jobs()
+    assert {environment for _, environment in jobs} == {"dev", "prod"}
+    for job, environment in jobs:
+        trust = deployed_environment(environment).resources["GitHubDeployRole"].properties
+        token = {
+            "aud": "sts.amazonaws.com",
+            "sub": f"repo:{GITHUB_REPOSITORY}:environment:{environment}",
+            "ref": "refs/heads/main",
+        }
+        assert _admitted(trust["AssumeRolePolicyDocument"], token), job
+        # The same job run from another branch (workflow_dispatch lets anyone pick one).
+        branch = {**token, "ref": "refs/heads/any-branch"}
+        assert not _admitted(trust["AssumeRolePolicyDocument"], branch), job
+        other = "prod" if environment == "dev" else "dev"
+        elsewhere = {**token, "sub": f"repo:{GITHUB_REPOSITORY}:environment:{other}"}
+        assert not _admitted(trust["AssumeRolePolicyDocument"], elsewhere), job
+
+
 def test_the_publish_role_trusts_only_main_and_deploys_nothing() -> None:
     subjects = _trusted_subjects(ACCOUNT_TEMPLATE, "GitHubPublishRole")
     assert [_sub(subject) for subject in subjects] == [
@@ -451,25 +565,8 @@ IAM_ACTION_OF_CALL = {"s3:HeadObject": "s3:GetObject", "sts:GetCallerIdentity": 
 
 def _dev_statements(role: str) -> list[dict[str, Any]]:
     """`role`'s statements in dev, every !Sub resolved (moto's account, the test bucket)."""
-    stack = load_stack(
-        ENVIRONMENT_TEMPLATE,
-        {"Environment": "dev", "GitHubRepository": "an-org/a-repo", "ArtifactBucketName": BUCKET},
-        region=REGION,
-        account_id=ACCOUNT_ID,
-    )
-    return list(statements(stack.resources[role].properties["Policies"]))
-
-
-def _allows(granted: list[dict[str, Any]], action: str, resource: str | None) -> bool:
-    """Whether an Allow statement names `action` on `resource` (None: on any resource)."""
-    return any(
-        statement["Effect"] == "Allow"
-        and grants(set(strings(statement["Action"])), action)
-        and (
-            resource is None
-            or any(fnmatch.fnmatchcase(resource, str(p)) for p in strings(statement["Resource"]))
-        )
-        for statement in granted
+    return deployed_statements(
+        "dev", role, region=REGION, account_id=ACCOUNT_ID, artifact_bucket=BUCKET
     )
 
 
@@ -505,7 +602,7 @@ def test_the_deploy_role_may_make_every_call_of_pressroom_retrain_job(
     refused = []
     for call, params in retrain_job_calls:
         action = IAM_ACTION_OF_CALL.get(call, call)
-        if action is not None and not _allows(granted, action, _resource_of(action, params)):
+        if action is not None and not allows(granted, action, _resource_of(action, params)):
             refused.append((action, _resource_of(action, params)))
 
     assert {call for call, _ in retrain_job_calls} >= {
@@ -560,8 +657,6 @@ def test_the_retrain_job_role_may_do_what_its_job_does(
         ("s3:ListBucket", f"s3://{BUCKET}"),
         ("s3:PutObject", f"{output}model.tar.gz"),
         ("s3:PutObject", f"{output}output.tar.gz"),
-        ("rds-data:ExecuteStatement", database["aurora_cluster_arn"][0]),
-        ("rds-data:BatchExecuteStatement", database["aurora_cluster_arn"][0]),
         ("secretsmanager:GetSecretValue", database["secret_arn"][0]),
         ("ecr:BatchGetImage", f"arn:aws:ecr:{REGION}:{registry.split('.')[0]}:repository/{name}"),
         ("ecr:GetAuthorizationToken", "*"),
@@ -573,7 +668,7 @@ def test_the_retrain_job_role_may_do_what_its_job_does(
     missing = [
         (action, resource)
         for action, resource in needed
-        if not _allows(granted, action, _s3_arn(resource))
+        if not allows(granted, action, _s3_arn(resource))
     ]
     assert missing == []
     trust = load_template(ENVIRONMENT_TEMPLATE)["Resources"]["RetrainJobRole"]["Properties"]
@@ -585,8 +680,39 @@ def test_the_retrain_job_role_may_do_what_its_job_does(
         }
     ]
     # Another environment's challengers and source dirs are out of its reach.
-    assert not _allows(granted, "s3:PutObject", _s3_arn(output.replace("/dev/", "/prod/")))
-    assert not _allows(granted, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/retrain/prod/x")
+    assert not allows(granted, "s3:PutObject", _s3_arn(output.replace("/dev/", "/prod/")))
+    assert not allows(granted, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/retrain/prod/x")
+
+
+def test_the_retrain_job_role_may_make_the_data_api_calls_of_reading_the_votes(
+    retrain_job_calls: list[tuple[str, Any]], aurora_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job reads the votes as `load_votes` does: whatever the Data API driver calls (it
+    wraps each statement in a transaction) must be allowed on the job's cluster."""
+    made: list[str] = []
+
+    def on_call(model: Any, **_: Any) -> None:
+        made.append(f"rds-data:{model.name}")
+
+    # The driver makes its own client from boto3's default session: hook that session.
+    session = boto3.Session()
+    session.events.register("before-parameter-build.rds-data", on_call)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    store = open_store(aurora_url, migrate=True)
+    store.engine.dispose()
+    made.clear()
+    assert load_votes(aurora_url) == []
+
+    (request,) = [
+        params for call, params in retrain_job_calls if call == "sagemaker:CreateTrainingJob"
+    ]
+    cluster = parse_qs(urlparse(request["Environment"]["DATABASE_URL"]).query)
+    granted = _dev_statements("RetrainJobRole")
+    assert "rds-data:ExecuteStatement" in made
+    refused = sorted(
+        {action for action in made if not allows(granted, action, cluster["aurora_cluster_arn"][0])}
+    )
+    assert refused == []
 
 
 def _s3_arn(uri: str) -> str:

@@ -66,13 +66,18 @@ def test_each_function_gets_a_value_for_every_variable_it_declares(
     for function, app_template in API_FUNCTIONS.items():
         variables = resources[function]["Properties"]["Environment"]["Variables"]
         # SAM CLI overrides only what the template declares: the app's variables, plus the
-        # emulator's endpoints, which the generated template declares for it.
-        assert set(variables) == declared_variables(app_template, function) | set(
-            sam_local.EMULATOR_VARIABLES
-        )
+        # emulator's endpoints and the local reader key, which the generated template declares.
+        assert set(variables) == declared_variables(app_template, function) | {
+            *sam_local.EMULATOR_VARIABLES,
+            *sam_local.READER_KEY_VARIABLES,
+        }
         assert set(local_api.env_vars[function]) == set(variables)
         values = local_api.env_vars[function]
         assert values["DATABASE_URL"] == DATABASE
+        assert (values["READER_KEY_FILE"], values["READER_KEY_SECRET_ID"]) == (
+            sam_local.CONTAINER_READER_KEY,
+            "",
+        )
         assert {values[name] for name in sam_local.EMULATOR_VARIABLES} == {EMULATOR}
         assert all(isinstance(value, str) and "unset-" not in value for value in values.values())
 
@@ -99,12 +104,23 @@ def test_every_route_of_the_api_is_an_event_of_its_function(
 
 
 @pytest.mark.parametrize("function", sorted(API_FUNCTIONS))
-def test_every_handler_imports_with_its_env_vars(
-    local_api: sam_local.LocalApi, function: str
+def test_every_handler_imports_with_its_env_vars_and_the_layers_reader_key(
+    local_api: sam_local.LocalApi, function: str, tmp_path: Path
 ) -> None:
     properties = local_api.template["Resources"][function]["Properties"]
-    # What the Lambda runtime sets in the container (region, credentials), then the file's.
-    environment = {**LAMBDA_LIKE_ENVIRONMENT, **local_api.env_vars[function]}
+    sam_local.write(local_api, tmp_path / "sam-local", reader_key_file=tmp_path / "reader-key")
+    layer = Path(
+        local_api.template["Resources"][sam_local.DRIVER_LAYER]["Properties"]["ContentUri"]
+    )
+    key_in_layer = layer / sam_local.READER_KEY_NAME
+    assert key_in_layer.read_bytes() == (tmp_path / "reader-key").read_bytes()
+    # What the Lambda runtime sets in the container (region, credentials), then the file's,
+    # with the layer's key where the container finds it under /opt.
+    environment = {
+        **LAMBDA_LIKE_ENVIRONMENT,
+        **local_api.env_vars[function],
+        "READER_KEY_FILE": str(key_in_layer),
+    }
     handler = load_handler(Path(properties["CodeUri"]), properties["Handler"], environment)
     assert callable(handler)
 
@@ -113,7 +129,7 @@ def test_every_handler_imports_with_its_env_vars(
 def test_sam_cli_reads_the_template_and_env_vars_as_intended(
     local_api: sam_local.LocalApi, tmp_path: Path
 ) -> None:
-    template, env_vars = sam_local.write(local_api, tmp_path)
+    template, env_vars = sam_local.write(local_api, tmp_path, tmp_path / "reader-key")
     driver = local_api.template["Resources"][sam_local.DRIVER_LAYER]["Properties"]["ContentUri"]
     assert (Path(driver) / "requirements.txt").read_text().startswith("psycopg[binary]==")
     completed = subprocess.run(

@@ -14,6 +14,7 @@ from pressroom_common.feedback.store import FeedbackStore, GenerationRecord, ope
 from local.emulate.events import proxy_event
 from local.emulate.functions import load_handler
 from tests.fixtures.experiments import STARTED_AT, VARIANTS, FakeClock, serve_readers
+from tests.fixtures.readers import TEST_READER_KEYS, reader_hash, write_reader_key
 
 FEEDBACK_FUNCTION = Path(__file__).resolve().parents[3] / "apps" / "feedback" / "src" / "feedback"
 
@@ -62,32 +63,42 @@ def test_a_bucket_must_be_at_least_a_second(experiment_store: FeedbackStore) -> 
         experiment_store.traffic_over_time(0)
 
 
-def test_each_vote_emits_a_per_variant_metric(
+def test_each_vote_emits_a_per_variant_metric_and_each_refused_one_a_count(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'feedback.db'}"
     store = open_store(url, migrate=True)
     [variant] = serve_readers(Router(FixedWeights(), VARIANTS), store, 1, seed=1, clock=FakeClock())
-    generation_id = "gen-1-000000"  # serve_readers' id of reader 0 with seed 1
+    generation_id, reader = "gen-1-000000", "reader-1-0"  # serve_readers' reader 0, seed 1
     handler = load_handler(
         FEEDBACK_FUNCTION,
         "app.handler",
-        {"DATABASE_URL": url, "VARIANT_WEIGHTS": '{"A": 1, "B": 1}'},
+        {
+            "DATABASE_URL": url,
+            "VARIANT_WEIGHTS": '{"A": 1, "B": 1}',
+            "READER_KEY_FILE": str(write_reader_key(tmp_path)),
+        },
     )
     capfd.readouterr()
 
-    body = json.dumps({"generation_id": generation_id, "vote": "down"}).encode()
-    response = handler(
-        proxy_event(
-            "POST", "/api/feedback", headers=[("Content-Type", "application/json")], body=body
-        ),
-        None,
-    )
+    def vote(token: str | None) -> int:
+        body = {"generation_id": generation_id, "vote": "down", "vote_token": token}
+        headers = [("Content-Type", "application/json"), ("X-User-Id", reader)]
+        event = proxy_event(
+            "POST", "/api/feedback", headers=headers, body=json.dumps(body).encode()
+        )
+        return int(handler(event, None)["statusCode"])
 
-    assert response["statusCode"] == 200, response["body"]
+    statuses = [
+        vote(TEST_READER_KEYS.vote_token(generation_id, reader_hash(reader))),
+        vote("forged"),
+    ]
+
+    assert statuses == [200, 403]
     metrics = [
         json.loads(line)
         for line in capfd.readouterr().out.splitlines()
         if line.startswith('{"_aws"')
     ]
-    assert [(m.get("VotesDown"), m["variant"]) for m in metrics] == [([1.0], variant)]
+    assert [(m.get("VotesDown"), m.get("variant")) for m in metrics[:1]] == [([1.0], variant)]
+    assert [m.get("VotesRefused") for m in metrics[1:]] == [[1.0]]

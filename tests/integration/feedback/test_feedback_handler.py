@@ -9,22 +9,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pressroom_common.feedback.store import open_store
 from pressroom_common.platform.settings import FeedbackSettings
-from pressroom_common.platform.users import hash_user_id
 from pressroom_common.wiring import build_feedback_app
 
 from local.emulate.events import proxy_event
 from local.emulate.functions import load_handler
+from qa.reliability.stuffing import stuffing_attempts
 from tests.fixtures.feedback import GenerationFactory
 from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.readers import TEST_READER_KEYS, reader_hash, write_reader_key
 
 FUNCTION_DIR = Path(__file__).resolve().parents[3] / "apps" / "feedback" / "src" / "feedback"
 WEIGHTS = '{"A": 1, "B": 1}'
 
 Call = Callable[..., tuple[int, dict[str, Any]]]
+# The reader every recorded generation was served to.
+READER = "reader-1"
 
 
 def invoke(handler: Any, method: str, path: str, **options: Any) -> tuple[int, dict[str, Any]]:
@@ -38,34 +42,50 @@ def invoke(handler: Any, method: str, path: str, **options: Any) -> tuple[int, d
     return response["statusCode"], json.loads(response["body"])
 
 
-@pytest.fixture
-def call(store_url: str) -> Call:
-    open_store(store_url, migrate=True).engine.dispose()
-    handler = load_handler(
+def feedback_handler(store_url: str, key_directory: Path, **environment: str) -> Any:
+    """The feedback function with the template's variables and the test reader key."""
+    return load_handler(
         FUNCTION_DIR,
         "app.handler",
-        {"DATABASE_URL": store_url, "VARIANT_WEIGHTS": WEIGHTS},
+        {
+            "DATABASE_URL": store_url,
+            "VARIANT_WEIGHTS": WEIGHTS,
+            "READER_KEY_FILE": str(write_reader_key(key_directory)),
+            **environment,
+        },
     )
+
+
+@pytest.fixture
+def call(store_url: str, tmp_path: Path) -> Call:
+    open_store(store_url, migrate=True).engine.dispose()
+    handler = feedback_handler(store_url, tmp_path)
     return lambda method, path, **options: invoke(handler, method, path, **options)
+
+
+def ballot(generation_id: str, vote: str, reader: str | None = READER) -> dict[str, Any]:
+    """`call` options for a vote by `reader` with the token their generate response carried."""
+    token = TEST_READER_KEYS.vote_token(generation_id, reader_hash(reader))
+    headers = [("X-User-Id", reader)] if reader else []
+    return {
+        "json": {"generation_id": generation_id, "vote": vote, "vote_token": token},
+        "headers": headers,
+    }
 
 
 @pytest.fixture
 def recorded(store_url: str, make_generation: GenerationFactory) -> list[str]:
     store = open_store(store_url)
     ids = ["g-a", "g-b"]
-    store.record_generation(make_generation(id="g-a", variant="A"))
-    store.record_generation(make_generation(id="g-b", variant="B"))
+    served_to = reader_hash(READER)
+    store.record_generation(make_generation(id="g-a", variant="A", user_hash=served_to))
+    store.record_generation(make_generation(id="g-b", variant="B", user_hash=served_to))
     store.engine.dispose()
     return ids
 
 
 def test_vote_answers_the_stored_vote(call: Call, recorded: list[str]) -> None:
-    status, body = call(
-        "POST",
-        "/api/feedback",
-        json={"generation_id": "g-a", "vote": "up"},
-        headers=[("X-User-Id", "reader-1")],
-    )
+    status, body = call("POST", "/api/feedback", **ballot("g-a", "up"))
     assert status == 200
     assert (body["generation_id"], body["vote"]) == ("g-a", "up")
     assert body["created_at"] == body["updated_at"]
@@ -73,24 +93,19 @@ def test_vote_answers_the_stored_vote(call: Call, recorded: list[str]) -> None:
 
 
 def test_voting_again_replaces_the_vote(call: Call, recorded: list[str], store_url: str) -> None:
-    reader = [("X-User-Id", "reader-1")]
-    _, first = call(
-        "POST", "/api/feedback", json={"generation_id": "g-a", "vote": "up"}, headers=reader
-    )
-    status, second = call(
-        "POST", "/api/feedback", json={"generation_id": "g-a", "vote": "down"}, headers=reader
-    )
+    _, first = call("POST", "/api/feedback", **ballot("g-a", "up"))
+    status, second = call("POST", "/api/feedback", **ballot("g-a", "down"))
     assert status == 200
     assert second["vote"] == "down"
     assert second["created_at"] == first["created_at"]
     assert second["updated_at"] > first["updated_at"]
     store = open_store(store_url)
     assert store.variant_counts()["A"] == (1, 0, 1)
-    assert store.record_vote("g-a", hash_user_id("reader-1"), "down").vote == "down"
+    assert store.record_vote("g-a", reader_hash(READER), "down").vote == "down"
 
 
 def test_vote_on_an_unknown_generation_answers_404(call: Call, recorded: list[str]) -> None:
-    status, body = call("POST", "/api/feedback", json={"generation_id": "nope", "vote": "up"})
+    status, body = call("POST", "/api/feedback", **ballot("nope", "up"))
     assert status == 404
     assert body["error"]["code"] == "generation_not_found"
     assert "generation_id" in body["error"]["message"]
@@ -140,14 +155,13 @@ def test_hostile_vote_bodies_never_answer_5xx_nor_store_a_partial_vote(
     call: Call, recorded: list[str], store_url: str, body: object
 ) -> None:
     status, answer = call("POST", "/api/feedback", json=json.dumps(body).encode())
-    assert status in (200, 404, 422), answer
-    if status != 200:
-        assert set(answer) == {"error"}
+    assert status in (403, 404, 422), answer
+    assert set(answer) == {"error"}
     store = open_store(store_url)
     stored_votes = sum(up + down for _, up, down in store.variant_counts().values())
     store.engine.dispose()
-    # One (anonymous) user: at most one vote per recorded generation, however many requests.
-    assert stored_votes <= len(recorded)
+    # No body without the reader's identity and token casts a vote, however many requests.
+    assert stored_votes == 0
 
 
 def test_malformed_json_answers_422(call: Call, recorded: list[str]) -> None:
@@ -157,8 +171,8 @@ def test_malformed_json_answers_422(call: Call, recorded: list[str]) -> None:
 
 
 def test_stats_report_votes_per_variant(call: Call, recorded: list[str]) -> None:
-    call("POST", "/api/feedback", json={"generation_id": "g-a", "vote": "up"})
-    call("POST", "/api/feedback", json={"generation_id": "g-b", "vote": "down"})
+    call("POST", "/api/feedback", **ballot("g-a", "up"))
+    call("POST", "/api/feedback", **ballot("g-b", "down"))
     status, body = call("GET", "/api/stats")
     assert status == 200
     by_variant = {item["variant"]: item for item in body["variants"]}
@@ -181,22 +195,18 @@ def test_stats_since_filters_and_treats_a_naive_time_as_utc(
 
 
 def test_stats_default_to_the_experiment_round_and_an_explicit_since_still_wins(
-    call: Call, store_url: str, recorded: list[str], make_generation: GenerationFactory
+    call: Call,
+    store_url: str,
+    recorded: list[str],
+    make_generation: GenerationFactory,
+    tmp_path: Path,
 ) -> None:
     # The recorded generations were created at 2026-01-15T12:00Z; the round starts an hour later.
     store = open_store(store_url)
     later = datetime(2026, 1, 15, 13, 30, tzinfo=UTC)
     store.record_generation(make_generation(id="g-round", variant="B", created_at=later))
     store.engine.dispose()
-    handler = load_handler(
-        FUNCTION_DIR,
-        "app.handler",
-        {
-            "DATABASE_URL": store_url,
-            "VARIANT_WEIGHTS": WEIGHTS,
-            "EXPERIMENT_STARTED_AT": "2026-01-15T13:00:00Z",
-        },
-    )
+    handler = feedback_handler(store_url, tmp_path, EXPERIMENT_STARTED_AT="2026-01-15T13:00:00Z")
 
     _, this_round = invoke(handler, "GET", "/api/stats")
     _, everything = invoke(handler, "GET", "/api/stats", query=[("since", "2026-01-01T00:00:00")])
@@ -214,8 +224,12 @@ def test_stats_with_a_bad_since_answers_422_naming_it(call: Call) -> None:
     assert [detail["field"] for detail in body["error"]["details"]] == ["since"]
 
 
-def test_openapi_documents_both_routes_and_the_stats_model(store_url: str) -> None:
-    settings = FeedbackSettings(database_url=store_url, variant_weights=json.loads(WEIGHTS))
+def test_openapi_documents_both_routes_and_the_stats_model(store_url: str, tmp_path: Path) -> None:
+    settings = FeedbackSettings(
+        database_url=store_url,
+        variant_weights=json.loads(WEIGHTS),
+        reader_key_file=str(write_reader_key(tmp_path)),
+    )
     schema = build_feedback_app(settings).app.get_openapi_schema().model_dump(by_alias=True)
     assert {"/api/feedback", "/api/stats"} <= set(schema["paths"])
     components = schema["components"]["schemas"]
@@ -228,27 +242,19 @@ def test_openapi_documents_both_routes_and_the_stats_model(store_url: str) -> No
 
 @pytest.mark.postgres
 def test_database_down_answers_503_and_the_vote_is_not_stored(
-    postgres_server: PostgresServer, postgres_url: str, make_generation: GenerationFactory
+    postgres_server: PostgresServer,
+    postgres_url: str,
+    make_generation: GenerationFactory,
+    tmp_path: Path,
 ) -> None:
     store = open_store(postgres_url, migrate=True)
-    store.record_generation(make_generation(id="g-a"))
-    handler = load_handler(
-        FUNCTION_DIR, "app.handler", {"DATABASE_URL": postgres_url, "VARIANT_WEIGHTS": WEIGHTS}
-    )
-    assert (
-        invoke(handler, "POST", "/api/feedback", json={"generation_id": "g-a", "vote": "up"})[0]
-        == 200
-    )
+    store.record_generation(make_generation(id="g-a", user_hash=reader_hash(READER)))
+    handler = feedback_handler(postgres_url, tmp_path)
+    assert invoke(handler, "POST", "/api/feedback", **ballot("g-a", "up"))[0] == 200
 
     postgres_server.stop()
     try:
-        status, body = invoke(
-            handler,
-            "POST",
-            "/api/feedback",
-            json={"generation_id": "g-a", "vote": "down"},
-            headers=[("X-User-Id", "reader-2")],
-        )
+        status, body = invoke(handler, "POST", "/api/feedback", **ballot("g-a", "down"))
         stats_status, _ = invoke(handler, "GET", "/api/stats")
     finally:
         postgres_server.start()
@@ -257,4 +263,41 @@ def test_database_down_answers_503_and_the_vote_is_not_stored(
     assert body["error"]["code"] == "database_unavailable"
     assert stats_status == 503
     assert store.variant_counts() == {"A": (1, 1, 0)}
+    store.engine.dispose()
+
+
+def test_only_the_reader_a_headline_was_served_to_can_vote_on_it(
+    call: Call, recorded: list[str], store_url: str
+) -> None:
+    token = TEST_READER_KEYS.vote_token("g-a", reader_hash(READER))
+    attempts = stuffing_attempts(READER, "g-a", token, "g-b")
+
+    answers = [
+        call("POST", "/api/feedback", json=attempt.body, headers=list(attempt.headers.items()))
+        for attempt in attempts
+    ]
+
+    assert len(attempts) == 45
+    assert {status for status, _ in answers} == {403}
+    assert {body["error"]["code"] for _, body in answers} == {"vote_not_allowed"}
+    assert {body["error"]["details"][0]["field"] for _, body in answers} == {
+        "vote_token",
+        "X-User-Id",
+    }
+    _, stats = call("GET", "/api/stats")
+    assert [(v["up"], v["down"]) for v in stats["variants"]] == [(0, 0), (0, 0)]
+    store = open_store(store_url)
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM votes")).scalar() == 0
+    assert store.voted_generations() == []  # nothing refused reaches the retraining set
+
+    # The reader's own vote counts, once, however often it is sent.
+    for _ in range(3):
+        assert call("POST", "/api/feedback", **ballot("g-a", "up"))[0] == 200
+    _, stats = call("GET", "/api/stats")
+    assert {v["variant"]: (v["up"], v["down"]) for v in stats["variants"]} == {
+        "A": (1, 0),
+        "B": (0, 0),
+    }
+    assert [(v.generation_id, v.vote) for v in store.voted_generations()] == [("g-a", "up")]
     store.engine.dispose()

@@ -19,11 +19,13 @@ from pressroom_common.feedback.store import (
     open_store,
 )
 from pressroom_common.feedback.store.schema import generations, metadata, votes
+from pressroom_common.platform.errors import VoteNotAllowed
+from pressroom_common.platform.readers import ANONYMOUS_READER
 
 from tests.fixtures.feedback import GenerationFactory
 from tests.fixtures.postgres import PostgresServer
 
-USER = "u" * 64
+USER = "a" * 64  # the reader `make_generation` serves by default
 OTHER_USER = "o" * 64
 
 
@@ -82,11 +84,23 @@ def test_changing_a_vote_replaces_it(
     store.record_generation(make_generation(id="g1"))
     first = store.record_vote("g1", USER, "up")
     changed = store.record_vote("g1", USER, "down")
-    store.record_vote("g1", OTHER_USER, "up")
     assert changed.vote is Vote.DOWN
     assert changed.created_at == first.created_at
     assert changed.updated_at > first.updated_at
-    assert store.variant_counts() == {"A": (1, 1, 1)}
+    assert store.variant_counts() == {"A": (1, 0, 1)}
+
+
+@pytest.mark.parametrize("voter", [OTHER_USER, ANONYMOUS_READER])
+def test_a_vote_by_anyone_but_the_reader_it_was_served_to_is_refused_and_stores_nothing(
+    store: FeedbackStore, make_generation: GenerationFactory, voter: str
+) -> None:
+    store.record_generation(make_generation(id="g1"))
+    store.record_generation(make_generation(id="g-anonymous", user_hash=ANONYMOUS_READER))
+    with pytest.raises(VoteNotAllowed) as refused:
+        store.record_vote("g1" if voter == OTHER_USER else "g-anonymous", voter, "up")
+    assert (refused.value.status, refused.value.field) == (403, "generation_id")
+    assert count_rows(store, votes) == 0
+    assert store.variant_counts() == {"A": (2, 0, 0)}
 
 
 def test_vote_on_an_unknown_generation_raises_not_found_and_stores_nothing(
@@ -102,17 +116,15 @@ def test_vote_on_an_unknown_generation_raises_not_found_and_stores_nothing(
 def test_concurrent_votes_from_many_threads_count_exactly_once(
     store: FeedbackStore, make_generation: GenerationFactory
 ) -> None:
-    generation_ids = [f"g{index}" for index in range(5)]
-    for index, generation_id in enumerate(generation_ids):
-        store.record_generation(make_generation(id=generation_id, variant="AB"[index % 2]))
     users = [f"{index:064d}" for index in range(12)]
-    # Every user votes down then up on every generation, from 16 threads at once: the final
-    # state has exactly one vote per (generation, user).
+    served = [(f"g{index}-{user[-2:]}", user) for index in range(5) for user in users]
+    for generation_id, user in served:
+        variant = "AB"[int(generation_id[1]) % 2]
+        store.record_generation(make_generation(id=generation_id, variant=variant, user_hash=user))
+    # Every user votes down then up, twice, on each of their generations, from 16 threads at
+    # once: the final state has exactly one vote per generation.
     jobs = [
-        (generation_id, user, vote)
-        for generation_id in generation_ids
-        for user in users
-        for vote in ("down", "up")
+        (generation_id, user, vote) for generation_id, user in served for vote in ("down", "up")
     ]
     go = threading.Event()
 
@@ -127,8 +139,8 @@ def test_concurrent_votes_from_many_threads_count_exactly_once(
         go.set()
         for future in futures:
             future.result()
-    assert count_rows(store, votes) == len(generation_ids) * len(users)
-    assert store.variant_counts() == {"A": (3, 3 * 12, 0), "B": (2, 2 * 12, 0)}
+    assert count_rows(store, votes) == len(served)
+    assert store.variant_counts() == {"A": (3 * 12, 3 * 12, 0), "B": (2 * 12, 2 * 12, 0)}
 
 
 def test_stats_window_counts_only_generations_since_the_given_time(
@@ -153,12 +165,17 @@ def test_variant_counts_since_a_rounds_start_count_only_that_rounds_generations(
     store.record_generation(make_generation(id="before", created_at=started - timedelta(minutes=1)))
     store.record_generation(make_generation(id="at", created_at=started))
     store.record_generation(make_generation(id="later", created_at=started + timedelta(hours=2)))
+    store.record_generation(
+        make_generation(
+            id="later-other", created_at=started + timedelta(hours=2), user_hash=OTHER_USER
+        )
+    )
     for generation_id in ("before", "at", "later"):
         store.record_vote(generation_id, USER, "up")
-    store.record_vote("later", "another reader", "down")
+    store.record_vote("later-other", OTHER_USER, "down")
 
-    assert store.variant_counts() == {"A": (3, 3, 1)}
-    assert store.variant_counts(started) == {"A": (2, 2, 1)}
+    assert store.variant_counts() == {"A": (4, 3, 1)}
+    assert store.variant_counts(started) == {"A": (3, 2, 1)}
     assert store.variant_counts(started + timedelta(days=1)) == {}
 
 
@@ -244,13 +261,15 @@ def test_database_crash_answers_unavailable_and_loses_no_acknowledged_vote(
     postgres_server: PostgresServer, store_url: str, make_generation: GenerationFactory
 ) -> None:
     store = open_store(store_url, migrate=True)
-    store.record_generation(make_generation(id="g1"))
-    acknowledged = {store.record_vote("g1", f"{index:064d}", "up").user_hash for index in range(20)}
+    readers = [f"{index:064d}" for index in range(20)]
+    for reader in readers:
+        store.record_generation(make_generation(id=f"g-{reader[-2:]}", user_hash=reader))
+    acknowledged = {store.record_vote(f"g-{r[-2:]}", r, "up").user_hash for r in readers}
 
     postgres_server.stop(mode="immediate")  # a crash: recovery replays the WAL on restart
     try:
         with pytest.raises(StoreUnavailableError) as raised:
-            store.record_vote("g1", OTHER_USER, "down")
+            store.record_vote("g-00", readers[0], "down")
         assert raised.value.status == 503
         assert "vote was not stored" in raised.value.message
         with pytest.raises(StoreUnavailableError):
@@ -264,28 +283,32 @@ def test_database_crash_answers_unavailable_and_loses_no_acknowledged_vote(
     with store.engine.connect() as connection:
         stored = set(connection.execute(sa.select(votes.c.user_hash)).scalars())
     assert stored == acknowledged
-    assert store.variant_counts() == {"A": (1, 20, 0)}
+    assert store.variant_counts() == {"A": (20, 20, 0)}
     store.engine.dispose()
 
 
 def test_voted_generations_hold_each_votes_present_value_and_what_the_reader_saw(
     store: FeedbackStore, make_generation: GenerationFactory
 ) -> None:
-    liked = make_generation(prompt="Storm warning for", text=" the coast", variant="B")
-    failed = make_generation(text="", error_code="model_timeout")
+    storm = {"prompt": "Storm warning for", "text": " the coast", "variant": "B"}
+    liked = make_generation(**storm, user_hash="reader-1")
+    disliked = make_generation(**storm, user_hash="reader-2")
+    failed = make_generation(text="", error_code="model_timeout", user_hash="reader-1")
     unvoted = make_generation()
-    for record in (liked, failed, unvoted):
+    for record in (liked, disliked, failed, unvoted):
         store.record_generation(record)
     store.record_vote(liked.id, "reader-1", "down")
     store.record_vote(liked.id, "reader-1", "up")  # changed: only the present value counts
-    store.record_vote(liked.id, "reader-2", "down")
+    store.record_vote(disliked.id, "reader-2", "down")
     store.record_vote(failed.id, "reader-1", "down")  # a failed answer teaches nothing
+    with pytest.raises(VoteNotAllowed):  # refused: never part of the training set
+        store.record_vote(disliked.id, "reader-1", "up")
 
     voted = store.voted_generations()
 
     assert [(v.generation_id, v.vote.value) for v in voted] == [
         (liked.id, "up"),
-        (liked.id, "down"),
+        (disliked.id, "down"),
     ]
     assert {(v.prompt, v.text, v.variant, v.model_name, v.model_version) for v in voted} == {
         ("Storm warning for", " the coast", "B", "headline-base", "v1")

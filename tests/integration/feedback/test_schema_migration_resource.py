@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,7 @@ from pressroom_common.feedback.store import open_store
 from pressroom_common.feedback.store.migrations import MIGRATION_LOCK_ID
 
 from local.emulate.functions import load_handler
+from tests.fixtures.data_api import DataApiServer
 from tests.fixtures.feedback import GenerationFactory
 from tests.fixtures.postgres import PostgresServer
 
@@ -274,7 +276,7 @@ def record_one_vote(database_url: str, make_generation: GenerationFactory) -> No
     try:
         generation = make_generation()
         store.record_generation(generation)
-        store.record_vote(generation.id, "b" * 64, "up")
+        store.record_vote(generation.id, generation.user_hash, "up")
     finally:
         store.engine.dispose()
 
@@ -316,6 +318,29 @@ def test_unreachable_database_answers_failed_with_the_reason(
     (answer,) = response_url.all_answers()
     assert answer.body["Status"] == "FAILED"
     assert "StoreUnavailableError" in answer.body["Reason"]
+
+
+@pytest.mark.postgres
+def test_a_fault_answers_failed_at_once_with_awss_reason(
+    monkeypatch: pytest.MonkeyPatch,
+    response_url: ResponseUrl,
+    aurora_url: str,
+    data_api: DataApiServer,
+) -> None:
+    # A role without rds-data permissions: retrying until the deadline would only delay the
+    # stack's rollback, so one refused call is the whole migration.
+    denied = "User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform: rds-data"
+    started = time.monotonic()
+    with data_api.failing(403, "AccessDeniedException", denied) as refused:
+        run_resource(monkeypatch, aurora_url, cloudformation_event("Create", response_url.url), 16)
+    (answer,) = response_url.all_answers()
+    assert answer.body["Status"] == "FAILED"
+    assert (
+        answer.body["Reason"]
+        == f"schema migration failed, not retried: AccessDeniedException: {denied}"
+    )
+    assert refused == ["BeginTransaction"]
+    assert time.monotonic() - started < 5  # the retry pause is 5 s
 
 
 def test_missing_configuration_answers_failed_naming_it(

@@ -32,7 +32,7 @@ from pressroom_common.feedback.store.schema import generations, hourly_rollup, v
 from pressroom_common.platform.settings import WEIGHTED_STRATEGY
 
 from benchmarks.stats import store_answer as reported
-from tests.fixtures.feedback import GenerationFactory
+from tests.fixtures.feedback import GenerationFactory, vote_row
 
 START = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 Votes = dict[tuple[str, str], str]
@@ -66,17 +66,18 @@ def mixed_generations(make_generation: GenerationFactory, count: int) -> list[Ge
 
 
 def cast_votes(store: FeedbackStore, records: list[GenerationRecord]) -> Votes:
-    """New votes, repeated votes, and votes changed up→down and down→up; returns the final ones."""
+    """New votes, repeated votes, and votes changed up→down and down→up, each by the reader the
+    generation was served to; returns the final ones."""
     standing: Votes = {}
     for index, record in enumerate(records):
-        sequence = [("u1", "up"), ("u2", "down")][: index % 3]
+        sequence = ["up", "down"][: index % 3]
         if index % 4 == 0:
-            sequence += [("u1", "down"), ("u1", "down")]
+            sequence += ["down", "down"]
         if index % 5 == 0:
-            sequence += [("u2", "up"), ("u3", "up")]
-        for user, vote in sequence:
-            store.record_vote(record.id, user.ljust(64, "x"), vote)
-            standing[record.id, user.ljust(64, "x")] = vote
+            sequence += ["up", "up"]
+        for vote in sequence:
+            store.record_vote(record.id, record.user_hash, vote)
+            standing[record.id, record.user_hash] = vote
     return standing
 
 
@@ -160,7 +161,7 @@ def test_the_rollup_equals_the_raw_rows_after_generations_errors_and_changed_vot
     store.record_generation(records[0])  # recorded again: counted once
     before_unknown = stored_rollup(store)
     with pytest.raises(GenerationNotFoundError):
-        store.record_vote("no-such-generation", "u" * 64, "up")
+        store.record_vote("no-such-generation", records[0].user_hash, "up")
     assert stored_rollup(store) == before_unknown
     standing = cast_votes(store, records)
 
@@ -183,25 +184,17 @@ def test_the_migration_backfills_what_the_store_then_keeps_up_incrementally(
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), "0001")
         connection.execute(generations.insert(), [record.model_dump() for record in old])
-        connection.execute(
-            votes.insert(),
-            [
-                {
-                    "generation_id": record.id,
-                    "user_hash": "u1".ljust(64, "x"),
-                    "vote": "up",
-                    "created_at": record.created_at,
-                    "updated_at": record.created_at,
-                    "variant": record.variant,
-                    "generation_created_at": record.created_at,
-                }
-                for record in old[::2]
-            ],
-        )
+        connection.execute(votes.insert(), [vote_row(record) for record in old[::2]])
     engine.dispose()
     store = open_store(store_url, migrate=True)
     try:
-        standing: Votes = {(record.id, "u1".ljust(64, "x")): "up" for record in old[::2]}
+        # 0003 re-keyed the readers of the earlier rows; their votes still join to them.
+        with store.engine.connect() as connection:
+            rows = connection.execute(sa.select(generations.c.id, generations.c.user_hash))
+            rekeyed = dict(rows.tuples().all())
+        old = [record.model_copy(update={"user_hash": rekeyed[record.id]}) for record in old]
+        records = old + new
+        standing: Votes = {(record.id, record.user_hash): "up" for record in old[::2]}
         assert stored_rollup(store) == expected_rollup(old, standing)
 
         for record in new:
@@ -258,8 +251,8 @@ def test_stats_since_cut_inside_an_hour_count_exactly_the_rows_after_the_cut(
     standing: Votes = {}
     for n, record in enumerate(records):
         vote = "up" if n % 3 else "down"
-        store.record_vote(record.id, "u" * 64, vote)
-        standing[record.id, "u" * 64] = vote
+        store.record_vote(record.id, record.user_hash, vote)
+        standing[record.id, record.user_hash] = vote
 
     for since in (
         cut,

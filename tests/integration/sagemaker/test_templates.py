@@ -52,6 +52,22 @@ def test_realtime_mode_has_one_endpoint_with_weighted_variants_a_and_b() -> None
     assert stack.outputs["VariantAEndpointName"] == stack.outputs["VariantBEndpointName"]
 
 
+def test_an_update_keeps_the_instance_counts_autoscaling_set_but_takes_the_new_weights() -> None:
+    stack = _generator_stack(HostingMode="realtime")
+
+    targets = list(stack.walk_resources("AWS::ApplicationAutoScaling::ScalableTarget"))
+    scaled = {target.properties["ResourceId"].split("/")[1] for target in targets}
+    assert len(targets) == 2 and len(scaled) == 1  # both variants of the one endpoint
+    for name in scaled:
+        endpoint = stack.find_by_name("AWS::SageMaker::Endpoint", name)
+        # Without it, each update resets every variant to its InitialInstanceCount.
+        assert endpoint.properties.get("RetainAllVariantProperties") is True
+        # An experiment round's weights come from the new config.
+        assert endpoint.properties["ExcludeRetainedVariantProperties"] == [
+            {"VariantPropertyType": "DesiredWeight"}
+        ]
+
+
 def test_serverless_mode_has_one_single_variant_endpoint_per_model() -> None:
     stack = _generator_stack(HostingMode="serverless", ServerlessMaxConcurrency=7)
 

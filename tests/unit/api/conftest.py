@@ -19,6 +19,7 @@ from pressroom_common.feedback.store import open_store
 
 from local.emulate.events import proxy_event
 from local.emulate.functions import load_module
+from tests.fixtures.readers import write_reader_key
 
 REPO = Path(__file__).resolve().parents[3]
 GENERATE_CODE = REPO / "apps" / "inference-api" / "src" / "generate"
@@ -141,6 +142,7 @@ def loaded_generate_function(
             "HOSTING_MODE": hosting_mode,
             "CLASSIFIER_ENDPOINT_NAME": CLASSIFIER_ENDPOINT,
             "DATABASE_URL": database_url,
+            "READER_KEY_FILE": str(write_reader_key(tmp_path)),
             "STAGE": "test",
             "CORS_ALLOWED_ORIGINS": "https://news.example.com",
             "POWERTOOLS_SERVICE_NAME": "generate",

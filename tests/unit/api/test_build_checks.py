@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local.ops.build_checks import BuiltFunction, check_import
+from local.ops.build_checks import BuiltFunction, check_import, with_key_file
 
 PYTHON = shutil.which("python3.11") or sys.executable
 
@@ -48,3 +48,19 @@ def test_a_dependency_outside_the_layer_or_a_missing_handler_fails(
     result = check_import(built(tmp_path, source), PYTHON)
 
     assert not result.ok
+
+
+def test_a_function_that_reads_the_reader_key_from_secrets_manager_reads_a_file_instead(
+    tmp_path: Path,
+) -> None:
+    key = tmp_path / "reader-key"
+    secret = {"READER_KEY_SECRET_ID": "arn:aws:secretsmanager:us-east-1:1:secret:k", "NAME": "x"}
+    reads_key = BuiltFunction("Generate", "app.handler", tmp_path, (), secret)
+    plain = BuiltFunction("Plain", "app.handler", tmp_path, (), {"NAME": "x"})
+
+    assert with_key_file(reads_key, key).environment == {
+        "READER_KEY_SECRET_ID": "",
+        "READER_KEY_FILE": str(key),
+        "NAME": "x",
+    }
+    assert with_key_file(plain, key) == plain

@@ -11,18 +11,19 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from local.cfn import TemplateError, load_stack
 from local.emulate.gateway import (
     ApiRoute,
     Gateway,
     GatewayResponse,
     LambdaFunction,
     RestApi,
-    Throttle,
-    TokenBucket,
     discover_apis,
     resource_pattern,
 )
 from local.emulate.sagemaker.endpoints import load_local_stacks
+from local.emulate.throttling import KeyedTokenBuckets, Throttle, TokenBucket
+from local.emulate.waf import WebAcl, WebAclFilter, discover_web_acl
 from local.paths import DEFAULT_MODELS_ROOT
 
 FUNCTION = LambdaFunction(
@@ -155,21 +156,25 @@ ERROR_TEMPLATES = {
 }
 
 
+def handler_function(code_dir: Path, handler: str, timeout_s: float = 3) -> LambdaFunction:
+    """A function of HANDLERS, written to `code_dir/handlers.py`."""
+    (code_dir / "handlers.py").write_text(HANDLERS)
+    return LambdaFunction(
+        handler,
+        handler,
+        f"arn:aws:lambda:us-east-1:1:function:{handler}",
+        code_dir,
+        f"handlers.{handler}",
+        {},
+        timeout_s,
+        128,
+    )
+
+
 @pytest.fixture
 def gateway_client(tmp_path: Path) -> Iterator[TestClient]:
-    (tmp_path / "handlers.py").write_text(HANDLERS)
-
     def function(handler: str, timeout_s: float = 3) -> LambdaFunction:
-        return LambdaFunction(
-            handler,
-            handler,
-            f"arn:aws:lambda:us-east-1:1:function:{handler}",
-            tmp_path,
-            f"handlers.{handler}",
-            {},
-            timeout_s,
-            128,
-        )
+        return handler_function(tmp_path, handler, timeout_s)
 
     api = RestApi(
         "Api",
@@ -241,3 +246,186 @@ def test_an_unknown_route_is_403_missing_authentication_token(gateway_client: Te
 
     assert response.status_code == 403
     assert response.json() == {"message": "Missing Authentication Token"}  # no DEFAULT_4XX set
+
+
+# --------------------------------------------------------------------------- the site's web ACL
+
+READER_LIMIT = 10
+ADDRESS_LIMIT = 25
+ADDRESS = "198.51.100.7"
+ANOTHER_ADDRESS = "203.0.113.9"
+
+
+@pytest.fixture(scope="module")
+def readers_web_acl() -> WebAcl:
+    """The frontend template's web ACL, as the root parameters resolve it."""
+    [root] = load_local_stacks(
+        "smoke",
+        DEFAULT_MODELS_ROOT,
+        None,
+        {"EnableWaf": "true", "ReaderRateLimit": READER_LIMIT, "ClientIpRateLimit": ADDRESS_LIMIT},
+    )
+    web_acl = discover_web_acl(root)
+    assert web_acl is not None
+    return web_acl
+
+
+@pytest.fixture
+def edge_app(tmp_path: Path, readers_web_acl: WebAcl) -> Iterator[Starlette]:
+    """A gateway behind the web ACL; its clock stands still, so no bucket refills mid-test."""
+    api = RestApi(
+        "Api", "test", (ApiRoute("POST", "/api/ok", handler_function(tmp_path, "ok")),), None, {}
+    )
+    gateway = Gateway(
+        api,
+        region="us-east-1",
+        environment_overrides={},
+        instances_per_function=1,
+        edge=WebAclFilter(readers_web_acl, clock=FakeClock()),
+    )
+    yield Starlette(routes=gateway.routes())
+    gateway.close()
+
+
+def test_the_web_acl_is_read_from_the_frontend_template(readers_web_acl: WebAcl) -> None:
+    rules = [
+        (rule.name, rule.limit, rule.window_s, rule.headers, rule.by_ip)
+        for rule in readers_web_acl.rules
+    ]
+
+    assert rules == [
+        ("per-reader", READER_LIMIT, 300, ("x-user-id",), False),
+        ("per-client-ip", ADDRESS_LIMIT, 300, (), True),
+    ]
+    assert {rule.block.status for rule in readers_web_acl.rules if rule.block} == {429}
+
+
+def test_the_web_acl_is_absent_where_the_template_leaves_it_off() -> None:
+    [root] = load_local_stacks("smoke", DEFAULT_MODELS_ROOT, None, {"EnableWaf": "false"})
+
+    assert discover_web_acl(root) is None
+
+
+def test_a_reader_past_the_limit_gets_429_while_another_reader_gets_through(
+    edge_app: Starlette,
+) -> None:
+    with TestClient(edge_app, client=(ADDRESS, 50000)) as client:
+        statuses = [
+            client.post("/api/ok", headers={"X-User-Id": "stuffer"}).status_code
+            for _ in range(READER_LIMIT + 1)
+        ]
+        blocked = client.post("/api/ok", headers={"X-User-Id": "stuffer"})
+        other = client.post("/api/ok", headers={"X-User-Id": "someone-else"})
+
+    assert statuses == [201] * READER_LIMIT + [429]
+    assert blocked.status_code == 429
+    assert blocked.headers["content-type"] == "application/json"
+    assert blocked.json()["error"]["code"] == "throttled"
+    assert "x-amzn-requestid" not in blocked.headers  # answered before API Gateway
+    assert other.status_code == 201
+
+
+def test_rotating_made_up_ids_from_one_address_hit_the_per_address_limit(
+    edge_app: Starlette,
+) -> None:
+    with (
+        TestClient(edge_app, client=(ADDRESS, 50000)) as rotating,
+        TestClient(edge_app, client=(ANOTHER_ADDRESS, 50000)) as elsewhere,
+    ):
+        statuses = [
+            rotating.post("/api/ok", headers={"X-User-Id": f"made-up-{n}"}).status_code
+            for n in range(ADDRESS_LIMIT + 1)
+        ]
+        other_address = elsewhere.post("/api/ok", headers={"X-User-Id": "made-up-0"})
+
+    assert statuses == [201] * ADDRESS_LIMIT + [429]
+    assert other_address.status_code == 201
+
+
+def test_the_reader_rule_counts_only_api_requests_that_carry_the_header(
+    readers_web_acl: WebAcl,
+) -> None:
+    edge = WebAclFilter(readers_web_acl, clock=FakeClock())
+    reader = {"x-user-id": "reader"}
+
+    anonymous = [edge.blocked("/api/ok", {}, ADDRESS) for _ in range(ADDRESS_LIMIT - READER_LIMIT)]
+    site = [edge.blocked("/index.html", reader, ADDRESS) for _ in range(2 * ADDRESS_LIMIT)]
+    within = [edge.blocked("/api/ok", reader, ADDRESS) for _ in range(READER_LIMIT)]
+    past_reader = edge.blocked("/api/ok", reader, ADDRESS)
+    past_address = edge.blocked("/api/ok", {}, ADDRESS)
+
+    assert set(anonymous + site + within) == {None}
+    assert past_reader is not None and past_reader[0].name == "per-reader"
+    assert past_address is not None and past_address[0].name == "per-client-ip"
+
+
+def test_a_blocked_reader_gets_through_again_as_the_window_refills(
+    readers_web_acl: WebAcl,
+) -> None:
+    clock = FakeClock()
+    edge = WebAclFilter(readers_web_acl, clock=clock)
+    reader = {"x-user-id": "reader"}
+
+    within = [edge.blocked("/api/ok", reader, ADDRESS) for _ in range(READER_LIMIT)]
+    past = edge.blocked("/api/ok", reader, ADDRESS)
+    clock.now = 300 / READER_LIMIT  # the window's rate gives one request back
+    again = [edge.blocked("/api/ok", reader, ADDRESS) is None for _ in range(2)]
+
+    assert set(within) == {None} and past is not None
+    assert again == [True, False]
+
+
+def test_rotating_keys_do_not_grow_the_buckets_without_bound() -> None:
+    clock = FakeClock()
+    buckets = KeyedTokenBuckets(Throttle(rate_per_s=1, burst=1), clock, prune_after=4)
+    for n in range(4):
+        buckets.try_acquire((f"id-{n}",))
+
+    clock.now = 5  # every bucket has refilled
+    spent_again = buckets.try_acquire(("id-0",))
+    new_key = buckets.try_acquire(("new",))  # the fifth key: full buckets are forgotten
+
+    assert spent_again and new_key
+    assert len(buckets) == 2
+    assert not buckets.try_acquire(("id-0",))  # a spent bucket is kept, not reset
+
+
+@pytest.mark.parametrize(
+    ("statement", "error"),
+    [
+        (
+            "{Limit: 100, EvaluationWindowSec: 30, AggregateKeyType: IP}",
+            r"Acl\.Rules\[0\] \(per-reader\)\.EvaluationWindowSec: 30; "
+            r"WAF takes one of \[60, 120, 300, 600\]",
+        ),
+        (
+            "{Limit: 100, AggregateKeyType: FORWARDED_IP}",
+            r"\(per-reader\)\.AggregateKeyType: FORWARDED_IP is not emulated locally",
+        ),
+    ],
+)
+def test_a_rate_rule_the_gateway_cannot_apply_is_refused_naming_the_field(
+    tmp_path: Path, statement: str, error: str
+) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Resources:\n"
+        "  Acl:\n"
+        "    Type: AWS::WAFv2::WebACL\n"
+        "    Properties:\n"
+        "      Name: limits\n"
+        "      Scope: CLOUDFRONT\n"
+        "      DefaultAction: {Allow: {}}\n"
+        "      Rules:\n"
+        "        - Name: per-reader\n"
+        "          Priority: 0\n"
+        "          Action: {Block: {}}\n"
+        f"          Statement: {{RateBasedStatement: {statement}}}\n"
+        "  Site:\n"
+        "    Type: AWS::CloudFront::Distribution\n"
+        "    Properties:\n"
+        "      DistributionConfig: {WebACLId: !GetAtt Acl.Arn}\n"
+    )
+
+    with pytest.raises(TemplateError, match=error):
+        discover_web_acl(load_stack(template))

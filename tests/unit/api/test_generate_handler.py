@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from pressroom_common.generation.health import HealthChecker, endpoint_checks
 from pressroom_common.generation.service import headline
 
+from tests.fixtures.readers import TEST_READER_KEYS, reader_hash
 from tests.unit.api.conftest import (
     CLASSIFIER_ENDPOINT,
     REALTIME_ENDPOINT,
@@ -64,6 +65,24 @@ def test_generate_answers_the_design_response_and_records_the_generation(
     )
     assert row["category_label"] == "business"
     assert row["error_code"] is None
+    # The reader is stored as a keyed hash, and only they get the token to vote with.
+    assert row["user_hash"] == reader_hash("reader-1")
+    assert body["vote_token"] == TEST_READER_KEYS.vote_token(
+        body["generation_id"], row["user_hash"]
+    )
+
+
+def test_a_reader_without_an_id_gets_a_headline_but_no_vote_token(
+    generate_function: GenerateFunction,
+) -> None:
+    generate_function.model_answers(" rates rise again", "A")
+    generate_function.classifier_answers("business", 0.91)
+
+    status, _, body = generate_function.call("POST", "/api/generate", {"prompt": "Bank"})
+
+    assert status == 200, body
+    assert body["vote_token"] is None
+    assert stored_generations(generate_function)[0]["user_hash"] == "anonymous"
 
 
 def test_realtime_hosting_pins_the_assigned_variant_with_target_variant(
@@ -409,13 +428,11 @@ def test_cors_headers_only_for_the_configured_origin(generate_function: Generate
 
 def user_assigned_to(function: GenerateFunction, variant: str) -> str:
     """A user id that the sticky strategy sends to `variant` (found by trying ids in order)."""
-    from pressroom_common.platform.users import hash_user_id
-
     router = function.module.generate_app.router
     return next(
         user
         for user in (f"reader-{n}" for n in range(1000))
-        if router.assign(hash_user_id(user)).variant == variant
+        if router.assign(reader_hash(user)).variant == variant
     )
 
 

@@ -9,7 +9,8 @@ import pytest
 from pressroom_common.experiment.routing import FixedWeights, Router, build_strategy
 from pressroom_common.platform.errors import ValidationError
 from pressroom_common.platform.settings import VariantConfig
-from pressroom_common.platform.users import hash_user_id
+
+from tests.fixtures.readers import reader_hash
 
 
 def variants(weight_a: float, weight_b: float) -> dict[str, VariantConfig]:
@@ -24,7 +25,7 @@ def variants(weight_a: float, weight_b: float) -> dict[str, VariantConfig]:
 
 
 def test_a_user_keeps_the_same_variant_across_router_instances() -> None:
-    users = [hash_user_id(f"reader-{n}") for n in range(200)]
+    users = [reader_hash(f"reader-{n}") for n in range(200)]
     first = Router(FixedWeights(rng=random.Random(1)), variants(1, 1))
     second = Router(FixedWeights(rng=random.Random(2)), variants(1, 1))
 
@@ -35,7 +36,7 @@ def test_a_user_keeps_the_same_variant_across_router_instances() -> None:
 def test_assignment_follows_the_weights() -> None:
     router = Router(FixedWeights(), variants(3, 1))
 
-    shares = Counter(router.assign(hash_user_id(f"reader-{n}")).variant for n in range(4000))
+    shares = Counter(router.assign(reader_hash(f"reader-{n}")).variant for n in range(4000))
 
     assert 0.71 < shares["A"] / 4000 < 0.79
 
@@ -43,7 +44,7 @@ def test_assignment_follows_the_weights() -> None:
 def test_a_zero_weight_variant_gets_no_routed_traffic() -> None:
     router = Router(FixedWeights(), variants(1, 0))
 
-    assert {router.assign(hash_user_id(f"u{n}")).variant for n in range(300)} == {"A"}
+    assert {router.assign(reader_hash(f"u{n}")).variant for n in range(300)} == {"A"}
 
 
 def test_anonymous_users_are_spread_over_the_variants() -> None:
@@ -53,7 +54,7 @@ def test_anonymous_users_are_spread_over_the_variants() -> None:
 
 
 def test_changing_the_salt_reshuffles_users() -> None:
-    users = [hash_user_id(f"reader-{n}") for n in range(200)]
+    users = [reader_hash(f"reader-{n}") for n in range(200)]
     old = Router(FixedWeights(salt="experiment-1"), variants(1, 1))
     new = Router(FixedWeights(salt="experiment-2"), variants(1, 1))
 
@@ -63,8 +64,8 @@ def test_changing_the_salt_reshuffles_users() -> None:
 def test_strategy_name_is_recorded_and_override_wins() -> None:
     router = Router(FixedWeights(), variants(1, 0))
 
-    assert router.assign(hash_user_id("x")).strategy == "fixed"
-    assert (router.assign(hash_user_id("x"), "B").variant, router.assign(None, "B").strategy) == (
+    assert router.assign(reader_hash("x")).strategy == "fixed"
+    assert (router.assign(reader_hash("x"), "B").variant, router.assign(None, "B").strategy) == (
         "B",
         "override",
     )
@@ -80,12 +81,6 @@ def test_fallback_is_the_other_variant() -> None:
 
     assert (router.fallback_for("A"), router.fallback_for("B")) == ("B", "A")
     assert Router(FixedWeights(), {"A": variants(1, 1)["A"]}).fallback_for("A") is None
-
-
-def test_user_hash_is_sha256_and_anonymous_when_missing() -> None:
-    assert len(hash_user_id("reader")) == 64
-    assert hash_user_id(None) == hash_user_id("") == hash_user_id("anonymous")
-    assert hash_user_id("reader") != hash_user_id("Reader")
 
 
 def test_the_configured_strategy_name_builds_that_strategy() -> None:

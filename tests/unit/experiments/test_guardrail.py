@@ -16,14 +16,14 @@ from pressroom_common.feedback.store import FeedbackStore, open_store
 from pressroom_common.generation.contracts import GenerateRequest
 from pressroom_common.generation.service import Classifier, GenerationService, Generator
 from pressroom_common.platform.sagemaker import SageMakerRuntime
-from pressroom_common.platform.users import hash_user_id
 
 from tests.fixtures.experiments import VARIANTS, FakeClock
+from tests.fixtures.readers import TEST_READER_KEYS, reader_hash
 
 THRESHOLDS = GuardrailThresholds(
     window_s=30, min_requests=5, max_error_rate=0.5, max_p95_latency_ms=1000, cooldown_s=60
 )
-USERS = [hash_user_id(f"reader-{n}") for n in range(200)]
+USERS = [reader_hash(f"reader-{n}") for n in range(200)]
 
 
 def guarded_router(clock: FakeClock) -> Router:
@@ -150,10 +150,11 @@ def test_the_generate_flow_drains_a_failing_variant_and_restores_it_after_the_co
             Generator(runtime, router, "realtime"),
             Classifier(runtime, None, timeout_s=1),
             store,
+            TEST_READER_KEYS,
             deadline_s=10,
         )
         users_of_b = [
-            f"u{n}" for n in range(200) if router.assign(hash_user_id(f"u{n}")).variant == "B"
+            f"u{n}" for n in range(200) if router.assign(reader_hash(f"u{n}")).variant == "B"
         ]
         request = GenerateRequest(prompt="Markets rally as")
 

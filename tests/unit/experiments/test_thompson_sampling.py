@@ -15,9 +15,9 @@ from pressroom_common.feedback.store import (
     StoreUnavailableError,
     open_store,
 )
-from pressroom_common.platform.users import hash_user_id
 
 from tests.fixtures.experiments import VARIANTS, FakeClock
+from tests.fixtures.readers import reader_hash
 
 
 class CountingStore:
@@ -86,7 +86,7 @@ def test_before_the_warm_up_traffic_follows_the_sticky_weights(store: FeedbackSt
     strategy = thompson(CountingStore(store), FakeClock(), warmup=10)
     router = Router(strategy, VARIANTS)
     weighted = Router(FixedWeights(), VARIANTS)
-    users = [hash_user_id(f"reader-{n}") for n in range(200)]
+    users = [reader_hash(f"reader-{n}") for n in range(200)]
 
     assert [router.assign(u).variant for u in users] == [weighted.assign(u).variant for u in users]
     assert router.assign(users[0]).strategy == "thompson"
@@ -99,7 +99,7 @@ def test_after_the_warm_up_a_clearly_better_variant_gets_almost_all_traffic(
     record(store, "B", 40, up=8)
     router = Router(thompson(CountingStore(store), FakeClock()), VARIANTS)
 
-    shares = Counter(router.assign(hash_user_id(f"r{n}")).variant for n in range(300))
+    shares = Counter(router.assign(reader_hash(f"r{n}")).variant for n in range(300))
 
     assert shares["A"] >= 295
 
@@ -178,7 +178,7 @@ def test_a_store_that_was_never_readable_routes_by_the_weights(store: FeedbackSt
     counts.down = True
     router = Router(thompson(counts, FakeClock()), VARIANTS)
 
-    assert {router.assign(hash_user_id(f"u{n}")).variant for n in range(100)} == {"A", "B"}
+    assert {router.assign(reader_hash(f"u{n}")).variant for n in range(100)} == {"A", "B"}
 
 
 def test_a_zero_weight_variant_is_out_of_the_experiment(store: FeedbackStore) -> None:
@@ -240,6 +240,6 @@ def test_a_round_warms_up_afresh_whatever_came_before(store: FeedbackStore) -> N
         VARIANTS,
     )
     weighted = Router(FixedWeights(), VARIANTS)
-    users = [hash_user_id(f"reader-{n}") for n in range(100)]
+    users = [reader_hash(f"reader-{n}") for n in range(100)]
 
     assert [router.assign(u).variant for u in users] == [weighted.assign(u).variant for u in users]

@@ -132,3 +132,16 @@ def test_the_root_stack_outputs_what_the_site_upload_reads() -> None:
 def test_log_names_of_an_app_without_functions_say_so() -> None:
     with pytest.raises(DeployError, match="'classifier' has no Lambda functions"):
         log_names("classifier")
+
+
+def test_prod_turns_the_sites_web_acl_on_and_dev_leaves_it_off() -> None:
+    config = tomllib.loads(SAMCONFIG.read_text())
+
+    def overrides(environment: str, command: str) -> list[str]:
+        return str(config[environment][command]["parameters"]["parameter_overrides"]).split()
+
+    for command in ("deploy", "sync"):
+        assert "EnableWaf=true" in overrides("prod", command)
+        # Dev keeps the template's default (off): a web ACL costs $5 a month and up.
+        assert not any(token.startswith("EnableWaf=") for token in overrides("dev", command))
+    assert load_template(ROOT_TEMPLATE)["Parameters"]["EnableWaf"]["Default"] == "false"

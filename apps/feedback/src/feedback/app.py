@@ -2,8 +2,9 @@
 
 The composition root: the store and the app are built once per cold start, from the environment
 the template sets, by `pressroom_common.wiring.build_feedback_app`; the routes are declared in
-the common layer (`pressroom_common.routes.feedback`), and the app maps the store's errors to
-404 / 503.
+the common layer (`pressroom_common.routes.feedback`), and the app maps the domain errors to
+their statuses: a vote that is not the reader's own 403, an unknown generation 404, a database
+outage 503, any other database fault 500.
 """
 
 from typing import Any

@@ -3,7 +3,9 @@
 It always answers CloudFormation, exactly once: SUCCESS once the schema is at the newest
 migration, FAILED with the reason when migrating fails, and FAILED on its own shortly before
 Lambda would time out (an unanswered custom resource hangs the stack for an hour). Migrating is
-idempotent, so Create and Update run the same upgrade.
+idempotent, so Create and Update run the same upgrade. Only an outage (the cluster paused,
+resuming or failing over) is retried; a fault retrying cannot fix (a missing permission, a wrong
+ARN) answers FAILED at once, with AWS's own words as the Reason.
 
 It never removes data and never downgrades:
 - A schema *newer* than these migrations (the database is at a revision they do not know) is
@@ -26,7 +28,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pressroom_common.feedback.store import StoreUnavailableError, open_store
+from pressroom_common.feedback.store import StoreFailedError, StoreUnavailableError, open_store
 from pressroom_common.feedback.store.migrations import MigrationResult
 from pressroom_common.platform.settings import StoreSettings
 
@@ -134,6 +136,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> None:
             )
         else:
             answer.send("FAILED", f"unknown RequestType {request_type!r}")
+    except StoreFailedError as error:
+        logger.exception("schema migration failed; not retried", aws_error=error.cause)
+        answer.send("FAILED", f"schema migration failed, not retried: {error.cause}")
     except Exception as error:
         logger.exception("schema migration failed")
         answer.send("FAILED", f"schema migration failed: {type(error).__name__}: {error}")

@@ -59,6 +59,9 @@ class VoteRecord(BaseModel):
     variant: str = Field(description="The variant of the voted generation (for metrics)")
 
 
+# A token is 43 characters (base64url of an HMAC-SHA256); the bound only keeps bodies small.
+VOTE_TOKEN_MAX_LENGTH = 128
+
 GenerationId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
@@ -73,6 +76,14 @@ class FeedbackRequest(BaseModel):
 
     generation_id: GenerationId = Field(description="The `generation_id` of a generate response")
     vote: Vote
+    # Optional in the schema so that a missing token answers 403 `vote_not_allowed`, like a
+    # forged one, rather than a 422: the reader did nothing malformed, they may not vote.
+    vote_token: str | None = Field(
+        default=None,
+        max_length=VOTE_TOKEN_MAX_LENGTH,
+        description="The `vote_token` of the same generate response; required for the vote "
+        "to count, with the same reader identity (`X-User-Id`) the headline was served to",
+    )
 
 
 class FeedbackResponse(BaseModel):

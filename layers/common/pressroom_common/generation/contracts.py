@@ -86,6 +86,10 @@ class GenerateResponse(BaseModel):
     category: Category | None
     latency_ms: LatencyMs
     created_at: datetime
+    vote_token: str | None = Field(
+        description="Send it back with a vote on this headline: it lets the reader it was "
+        "served to, and no one else, vote (null for a reader without an id, who cannot vote)"
+    )
 
 
 DependencyStatus = Literal["ok", "unavailable"]

@@ -27,9 +27,9 @@ from pressroom_common.generation.contracts import (
 )
 from pressroom_common.platform.errors import DependencyFailed, DomainError
 from pressroom_common.platform.observability import logger, record_metric, record_variant_metric
+from pressroom_common.platform.readers import ANONYMOUS_READER, ReaderKeys
 from pressroom_common.platform.sagemaker import Deadline, SageMakerRuntime
 from pressroom_common.platform.settings import HostingMode
-from pressroom_common.platform.users import hash_user_id
 
 FALLBACK_STRATEGY = "fallback"
 
@@ -185,6 +185,7 @@ class GenerationService:
         generator: Generator,
         classifier: Classifier,
         recorder: GenerationRecorder,
+        reader_keys: ReaderKeys,
         *,
         deadline_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -193,15 +194,17 @@ class GenerationService:
         self._generator = generator
         self._classifier = classifier
         self._recorder = recorder
+        self._reader_keys = reader_keys
         self._deadline_s = deadline_s
         self._clock = clock
 
-    def generate(self, request: GenerateRequest, user_id: str | None) -> GenerateResponse:
+    def generate(self, request: GenerateRequest, reader_id: str | None) -> GenerateResponse:
         started = time.perf_counter()
         deadline = Deadline(self._deadline_s)
-        user_hash = hash_user_id(user_id)
+        user_hash = self._reader_keys.reader_hash(reader_id)
         # Anonymous callers have no stable identity to stick to, so the strategy sees None.
-        assignment = self._router.assign(user_hash if user_id else None, request.variant)
+        anonymous = user_hash == ANONYMOUS_READER
+        assignment = self._router.assign(None if anonymous else user_hash, request.variant)
         parameters = request.parameters()
         record = GenerationRecord(
             id=str(uuid.uuid4()),
@@ -255,6 +258,7 @@ class GenerationService:
                 total=record.latency_total_ms,
             ),
             created_at=record.created_at,
+            vote_token=self._reader_keys.vote_token(record.id, user_hash),
         )
 
     def _record_failure(

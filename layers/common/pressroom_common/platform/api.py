@@ -28,13 +28,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.event_handler.request import Request
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from pressroom_common.platform.errors import DomainError
 from pressroom_common.platform.observability import logger
+from pressroom_common.platform.readers import USER_ID_HEADER
 from pressroom_common.platform.settings import ApiSettings
 
 
@@ -50,7 +50,6 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-USER_ID_HEADER = "X-User-Id"
 REQUEST_ID_HEADER = "X-Request-Id"
 OPENAPI_PATH = "/api/openapi.json"
 
@@ -95,11 +94,6 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
             {"field": ".".join(path) or location, "location": location, "reason": reason}
         )
     return described
-
-
-def caller_id(request: Request) -> str | None:
-    """The route dependency naming the caller: the `X-User-Id` header, if any."""
-    return request.headers.get(USER_ID_HEADER)
 
 
 def unprovided(dependency: str) -> NoReturn:

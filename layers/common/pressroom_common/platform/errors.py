@@ -32,6 +32,20 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class VoteNotAllowed(DomainError):
+    """A vote by anyone but the reader the generation was served to, or without its token."""
+
+    status = HTTPStatus.FORBIDDEN
+    code = "vote_not_allowed"
+
+    def __init__(self, field: str, reason: str, *, location: str = "body") -> None:
+        # The shape of a validation error's details, so clients read both alike.
+        super().__init__(
+            f"{field}: {reason}", details=[{"field": field, "location": location, "reason": reason}]
+        )
+        self.field = field
+
+
 class Throttled(DomainError):
     status = HTTPStatus.TOO_MANY_REQUESTS
     code = "throttled"

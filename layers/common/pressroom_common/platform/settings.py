@@ -29,6 +29,24 @@ class StoreSettings(BaseSettings):
     database_url: str = Field(min_length=1)
 
 
+class ReaderKeySettings(BaseSettings):
+    """Where the reader key lives: `READER_KEY_SECRET_ID` (a Secrets Manager secret, on AWS) or
+    `READER_KEY_FILE` (a file, locally). Exactly one is set."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    reader_key_secret_id: str = ""
+    reader_key_file: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ReaderKeySettings:
+        if bool(self.reader_key_secret_id) == bool(self.reader_key_file):
+            raise ValueError(
+                "set exactly one of READER_KEY_SECRET_ID (Secrets Manager) and READER_KEY_FILE"
+            )
+        return self
+
+
 class ApiSettings(BaseSettings):
     """What every HTTP function needs: its stage and the origins allowed by CORS."""
 
@@ -79,7 +97,7 @@ class VariantConfig(BaseModel):
     weight: float = Field(ge=0)
 
 
-class GenerateSettings(ApiSettings, StoreSettings, ExperimentSettings):
+class GenerateSettings(ApiSettings, StoreSettings, ReaderKeySettings, ExperimentSettings):
     """Configuration of the generate function (`VARIANTS` is JSON: name → `VariantConfig`)."""
 
     hosting_mode: HostingMode = "realtime"
@@ -119,7 +137,7 @@ class GenerateSettings(ApiSettings, StoreSettings, ExperimentSettings):
         return self
 
 
-class FeedbackSettings(ApiSettings, StoreSettings, ExperimentSettings):
+class FeedbackSettings(ApiSettings, StoreSettings, ReaderKeySettings, ExperimentSettings):
     """The feedback function: `VARIANT_WEIGHTS` is JSON, e.g. `{"A": 1, "B": 1}` — the weights
     the fixed-weight router splits traffic by, which the sample-ratio-mismatch test checks."""
 

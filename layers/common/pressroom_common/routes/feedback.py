@@ -9,20 +9,22 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Depends
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.metrics import MetricUnit
 
+from pressroom_common.feedback.service import FeedbackService
 from pressroom_common.feedback.store import (
     FeedbackRequest,
     FeedbackResponse,
     FeedbackStore,
     StatsReport,
-    Vote,
 )
-from pressroom_common.platform.api import caller_id, error_responses, unprovided
-from pressroom_common.platform.observability import record_variant_metric
-from pressroom_common.platform.users import hash_user_id
+from pressroom_common.platform.api import error_responses, unprovided
+from pressroom_common.platform.readers import reader_id
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ untyped
+
+
+def feedback_service() -> FeedbackService:
+    unprovided("feedback_service")
 
 
 def feedback_store() -> FeedbackStore:
@@ -40,13 +42,16 @@ def experiment_started_at() -> datetime | None:
 def serve(
     app: APIGatewayRestResolver,
     *,
+    service: Callable[[], FeedbackService],
     store: Callable[[], FeedbackStore],
     weights: Callable[[], Mapping[str, float]],
     started_at: Callable[[], datetime | None],
 ) -> None:
-    """Serve these routes on `app` with the function's store, the template's variant weights
-    and the start of the experiment round (`EXPERIMENT_STARTED_AT`, None for all time)."""
+    """Serve these routes on `app` with the function's vote service and store, the template's
+    variant weights and the start of the experiment round (`EXPERIMENT_STARTED_AT`, None for
+    all time)."""
     app.include_router(router)
+    app.dependency_overrides[feedback_service] = service
     app.dependency_overrides[feedback_store] = store
     app.dependency_overrides[variant_weights] = weights
     app.dependency_overrides[experiment_started_at] = started_at
@@ -60,24 +65,22 @@ def serve(
             "description": "The stored vote",
             "content": {"application/json": {"model": FeedbackResponse}},
         },
-        **error_responses(404, 422, 429, 503),
+        **error_responses(403, 404, 422, 429, 503),
     },
 )
 def feedback(
     request: FeedbackRequest,
-    store: Annotated[FeedbackStore, Depends(feedback_store)],
-    user_id: Annotated[str | None, Depends(caller_id)],
+    service: Annotated[FeedbackService, Depends(feedback_service)],
+    reader: Annotated[str | None, Depends(reader_id)],
 ) -> FeedbackResponse:
-    """One vote per user and generation: voting again replaces the earlier vote.
+    """One vote per reader and generation, by the reader it was served to: voting again
+    replaces the earlier vote.
 
-    A 2xx means the vote is committed; an unknown `generation_id` answers 404, and a database
-    outage 503 with nothing stored.
+    A 2xx means the vote is committed. A vote without the generation's `vote_token`, with
+    another reader's, or from a reader without an id answers 403 `vote_not_allowed` and
+    stores nothing; an unknown `generation_id` answers 404, and a database outage 503.
     """
-    stored = store.record_vote(request.generation_id, hash_user_id(user_id), request.vote)
-    # Votes cast per variant, for the dashboard (a replaced vote is cast again).
-    metric = "VotesUp" if stored.vote is Vote.UP else "VotesDown"
-    record_variant_metric(metric, 1, MetricUnit.Count, variant=stored.variant)
-    return FeedbackResponse.model_validate(stored.model_dump())
+    return service.vote(request, reader)
 
 
 @router.get(

@@ -11,7 +11,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pressroom_common.generation.contracts import GenerateRequest, GenerateResponse, HealthResponse
 from pressroom_common.generation.health import HealthChecker
 from pressroom_common.generation.service import GenerationService
-from pressroom_common.platform.api import caller_id, error_responses, unprovided
+from pressroom_common.platform.api import error_responses, unprovided
+from pressroom_common.platform.readers import reader_id
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ untyped
 
@@ -50,9 +51,9 @@ def serve(
 def generate(
     request: GenerateRequest,
     service: Annotated[GenerationService, Depends(generation_service)],
-    user_id: Annotated[str | None, Depends(caller_id)],
+    reader: Annotated[str | None, Depends(reader_id)],
 ) -> GenerateResponse:
-    return service.generate(request, user_id)
+    return service.generate(request, reader)
 
 
 @router.get("/api/health", summary="Status of each SageMaker endpoint and of the database")

@@ -18,7 +18,11 @@ from pressroom_common.feedback.contracts import (
     Vote,
     VoteRecord,
 )
-from pressroom_common.feedback.store.errors import GenerationNotFoundError, StoreUnavailableError
+from pressroom_common.feedback.store.errors import (
+    GenerationNotFoundError,
+    StoreFailedError,
+    StoreUnavailableError,
+)
 from pressroom_common.feedback.store.store import (
     FeedbackStore,
     TrafficBucket,
@@ -36,6 +40,7 @@ __all__ = [
     "GenerationRecord",
     "LatencyPercentiles",
     "StatsReport",
+    "StoreFailedError",
     "StoreUnavailableError",
     "TrafficBucket",
     "VariantStats",

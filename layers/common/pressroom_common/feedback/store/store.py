@@ -1,5 +1,6 @@
 """One feedback store over SQLite, PostgreSQL and Aurora (Data API): SQLAlchemy Core, one
-transaction per call, every database outage raised as `StoreUnavailableError`."""
+transaction per call, every database outage raised as `StoreUnavailableError` and every
+fault AWS reports that retrying cannot fix as `StoreFailedError` (`outages.py` decides)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
@@ -30,8 +29,9 @@ from pressroom_common.experiment.report import (
 )
 from pressroom_common.feedback.contracts import GenerationRecord, Vote, VoteRecord
 from pressroom_common.feedback.store.engines import create_store_engine
-from pressroom_common.feedback.store.errors import GenerationNotFoundError, StoreUnavailableError
+from pressroom_common.feedback.store.errors import GenerationNotFoundError
 from pressroom_common.feedback.store.migrations import MigrationResult, upgrade_to_head
+from pressroom_common.feedback.store.outages import store_failure
 from pressroom_common.feedback.store.rollup import (
     COUNTERS,
     LATENCY_BOUNDS_MS,
@@ -41,28 +41,12 @@ from pressroom_common.feedback.store.rollup import (
     window_totals,
 )
 from pressroom_common.feedback.store.schema import generations, hourly_rollup, votes
+from pressroom_common.platform.errors import VoteNotAllowed
+from pressroom_common.platform.readers import ANONYMOUS_READER
 from pressroom_common.platform.settings import WEIGHTED_STRATEGY
 
 # The latency percentiles `stats` reports.
 PERCENTILES = (0.5, 0.95)
-
-# What a database outage looks like through the drivers and through the Data API's botocore
-# client (whose errors SQLAlchemy wraps in a StatementError).
-_DRIVER_OUTAGES = (
-    exc.OperationalError,
-    exc.InterfaceError,
-    exc.DisconnectionError,
-    exc.TimeoutError,
-)
-_DATA_API_OUTAGES = (BotoCoreError, ClientError)
-
-
-def _is_outage(error: Exception) -> bool:
-    if isinstance(error, _DRIVER_OUTAGES + _DATA_API_OUTAGES):
-        return True
-    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, exc.StatementError) and isinstance(error.orig, _DATA_API_OUTAGES)
 
 
 @dataclass(frozen=True)
@@ -155,7 +139,8 @@ class FeedbackStore:
         The generation's row is locked first (`FOR NO KEY UPDATE`; SQLite's `BEGIN IMMEDIATE`
         takes the database's write lock), so the voters of one generation take turns: the
         previous vote read under the lock is the one the upsert replaces, and the rollup moves
-        by exactly the difference. An unknown id writes nothing.
+        by exactly the difference. An unknown id writes nothing, and so does a vote by anyone
+        but the reader the generation was served to (`VoteNotAllowed`): one reader, one vote.
         """
         vote = Vote(vote)
         now = datetime.now(UTC)
@@ -167,12 +152,17 @@ class FeedbackStore:
                     generations.c.variant,
                     generations.c.created_at,
                     generations.c.latency_total_ms,
+                    generations.c.user_hash,
                 )
                 .where(generations.c.id == generation_id)
                 .with_for_update(key_share=True)
             ).one_or_none()
             if generation is None:
                 raise GenerationNotFoundError(generation_id)
+            if generation.user_hash != user_hash or user_hash == ANONYMOUS_READER:
+                raise VoteNotAllowed(
+                    "generation_id", "this generation was not served to this reader"
+                )
             this_vote = (votes.c.generation_id == generation_id) & (votes.c.user_hash == user_hash)
             previous = connection.execute(sa.select(votes.c.vote).where(this_vote)).scalar()
             insert = self._insert(votes).values(
@@ -321,9 +311,11 @@ class FeedbackStore:
             with self._engine.begin() as connection:
                 yield connection
         except Exception as error:
-            if _is_outage(error):
-                raise StoreUnavailableError(operation) from error
-            raise
+            # An outage becomes StoreUnavailableError, an AWS fault StoreFailedError (outages.py).
+            failure = store_failure(error, operation)
+            if failure is None:
+                raise
+            raise failure from error
 
     def _insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""

@@ -1,0 +1,41 @@
+"""The vote flow: identify the reader → check their vote token → record → count it.
+
+The mirror of `generation.service.GenerationService`: the route hands over the request and the
+reader's id, and the reader's hash, the token check and the metrics all happen here.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from pressroom_common.feedback.contracts import FeedbackRequest, FeedbackResponse, Vote
+from pressroom_common.feedback.store import FeedbackStore
+from pressroom_common.platform.errors import VoteNotAllowed
+from pressroom_common.platform.observability import logger, record_metric, record_variant_metric
+from pressroom_common.platform.readers import ReaderKeys
+
+
+class FeedbackService:
+    def __init__(self, store: FeedbackStore, reader_keys: ReaderKeys) -> None:
+        self._store = store
+        self._reader_keys = reader_keys
+
+    def vote(self, request: FeedbackRequest, reader_id: str | None) -> FeedbackResponse:
+        """Record the reader's vote, or raise `VoteNotAllowed` with nothing stored.
+
+        The token is checked before the store is touched, so a refused vote costs no database
+        call; the store checks again that the generation was served to this reader.
+        """
+        user_hash = self._reader_keys.reader_hash(reader_id)
+        try:
+            self._reader_keys.check_vote(request.generation_id, user_hash, request.vote_token)
+        except VoteNotAllowed as refused:
+            # Refusals are what stuffing looks like: counted, for an alarm or a dashboard.
+            record_metric("VotesRefused", 1, MetricUnit.Count)
+            logger.info("vote refused", extra={"field": refused.field, "reason": refused.message})
+            raise
+        stored = self._store.record_vote(request.generation_id, user_hash, request.vote)
+        # Votes cast per variant, for the dashboard (a replaced vote is cast again).
+        metric = "VotesUp" if stored.vote is Vote.UP else "VotesDown"
+        record_variant_metric(metric, 1, MetricUnit.Count, variant=stored.variant)
+        return FeedbackResponse.model_validate(stored.model_dump())

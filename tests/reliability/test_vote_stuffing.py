@@ -1,0 +1,15 @@
+"""Vote stuffing through the local stack over real HTTP: refused, and nothing moves."""
+
+from __future__ import annotations
+
+from local.devstack.stack import LocalStack
+from qa.reliability.stuffing import vote_stuffing
+
+
+def test_votes_on_another_readers_headline_are_refused_and_move_nothing(
+    local_stack: LocalStack,
+) -> None:
+    expectations = vote_stuffing(local_stack.url, local_stack.database_url)
+
+    assert len(expectations) == 3
+    assert [f"{e.name}: {e.evidence}" for e in expectations if not e.held] == []
