@@ -9,11 +9,11 @@ from pathlib import Path
 
 from local.devstack.stack import LocalStack
 from qa.reliability.fuzz import fuzz_api
+from tests.fixtures.stack import UNTHROTTLED
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 EXAMPLES_PER_OPERATION = 8
-UNTHROTTLED = {"ApiThrottlingRateLimit": 10_000, "ApiThrottlingBurstLimit": 10_000}
 
 
 def test_fuzzed_requests_never_get_a_5xx_or_leave_a_partial_record(

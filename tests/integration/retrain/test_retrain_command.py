@@ -34,7 +34,7 @@ def record_votes(store: FeedbackStore, short: int, long: int) -> None:
             GenerationRecord(
                 id=f"gen-{index:03d}",
                 created_at=start + timedelta(minutes=index),
-                user_hash="u" * 64,
+                user_hash=f"reader-{index}",
                 prompt="Markets",
                 text=text,
                 variant="AB"[index % 2],

@@ -87,6 +87,7 @@ class GenerateResponse(BaseModel):
     latency_ms: LatencyMs
     created_at: datetime
     vote_token: str | None = Field(
+        default=None,
         description="Send it back with a vote on this headline: it lets the reader it was "
         "served to, and no one else, vote (null for a reader without an id, who cannot vote)"
     )
