@@ -74,6 +74,8 @@ templates: venv tools ## cfn-lint (+ project rules), sam validate --lint, sam bu
 	$(TOOLS_VENV)/bin/cfn-lint
 	@echo "==> the project rule E9101 rejects a serverless endpoint config with two variants"
 	$(TOOLS_VENV)/bin/cfn-lint .cfnlint/fixtures/serverless-two-variants.yaml | grep E9101 >/dev/null
+	@echo "==> the project rule E9102 rejects data capture on a serverless endpoint config"
+	$(TOOLS_VENV)/bin/cfn-lint .cfnlint/fixtures/serverless-data-capture.yaml | grep E9102 >/dev/null
 	@echo "==> sam validate --lint"
 	for template in $(TEMPLATES); do $(TOOLS_VENV)/bin/sam validate --lint -t $$template || exit 1; done
 	@echo "==> sam build (into $(SAM_BUILD_DIR))"

@@ -468,6 +468,8 @@ class _StackLoader:
         partition = "aws"
         if resource_type == "AWS::SSM::Parameter" and not name.startswith("/"):
             name = "/" + name
+        if resource_type == "AWS::S3::Bucket":
+            return f"arn:{partition}:s3:::{name}"  # bucket ARNs name no region or account
         return f"arn:{partition}:{service}:{region}:{self.stack.account_id}:{prefix}{name}"
 
     # ---- intrinsic functions

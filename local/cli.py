@@ -10,6 +10,7 @@ from local.devstack.logview import commands as logview_commands
 from local.devstack.stack import commands as stack_commands
 from local.emulate.sagemaker.cli import commands as sagemaker_commands
 from local.experiment.cli import commands as experiment_commands
+from local.experiment.ground_truth import commands as ground_truth_commands
 from local.experiment.rounds import commands as round_commands
 from local.ops.deploy import commands as deploy_commands
 from local.ops.preflight import commands as preflight_commands
@@ -34,3 +35,4 @@ app.add_typer(logview_commands)
 app.add_typer(sagemaker_commands)
 app.add_typer(experiment_commands)
 app.add_typer(round_commands)
+app.add_typer(ground_truth_commands)

@@ -49,7 +49,7 @@ from local.experiment.rounds import (
     load_round,
     round_parameters,
 )
-from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT, SITE_DIR
+from local.paths import BUILD_DIR, DEFAULT_CAPTURE_ROOT, DEFAULT_MODELS_ROOT, SITE_DIR
 from local.registry import DEFAULT_REGISTRY_ROOT
 
 DEFAULT_DATABASE_URL = f"sqlite:///{BUILD_DIR / 'local' / 'pressroom.db'}"
@@ -83,7 +83,8 @@ class LocalStack(Service):
     stack starts (and stops) its own with `emulator_options`. `log_path`, when given, is the
     log file (see `local.devstack.logfile`) that receives what the functions write (their log and
     metric lines), the API's access log and, for an emulator of its own, the model workers'
-    output; without it the functions write to this process's stdout.
+    output; without it the functions write to this process's stdout. `capture_root` is where an
+    emulator of its own writes the endpoints' data capture (see `Emulator`).
 
     The site's web ACL applies when the templates create it: with `EnableWaf=true` in
     `parameter_overrides` (what `pressroom up` passes unless told `--no-waf`); otherwise, as in
@@ -108,8 +109,10 @@ class LocalStack(Service):
         emulator: Emulator | None = None,
         function_environment: Mapping[str, str] | None = None,
         log_path: Path | None = None,
+        capture_root: Path | None = DEFAULT_CAPTURE_ROOT,
     ) -> None:
         self.profile = profile
+        self.capture_root = capture_root
         self.log_path = log_path
         self.log_file: LogFile | None = None
         self.database_url = database_url
@@ -151,6 +154,7 @@ class LocalStack(Service):
                     registry_root=self._registry_root,
                     parameter_overrides=self._overrides,
                     log_file=self.log_file,
+                    capture_root=self.capture_root,
                     **self._emulator_options,
                 )
                 self.emulator.start()

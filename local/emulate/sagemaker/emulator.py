@@ -4,7 +4,9 @@ It hosts every endpoint the SAM templates define (see `local.emulate.sagemaker.e
 worker process per variant (see `local.emulate.sagemaker.worker`), and answers the real wire API
 so that an unmodified boto3 `sagemaker-runtime` client with `endpoint_url=emulator.url` works:
 weighted variant choice (seedable), `TargetVariant` pinning, the
-`x-Amzn-Invoked-Production-Variant` response header, and SageMaker's error shapes below. It
+`x-Amzn-Invoked-Production-Variant` response header, data capture where the endpoint config
+enables it (`local.emulate.sagemaker.capture`, under `capture_root`), and SageMaker's error
+shapes below. It
 also answers the control plane's DescribeEndpoint (a boto3 `sagemaker` client with the same
 `endpoint_url`), which the health check uses. Errors of InvokeEndpoint:
 
@@ -35,6 +37,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,7 @@ from local.devstack.logfile import LogFile
 from local.devstack.server import BackgroundServer, Service
 from local.emulate.sagemaker import wire
 from local.emulate.sagemaker.batching import BatchingConfig
+from local.emulate.sagemaker.capture import CaptureWriter, Exchange
 from local.emulate.sagemaker.endpoints import (
     EndpointSpec,
     VariantSpec,
@@ -57,7 +61,7 @@ from local.emulate.sagemaker.endpoints import (
 )
 from local.emulate.sagemaker.supervisor import RestartPolicy, WorkerState, WorkerSupervisor
 from local.emulate.sagemaker.worker import BATCH_SIZE_HEADER
-from local.paths import DEFAULT_MODELS_ROOT
+from local.paths import DEFAULT_CAPTURE_ROOT, DEFAULT_MODELS_ROOT
 from local.registry import DEFAULT_REGISTRY_ROOT
 
 INVOCATION_TIMEOUT_S = 60.0
@@ -113,6 +117,9 @@ class Emulator(Service):
     hosts a subset of the templates' endpoints (by name). `log_file` receives every line the
     workers write, as CloudWatch would from the endpoint's containers (each worker also keeps
     its own file under `log_dir`); `on_progress` follows the start-up (see `StartupProgress`).
+    `capture_root` receives the data capture of endpoints whose config enables it, laid out as
+    SageMaker lays it out under `DestinationS3Uri` (None: capture nothing); `seed` also makes
+    the capture sampling reproducible.
     Single use: start it once (or enter it once) and stop it at the end.
     """
 
@@ -138,6 +145,7 @@ class Emulator(Service):
         only_endpoints: Collection[str] | None = None,
         log_file: LogFile | None = None,
         on_progress: StartupProgress | None = None,
+        capture_root: Path | None = DEFAULT_CAPTURE_ROOT,
     ) -> None:
         stacks = load_local_stacks(profile, models_root, templates, parameter_overrides)
         self.endpoints: dict[str, EndpointSpec] = {
@@ -156,6 +164,8 @@ class Emulator(Service):
         self._host = host
         self._requested_port = port
         self._rng = random.Random(seed)  # noqa: S311 - traffic splitting, not security
+        self.capture_root = capture_root
+        self._capture = None if capture_root is None else CaptureWriter(capture_root, seed)
         self._startup_timeout_s = startup_timeout_s
         self._invocation_timeout_s = invocation_timeout_s
         self._log_file = log_file
@@ -405,6 +415,8 @@ class Emulator(Service):
             return wire.validation_error(
                 f"Received payload size of {len(body)} bytes exceeds the limit of {limit} bytes."
             )
+        # When SageMaker received the request: the capture line's inferenceTime and hour.
+        received_at = datetime.now(UTC)
         target = request.headers.get(wire.TARGET_VARIANT)
         if target is not None:
             if target not in {variant.name for variant in endpoint.variants}:
@@ -421,7 +433,28 @@ class Emulator(Service):
                 )
             picked = self._rng.choices(endpoint.variants, weights=weights)[0]
             chosen = self._variants[(name, picked.name)]
-        return await self._forward(chosen, request, body, client)
+        response = await self._forward(chosen, request, body, client)
+        if response.status_code == 200:
+            self._capture_exchange(chosen, request, body, response, received_at)
+        return response
+
+    def _capture_exchange(
+        self, variant: _Variant, request: Request, body: bytes, response: Response, at: datetime
+    ) -> None:
+        spec = variant.endpoint.capture
+        if spec is None or self._capture is None:
+            return
+        exchange = Exchange(
+            endpoint=variant.endpoint.name,
+            variant=variant.spec.name,
+            request_body=body,
+            request_content_type=request.headers.get("content-type", "application/octet-stream"),
+            response_body=bytes(response.body),
+            response_content_type=response.headers.get("content-type", "application/json"),
+            inference_id=request.headers.get(wire.INFERENCE_ID),
+            at=at,
+        )
+        self._capture.capture(spec, exchange)
 
     async def _forward(
         self, variant: _Variant, request: Request, body: bytes, client: httpx.AsyncClient

@@ -6,7 +6,8 @@ an emulated endpoint, its EndpointConfig's ProductionVariants become variants (w
 names its packaged model through `Metadata: {Pressroom: {Model: <model-name>}}`, which maps to
 `<models_root>/<profile>/<model-name>/model` locally. A model whose `ModelDataUrl` is a registry
 URL (`registry_artifact_url`, e.g. an experiment round's challenger) serves that version from
-the local model registry instead.
+the local model registry instead. The EndpointConfig's `DataCaptureConfig`, when enabled, says
+what the emulator captures (`local.emulate.sagemaker.capture`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from local import registry
 from local.cfn import Resource, Stack, TemplateError, load_stack, load_template
+from local.emulate.sagemaker.capture import CaptureSpec
 from local.paths import ROOT_TEMPLATE
 from training.definitions import MODEL_NAMES
 
@@ -51,6 +53,8 @@ class EndpointSpec:
     config_name: str
     variants: tuple[VariantSpec, ...]
     serverless: bool
+    capture: CaptureSpec | None = None
+    """The config's enabled DataCaptureConfig (None: nothing is captured)."""
 
     def variant(self, name: str) -> VariantSpec:
         for variant in self.variants:
@@ -138,6 +142,7 @@ def endpoint_specs(
                     config_name=config.physical_name,
                     variants=variants,
                     serverless=any(v.max_concurrency is not None for v in variants),
+                    capture=CaptureSpec.from_config(config.properties.get("DataCaptureConfig")),
                 )
             )
     names = [spec.name for spec in specs]

@@ -76,6 +76,59 @@ def test_generator_answers_one_headline_per_input_and_names_the_variant(
     assert headlines[1]["generated_text"].startswith("Storm hits coast")
 
 
+def test_a_realtime_invocation_is_captured_once_with_its_inference_id(
+    sagemaker_emulator: Emulator, runtime: Any
+) -> None:
+    endpoint = _generator_endpoint(sagemaker_emulator)
+    request = json.dumps({"inputs": "Capture me", "parameters": {"max_new_tokens": 2}})
+    inference_id = f"capture-{time.time_ns()}"
+
+    reply = runtime.invoke_endpoint(
+        EndpointName=endpoint,
+        TargetVariant="B",
+        ContentType=JSON,
+        Accept=JSON,
+        Body=request,
+        InferenceId=inference_id,
+    )
+    answer = reply["Body"].read().decode()
+    runtime.invoke_endpoint(  # serverless: SageMaker captures nothing there
+        EndpointName=_classifier_endpoint(sagemaker_emulator),
+        ContentType=JSON,
+        Body=json.dumps({"inputs": "Capture me"}),
+        InferenceId=inference_id,
+    )
+
+    root = sagemaker_emulator.capture_root
+    assert root is not None
+    found = [
+        (path, record)
+        for path in root.rglob("*.jsonl")
+        for record in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+        if record["eventMetadata"].get("inferenceId") == inference_id
+    ]
+    [(path, record)] = found
+    endpoint_dir, variant_dir, *hour, _ = path.relative_to(root).parts
+    assert (endpoint_dir, variant_dir) == (endpoint, "B")
+    assert [len(part) for part in hour] == [4, 2, 2, 2]  # yyyy/mm/dd/hh
+    assert record["captureData"] == {
+        "endpointInput": {
+            "observedContentType": JSON,
+            "mode": "INPUT",
+            "data": request,
+            "encoding": "JSON",
+        },
+        "endpointOutput": {
+            "observedContentType": JSON,
+            "mode": "OUTPUT",
+            "data": answer,
+            "encoding": "JSON",
+        },
+    }
+    assert record["eventVersion"] == "0"
+    assert record["eventMetadata"]["inferenceTime"].endswith("Z")
+
+
 def test_target_variant_pins_every_request(sagemaker_emulator: Emulator, runtime: Any) -> None:
     endpoint = _generator_endpoint(sagemaker_emulator)
     for variant in ("A", "B"):

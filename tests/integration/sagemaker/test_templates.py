@@ -246,6 +246,97 @@ def test_root_template_yields_the_emulated_endpoints_in_both_modes(mode: str) ->
     assert all(s.serverless == (mode == "serverless") for s in generator_endpoints)
 
 
+# ---- data capture (realtime only: serverless endpoints do not support it)
+
+
+def test_realtime_generator_captures_every_json_request_and_answer_into_its_bucket() -> None:
+    stack = _generator_stack(HostingMode="realtime")
+
+    config = stack.resources["GeneratorRealtimeEndpointConfig"].properties
+    bucket = stack.resources["CaptureBucket"].physical_name
+    assert bucket == "pressroom-dev-capture-123456789012"  # pressroom-<stage>-...: IAM scopes it
+    assert config["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 100,
+        "DestinationS3Uri": f"s3://{bucket}/capture",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+    }
+    assert (
+        _generator_stack(CaptureSamplingPercentage=5)
+        .resources["GeneratorRealtimeEndpointConfig"]
+        .properties["DataCaptureConfig"]["InitialSamplingPercentage"]
+        == 5
+    )
+    (spec,) = endpoint_specs([stack], "smoke", DEFAULT_MODELS_ROOT)
+    assert spec.capture is not None and spec.capture.sampling_percentage == 100
+
+
+def test_serverless_mode_captures_nothing_and_has_no_capture_bucket() -> None:
+    stack = _generator_stack(HostingMode="serverless")
+
+    configs = list(stack.walk_resources("AWS::SageMaker::EndpointConfig"))
+    assert len(configs) == 2
+    assert all("DataCaptureConfig" not in config.properties for config in configs)
+    assert "AWS::S3::Bucket" not in _types(stack)
+    (policy,) = stack.resources["GeneratorExecutionRole"].properties["Policies"]
+    assert "WriteDataCapture" not in {s["Sid"] for s in policy["PolicyDocument"]["Statement"]}
+    assert all(
+        spec.capture is None for spec in endpoint_specs([stack], "smoke", DEFAULT_MODELS_ROOT)
+    )
+
+
+def test_the_capture_bucket_is_private_encrypted_tls_only_and_expires_its_data() -> None:
+    stack = _generator_stack(HostingMode="realtime", CaptureRetentionDays=7)
+
+    bucket = stack.resources["CaptureBucket"].properties
+    assert bucket["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True
+    )
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert (rule["Status"], rule["ExpirationInDays"]) == ("Enabled", 7)
+    policy = stack.resources["CaptureBucketPolicy"].properties
+    assert policy["Bucket"] == "pressroom-dev-capture-123456789012"
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Deny",
+        "*",
+        "s3:*",
+    )
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [
+        "arn:aws:s3:::pressroom-dev-capture-123456789012",
+        "arn:aws:s3:::pressroom-dev-capture-123456789012/*",
+    ]
+
+
+def test_the_execution_role_may_only_put_objects_under_the_capture_prefix() -> None:
+    stack = _generator_stack(HostingMode="realtime")
+
+    (policy,) = stack.resources["GeneratorExecutionRole"].properties["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    writes = [s for s in statements if any(a.startswith("s3:Put") for a in _actions(s))]
+    assert writes == [
+        {
+            "Sid": "WriteDataCapture",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::pressroom-dev-capture-123456789012/capture/*",
+        }
+    ]
+    destination = stack.resources["GeneratorRealtimeEndpointConfig"].properties[
+        "DataCaptureConfig"
+    ]["DestinationS3Uri"]
+    assert writes[0]["Resource"] == "arn:aws:s3:::" + destination.removeprefix("s3://") + "/*"
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
 # ---- the resolver itself, on a small template that uses every supported intrinsic
 
 PARENT = """

@@ -85,9 +85,24 @@ def test_a_reader_without_an_id_gets_a_headline_but_no_vote_token(
     assert stored_generations(generate_function)[0]["user_hash"] == "anonymous"
 
 
+class SentInferenceIds:
+    """An `expected_params` value that matches any InferenceId and keeps each one sent: the
+    generation id it must equal is known only from the response."""
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+
+    def __eq__(self, sent: object) -> bool:
+        self.values.append(sent)
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def test_realtime_hosting_pins_the_assigned_variant_with_target_variant(
     generate_function: GenerateFunction,
 ) -> None:
+    sent = SentInferenceIds()
     generate_function.generator.add_response(
         "invoke_endpoint",
         {"Body": streaming([{"generated_text": " wins"}]), "InvokedProductionVariant": "A"},
@@ -97,9 +112,10 @@ def test_realtime_hosting_pins_the_assigned_variant_with_target_variant(
             "Body": generator_request("x"),
             "ContentType": "application/json",
             "Accept": "application/json",
+            "InferenceId": sent,
         },
     )
-    classifier_reads(generate_function, "x wins")
+    classifier_reads(generate_function, "x wins", sent)
 
     status, _, body = generate_function.call(
         "POST", "/api/generate", {"prompt": "x", "variant": "A"}
@@ -108,6 +124,45 @@ def test_realtime_hosting_pins_the_assigned_variant_with_target_variant(
     assert status == 200, body
     generate_function.generator.assert_no_pending_responses()
     generate_function.classifier.assert_no_pending_responses()
+    assert sent.values == [body["generation_id"]] * 2
+
+
+def test_every_model_call_carries_the_generation_id_as_inference_id(
+    generate_function: GenerateFunction,
+) -> None:
+    # Data capture records InferenceId; votes are exported keyed by the generation id, so the
+    # generator, its fallback and the classifier must all send that id for the two to join.
+    user = user_assigned_to(generate_function, "A")
+    sent = SentInferenceIds()
+    request = {
+        "EndpointName": REALTIME_ENDPOINT,
+        "Body": generator_request("x"),
+        "ContentType": "application/json",
+        "Accept": "application/json",
+        "InferenceId": sent,
+    }
+    generate_function.generator.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ServiceUnavailable",
+        http_status_code=503,
+        expected_params={**request, "TargetVariant": "A"},
+    )
+    generate_function.generator.add_response(
+        "invoke_endpoint",
+        {"Body": streaming([{"generated_text": " saved"}]), "InvokedProductionVariant": "B"},
+        expected_params={**request, "TargetVariant": "B"},
+    )
+    classifier_reads(generate_function, "x saved", sent)
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "x"}, headers={"X-User-Id": user}
+    )
+
+    assert status == 200, body
+    assert body["strategy"] == "fallback"
+    generate_function.classifier.assert_no_pending_responses()
+    assert sent.values == [body["generation_id"]] * 3
+    assert [row["id"] for row in stored_generations(generate_function)] == sent.values[:1]
 
 
 def generator_request(prompt: str) -> bytes:
@@ -123,8 +178,9 @@ def generator_request(prompt: str) -> bytes:
     return json.dumps({"inputs": prompt, "parameters": parameters}).encode()
 
 
-def classifier_reads(function: GenerateFunction, text: str) -> None:
-    """The classifier answers once, and only if it is asked about exactly this text."""
+def classifier_reads(function: GenerateFunction, text: str, sent: SentInferenceIds) -> None:
+    """The classifier answers once, and only if it is asked about exactly this text (its
+    InferenceId goes to `sent`)."""
     function.classifier.add_response(
         "invoke_endpoint",
         {"Body": streaming([{"label": "sport", "score": 0.8}])},
@@ -133,6 +189,7 @@ def classifier_reads(function: GenerateFunction, text: str) -> None:
             "Body": json.dumps({"inputs": text}).encode(),
             "ContentType": "application/json",
             "Accept": "application/json",
+            "InferenceId": sent,
         },
     )
 
@@ -157,7 +214,7 @@ def test_the_classifier_and_the_reader_get_the_same_joined_headline(
     generate_function: GenerateFunction, prompt: str, continuation: str, shown: str
 ) -> None:
     generate_function.model_answers(continuation, "A")
-    classifier_reads(generate_function, shown)
+    classifier_reads(generate_function, shown, SentInferenceIds())
 
     status, _, body = generate_function.call(
         "POST", "/api/generate", {"prompt": prompt, "variant": "A"}
@@ -481,6 +538,7 @@ def test_serverless_hosting_calls_the_variants_own_endpoint_without_target_varia
     serverless_generate_function: GenerateFunction,
 ) -> None:
     function = serverless_generate_function
+    sent = SentInferenceIds()
     function.generator.add_response(
         "invoke_endpoint",
         {"Body": streaming([{"generated_text": " lite"}])},
@@ -489,15 +547,17 @@ def test_serverless_hosting_calls_the_variants_own_endpoint_without_target_varia
             "Body": generator_request("x"),
             "ContentType": "application/json",
             "Accept": "application/json",
+            "InferenceId": sent,
         },
     )
-    classifier_reads(function, "x lite")
+    classifier_reads(function, "x lite", sent)
 
     status, _, body = function.call("POST", "/api/generate", {"prompt": "x", "variant": "B"})
 
     assert status == 200, body
     assert body["model"]["name"] == "headline-lite"
     function.generator.assert_no_pending_responses()
+    assert sent.values == [body["generation_id"]] * 2
 
 
 def test_the_variant_sagemaker_says_answered_is_the_one_recorded(

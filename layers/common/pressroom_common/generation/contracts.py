@@ -89,7 +89,7 @@ class GenerateResponse(BaseModel):
     vote_token: str | None = Field(
         default=None,
         description="Send it back with a vote on this headline: it lets the reader it was "
-        "served to, and no one else, vote (null for a reader without an id, who cannot vote)"
+        "served to, and no one else, vote (null for a reader without an id, who cannot vote)",
     )
 
 

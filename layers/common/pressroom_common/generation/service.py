@@ -41,6 +41,15 @@ class GenerationRecorder(Protocol):
 
 
 @dataclass(frozen=True)
+class _ModelCall:
+    """One generation's request, the same for the assigned variant and its fallback."""
+
+    payload: dict[str, Any]
+    deadline: Deadline
+    inference_id: str
+
+
+@dataclass(frozen=True)
 class Generated:
     variant: str
     text: str
@@ -65,10 +74,14 @@ class Generator:
         parameters: GenerationParameters,
         assignment: Assignment,
         deadline: Deadline,
+        *,
+        inference_id: str,
     ) -> Generated:
+        """`inference_id` (the generation id) goes with every call, the fallback's too."""
         payload = generator_payload(prompt, parameters)
+        call = _ModelCall(payload, deadline, inference_id)
         try:
-            return self._invoke(assignment.variant, payload, deadline, fell_back_from=None)
+            return self._invoke(assignment.variant, call, fell_back_from=None)
         except DomainError as error:
             fallback = (
                 None
@@ -82,11 +95,9 @@ class Generator:
                 extra={"variant": assignment.variant, "fallback": fallback, "error": error.code},
             )
             record_variant_metric("Fallbacks", 1, MetricUnit.Count, variant=assignment.variant)
-            return self._invoke(fallback, payload, deadline, fell_back_from=assignment.variant)
+            return self._invoke(fallback, call, fell_back_from=assignment.variant)
 
-    def _invoke(
-        self, variant: str, payload: dict[str, Any], deadline: Deadline, fell_back_from: str | None
-    ) -> Generated:
+    def _invoke(self, variant: str, call: _ModelCall, fell_back_from: str | None) -> Generated:
         config = self._router.variant(variant)
         # realtime: one endpoint, TargetVariant pins the variant; serverless: one endpoint each.
         target = variant if self._hosting_mode == "realtime" else None
@@ -94,7 +105,11 @@ class Generator:
         started = time.perf_counter()
         try:
             invocation = self._runtime.invoke_json(
-                config.endpoint_name, payload, deadline=deadline, target_variant=target
+                config.endpoint_name,
+                call.payload,
+                deadline=call.deadline,
+                target_variant=target,
+                inference_id=call.inference_id,
             )
             text = generated_text(invocation.body, config.endpoint_name)
         except DomainError:
@@ -142,15 +157,21 @@ class Classifier:
         self._endpoint_name = endpoint_name
         self._timeout_s = timeout_s
 
-    def classify(self, text: str, deadline: Deadline) -> tuple[Category | None, float | None]:
-        """Return the category (None on failure) and the time spent (None when not configured)."""
+    def classify(
+        self, text: str, deadline: Deadline, *, inference_id: str
+    ) -> tuple[Category | None, float | None]:
+        """Return the category (None on failure) and the time spent (None when not configured);
+        `inference_id` is the generation id, as for the generator."""
         if self._endpoint_name is None:
             return None, None
         started = time.perf_counter()
         own_deadline = Deadline(min(self._timeout_s, deadline.remaining()))
         try:
             invocation = self._runtime.invoke_json(
-                self._endpoint_name, {"inputs": text}, deadline=own_deadline
+                self._endpoint_name,
+                {"inputs": text},
+                deadline=own_deadline,
+                inference_id=inference_id,
             )
             category = Category.model_validate(invocation.body[0])
         except (DomainError, LookupError, TypeError, ValueError) as error:
@@ -221,12 +242,16 @@ class GenerationService:
             latency_total_ms=0,
         )
         try:
-            generated = self._generator.generate(request.prompt, parameters, assignment, deadline)
+            generated = self._generator.generate(
+                request.prompt, parameters, assignment, deadline, inference_id=record.id
+            )
         except DomainError as error:
             self._record_failure(record, error, elapsed_ms(started))
             raise
         full_headline = headline(request.prompt, generated.text)
-        category, classifier_ms = self._classifier.classify(full_headline, deadline)
+        category, classifier_ms = self._classifier.classify(
+            full_headline, deadline, inference_id=record.id
+        )
         served = self._router.variant(generated.variant)
         record = record.model_copy(
             update={

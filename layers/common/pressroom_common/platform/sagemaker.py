@@ -108,7 +108,11 @@ class SageMakerRuntime:
         *,
         deadline: Deadline,
         target_variant: str | None = None,
+        inference_id: str | None = None,
     ) -> Invocation:
+        """Invoke `endpoint_name` with `payload` as JSON; `inference_id` (at most 64
+        characters) is recorded with the endpoint's data capture, so captured requests join to
+        their ground truth on it."""
         request: dict[str, Any] = {
             "EndpointName": endpoint_name,
             "Body": json.dumps(payload).encode("utf-8"),
@@ -117,6 +121,8 @@ class SageMakerRuntime:
         }
         if target_variant is not None:
             request["TargetVariant"] = target_variant
+        if inference_id is not None:
+            request["InferenceId"] = inference_id
         for attempt in range(1, self._max_attempts + 1):
             try:
                 return self._invoke_once(request, deadline)
