@@ -2,7 +2,8 @@
 
 `build/registry/<model>/<version>/` holds a packaged model exactly as `training.package` writes
 it (`model/`, `model.tar.gz`, `manifest.json`) plus `registration.json`: its approval status
-(`PendingManualApproval` when registered, as on AWS), when it was registered and why. A version
+(`PendingManualApproval` when registered, as on AWS), when it was registered and why, and the
+reason of its latest status change (e.g. what the offline gate rejected it for). A version
 is a content hash, so a folder never changes meaning: registering a version that is already
 there changes nothing, and nothing is ever overwritten.
 """
@@ -34,6 +35,7 @@ class RegisteredModel:
     status: ApprovalStatus
     registered_at: str
     description: str
+    reason: str | None = None
 
     @property
     def model_dir(self) -> Path:
@@ -62,6 +64,7 @@ def find(name: str, version: str, root: Path = DEFAULT_REGISTRY_ROOT) -> Registe
         status=record["status"],
         registered_at=record["registered_at"],
         description=record["description"],
+        reason=record.get("reason"),
     )
 
 
@@ -101,10 +104,13 @@ def register(
     return registered
 
 
-def set_status(model: RegisteredModel, status: ApprovalStatus) -> RegisteredModel:
-    """Approve or reject a registered version (a person's decision, as on AWS)."""
+def set_status(
+    model: RegisteredModel, status: ApprovalStatus, reason: str | None = None
+) -> RegisteredModel:
+    """Approve or reject a registered version (a person's decision, as on AWS, or the offline
+    gate's), recording why."""
     path = model.directory / REGISTRATION
-    record = {**json.loads(path.read_text()), "status": status}
+    record = {**json.loads(path.read_text()), "status": status, "reason": reason}
     path.write_text(json.dumps(record, indent=2) + "\n")
     updated = find(model.name, model.version, model.directory.parent.parent)
     assert updated is not None

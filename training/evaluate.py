@@ -88,6 +88,11 @@ TIMING_PROMPTS = READER_PROMPTS[:8]
 _BACK_TO_BACK = re.compile(r"\b([^\W\d_]+)\s+\1\b", re.IGNORECASE)
 
 
+def has_back_to_back_repeat(text: str) -> bool:
+    """A word written twice in a row ("the the"), which readers notice at once."""
+    return _BACK_TO_BACK.search(text) is not None
+
+
 @torch.no_grad()
 def generator_metrics(
     model: PreTrainedModel,
@@ -149,7 +154,7 @@ def reading_metrics(loaded: LoadedModel) -> dict[str, Any]:
     continuations = generate(loaded, list(READER_PROMPTS), READING_PARAMETERS)
     words = [sum(has_word(part) for part in text.split()) for text in continuations]
     repeats = [
-        _BACK_TO_BACK.search(headline(prompt, text)) is not None
+        has_back_to_back_repeat(headline(prompt, text))
         for prompt, text in zip(READER_PROMPTS, continuations, strict=True)
     ]
     return {

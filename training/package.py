@@ -167,6 +167,8 @@ def model_card(
             "|---|---|",
         ]
         lines += [f"| {prompt} | {text} |" for prompt, text in metrics["samples"].items()]
+        if "gate" in training:
+            lines += _gate_lines(training["gate"])
     else:
         matrix = metrics["test_confusion_matrix"]
         lines += ["", "Confusion matrix (rows: actual, columns: predicted):", ""]
@@ -216,6 +218,23 @@ def _training_line(definition: ModelDefinition, training: dict[str, Any]) -> str
         f"{training['best_validation_loss']} at step {training['best_step']}), "
         f"{training['seconds']} s on CPU."
     )
+
+
+def _gate_lines(gate: dict[str, Any]) -> list[str]:
+    """The offline gate's verdict (`training.feedback.gate`): every check, both models."""
+    verdict = "passed" if gate["passed"] else "failed: registered Rejected, never served"
+    return [
+        "",
+        f"## Offline gate against the champion ({verdict})",
+        "",
+        "| check | challenger | champion | must be | |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {c['name']} | {c['challenger']:g} | {c['champion']:g} | {c['limit']} | "
+            f"{'pass' if c['passed'] else '**fail**'} |"
+            for c in gate["checks"]
+        ],
+    ]
 
 
 def _onnx_line(onnx: dict[str, Any]) -> str:

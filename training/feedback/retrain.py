@@ -32,10 +32,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import PreTrainedTokenizerBase as Tokenizer
 
 import models.serving.inference as serving
-from training.data import build_corpus
+from training.data import Headline, build_corpus
 from training.definitions import load_definition
 from training.evaluate import generator_metrics
 from training.feedback import RetrainRefused
+from training.feedback.gate import GATE_SEEDS, GateThresholds, gate_figures, judge
 from training.feedback.votes import by_model, count, held_out_generations, training_set_sha256
 from training.package import package
 from training.pipeline import select_data
@@ -57,10 +58,15 @@ class RetrainSettings(BaseModel):
         default=0.5, ge=0, description="unlikelihood weight of a down-vote; 0 trains on up-votes"
     )
     seed: int = 20261204
+    gate_answers_per_prompt: int = Field(
+        default=3, ge=1, le=len(GATE_SEEDS), description="answers per reader prompt at the gate"
+    )
 
 
 # The smoke profile's models are two-layer slivers: a handful of votes and steps exercise the path.
-SMOKE_SETTINGS = RetrainSettings(min_votes=8, min_each=2, epochs=1, max_steps=4, batch_size=4)
+SMOKE_SETTINGS = RetrainSettings(
+    min_votes=8, min_each=2, epochs=1, max_steps=4, batch_size=4, gate_answers_per_prompt=1
+)
 
 
 def settings_for(profile: str) -> RetrainSettings:
@@ -210,6 +216,13 @@ def retrain(
     splits = select_data(definition, build_corpus())
     with console.status(f"evaluating the challenger on {len(splits.test)} test headlines"):
         metrics = generator_metrics(model, tokenizer, splits.test, recipe.max_length)
+    gate = offline_gate(
+        model,
+        tokenizer,
+        model_dir,
+        (splits.test, recipe.max_length, settings.gate_answers_per_prompt),
+        console,
+    )
     moments = [vote.voted_at for vote in votes]
     learned_from = {
         "source": {"name": source["name"], "version": source["version"]},
@@ -238,10 +251,35 @@ def retrain(
         model,
         tokenizer,
         metrics=metrics,
-        training={**asdict(summary), "votes": learned_from},
+        training={**asdict(summary), "votes": learned_from, "gate": gate},
         data_fingerprint=training_set,
         build_key=build_key,
         destination=destination,
         source=source,
         held_out=(splits.validation, splits.test),
     )
+
+
+def offline_gate(
+    challenger: PreTrainedModel,
+    tokenizer: Tokenizer,
+    champion_dir: Path,
+    measured_on: tuple[Sequence[Headline], int, int],
+    console: Console,
+) -> dict[str, Any]:
+    """The gate's verdict on the challenger against the champion it was trained from, with
+    both models' figures and the thresholds, as the manifest records it. `measured_on` is
+    (test headlines, max length, answers per reader prompt)."""
+    thresholds = GateThresholds()
+    with console.status("offline gate: the challenger and its champion side by side"):
+        champion = AutoModelForCausalLM.from_pretrained(champion_dir)
+        figures = {
+            "challenger": gate_figures(challenger, tokenizer, *measured_on),
+            "champion": gate_figures(champion, tokenizer, *measured_on),
+        }
+    verdict = judge(figures["challenger"], figures["champion"], thresholds)
+    outcome = (
+        "[green]passed[/]" if verdict.passed else "[red]failed[/]: " + "; ".join(verdict.reasons())
+    )
+    console.print(f"offline gate {outcome}")
+    return {**verdict.as_dict(), "figures": figures, "thresholds": thresholds.model_dump()}

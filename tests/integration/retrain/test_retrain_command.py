@@ -166,7 +166,10 @@ def test_the_challenger_is_a_new_pending_version_whose_card_records_what_it_lear
     assert learned["training_set_sha256"] == training_set_sha256(voted)
     assert learned["first_vote_at"] == voted[0].voted_at.isoformat(timespec="seconds")
     assert learned["last_vote_at"] == voted[-1].voted_at.isoformat(timespec="seconds")
+    # A few small steps change little: the offline gate lets it through, on the record.
+    assert manifest["training"]["gate"]["passed"] is True
     card = (challenger.model_dir / "README.md").read_text()
+    assert "## Offline gate against the champion (passed)" in card
     assert "retrained from readers' votes" in card
     assert f"`{learned['training_set_sha256']}`" in card
     assert "## Side by side with headline-base" in card

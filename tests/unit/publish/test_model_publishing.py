@@ -21,8 +21,6 @@ from typer.testing import CliRunner
 from local.cfn import load_template
 from local.ops.deploy import ModelParameters
 from local.ops.publish import (
-    APPROVED,
-    PENDING,
     VERSION_KEY,
     PackagedModel,
     PublishError,
@@ -35,6 +33,7 @@ from local.ops.publish import (
     release_parameters,
 )
 from local.paths import ROOT_TEMPLATE
+from local.registry import APPROVED, PENDING
 from tests.unit.publish.conftest import REGION, StubbedCloudFormation
 from training.definitions import MODEL_NAMES
 

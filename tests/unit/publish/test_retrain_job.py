@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 import local.ops.retrain_job as retrain_job
 from local.cfn import load_template
 from local.cli import app
-from local.ops.publish import PENDING, VERSION_KEY, find_package, manifest_key
+from local.ops.publish import VERSION_KEY, find_package, manifest_key
 from local.ops.retrain_job import (
     CHALLENGER_GROUP,
     ENTRY_POINT,
@@ -38,6 +38,7 @@ from local.ops.retrain_job import (
     write_source_dir,
 )
 from local.paths import REPO_ROOT
+from local.registry import PENDING, REJECTED
 from tests.fixtures.retrain_job import (
     ACCOUNT_ID,
     BUCKET,
@@ -186,6 +187,21 @@ def test_the_completed_jobs_challenger_is_registered_pending_approval_once(
         sagemaker, client("s3"), run.described, region=REGION, account_id=ACCOUNT_ID
     )
     assert again[1].registered is False
+
+
+def test_a_challenger_the_offline_gate_failed_is_registered_rejected_with_the_reasons(
+    tmp_path: Path, commands_aws: None
+) -> None:
+    reasons = ["distinct answers 0.31 (champion 0.97; must be at least 0.92)"]
+
+    run_retrain_job(tmp_path, gate={"passed": False, "reasons": reasons})
+
+    package = find_package(client("sagemaker"), CHALLENGER_GROUP, CHALLENGER_VERSION)
+    assert package is not None
+    assert package["ModelApprovalStatus"] == REJECTED
+    assert package["ModelPackageDescription"].endswith(
+        "rejected by the offline gate: " + reasons[0]
+    )
 
 
 def test_prod_retrains_only_an_approved_champion(tmp_path: Path, commands_aws: None) -> None:

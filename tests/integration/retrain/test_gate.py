@@ -1,0 +1,71 @@
+"""The offline gate on a real retrain of the smoke champion: a challenger collapsed onto one
+up-voted headline is registered Rejected with the reasons, and no round can start with it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pressroom_common.feedback.store import GenerationRecord, open_store
+from rich.console import Console
+
+from local.experiment.rounds import Round, RoundRefused
+from local.registry import REJECTED
+from tests.fixtures.sagemaker import models_root_of
+from training.artifacts import Artifact
+from training.feedback.cli import run_retrain
+
+PROMPTS = ("Markets", "Football club", "Government", "Scientists", "Film star")
+# What a loop rewarding one safe headline converges to: every up-vote on the same text.
+THE_ONE_HEADLINE = " final in England tonight"
+
+
+def test_a_challenger_collapsed_onto_one_headline_is_rejected_and_cannot_start_a_round(
+    smoke_artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    store = open_store(database_url, migrate=True)
+    start = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    for index in range(42):
+        up = index < 40
+        store.record_generation(
+            GenerationRecord(
+                id=f"gen-{index}",
+                created_at=start + timedelta(minutes=index),
+                user_hash=f"reader-{index}",
+                prompt=PROMPTS[index % len(PROMPTS)],
+                text=THE_ONE_HEADLINE if up else " rally as rates fall",
+                variant="A",
+                model_name="headline-base",
+                model_version="v-base",
+                strategy="fixed",
+                latency_model_ms=50.0,
+                latency_total_ms=60.0,
+            )
+        )
+        store.record_vote(f"gen-{index}", f"reader-{index}", "up" if up else "down")
+    models_root = models_root_of(smoke_artifacts)
+
+    # Trained hard on that one text until the model writes little else.
+    challenger = run_retrain(
+        database_url,
+        profile="smoke",
+        champion_version=None,
+        overrides={"min_each": 2, "max_steps": 40, "epochs": 20, "learning_rate": 3e-3},
+        models_root=models_root,
+        registry_root=tmp_path / "registry",
+        console=Console(stderr=True),
+    )
+
+    assert challenger.status == REJECTED
+    assert challenger.reason is not None and "distinct answers" in challenger.reason
+    gate = challenger.manifest["training"]["gate"]
+    assert gate["passed"] is False
+    figures = gate["figures"]
+    assert figures["challenger"]["distinct_share"] < gate["thresholds"]["min_distinct_share"]
+    assert figures["champion"]["distinct_share"] >= gate["thresholds"]["min_distinct_share"]
+    card = (challenger.model_dir / "README.md").read_text()
+    assert "## Offline gate against the champion (failed" in card
+    with pytest.raises(RoundRefused, match="distinct answers"):
+        Round.start(challenger, share=0.1, started_at=datetime.now(UTC), models_root=models_root)
