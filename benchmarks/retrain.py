@@ -2,10 +2,12 @@
 
 One run of the simulated loop on the full models (`local.experiment.loop.close_the_loop`: round
 one through the real API, `retrain`, round two of champion against challenger at a 10% canary
-share), then, on exactly round one's votes, the same retraining with down-votes ignored
-(`down_vote_weight` 0), the choice the objective was picked against. Each model's taste is also
-measured in-process on the same 120 seeded prompts at the served defaults, beside its held-out
-bits/char, so the two objectives compare on equal terms.
+share), then, on exactly round one's votes, the same retraining twice more: with down-votes
+ignored (`down_vote_weight` 0), the choice the objective was picked against, and with every copy
+of a repeated vote training (`distinct_examples` off), the data the challenger collapsed on
+before the offline gate. Each model's taste is also measured in-process on the same 120 seeded
+prompts at the served defaults, beside its held-out bits/char and the gate's verdict, so the
+choices compare on equal terms.
 """
 
 from __future__ import annotations
@@ -78,25 +80,40 @@ def main() -> None:
     write_loop_files(loop, OUT)
     champion = Champion(resolve_champion(None, "full", DEFAULT_MODELS_ROOT, DEFAULT_REGISTRY_ROOT))
     round_one = open_store(f"sqlite:///{OUT / 'feedback.db'}").voted_generations()[:READERS]
-    up_votes_only = settings_for("full").model_copy(update={"down_vote_weight": 0.0})
+    chosen = settings_for("full")
+    alternatives = {
+        # The objective's alternative, and the data's: every copy of a repeated vote trains.
+        "likelihood of up-votes only": chosen.model_copy(update={"down_vote_weight": 0.0}),
+        "every copy of a vote (before the gate)": chosen.model_copy(
+            update={"distinct_examples": False}
+        ),
+    }
     with tempfile.TemporaryDirectory() as scratch:
-        alternative = retrain(
-            round_one, champion, Path(scratch), console=console, settings=up_votes_only
-        )
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the served setting; also keeps the three measures alike
-        measured = {
-            "champion": taste_of(champion.directory / "model", taste),
-            "chosen": taste_of(loop.challenger.model_dir, taste),
-            "alternative": taste_of(Path(scratch) / "model", taste),
+        trained = {
+            label: retrain(
+                round_one, champion, Path(scratch) / str(index), console=console, settings=settings
+            )
+            for index, (label, settings) in enumerate(alternatives.items())
         }
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the served setting; also keeps the measures alike
+        rows = [
+            (
+                "champion (no retraining)",
+                champion.manifest,
+                taste_of(champion.directory / "model", taste),
+            ),
+            (
+                "likelihood + unlikelihood x 0.5, each distinct vote once (chosen)",
+                loop.challenger.manifest,
+                taste_of(loop.challenger.model_dir, taste),
+            ),
+            *(
+                (label, trained[label], taste_of(Path(scratch) / str(index) / "model", taste))
+                for index, label in enumerate(alternatives)
+            ),
+        ]
         torch.set_num_threads(threads)
-    chosen = loop.challenger.manifest
-    rows = [
-        ("champion (no retraining)", champion.manifest, measured["champion"]),
-        ("likelihood + unlikelihood x 0.5 (chosen)", chosen, measured["chosen"]),
-        ("likelihood of up-votes only", alternative, measured["alternative"]),
-    ]
     body = section(loop.to_json(), rows, loop_s, taste)
     console.print(Markdown(body))
     console.print(f"wrote {results.write_section('retrain', body)}")
@@ -161,15 +178,26 @@ def section(
         f"The objective, on round one's same {learned['examples']} votes (taste measured "
         f"in-process: {TASTE_PROMPTS} seeded headlines at the served defaults, one thread):",
         "",
-        "| model | held-out bits/char | short | mean words | expected up-rate | steps (best) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| model | held-out bits/char | short | mean words | expected up-rate | steps (best) "
+        "| distinct answers to a voted prompt | offline gate |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for label, manifest, measured in rows:
         training = manifest["training"]
         steps = f"{training['steps']} ({training['best_step']})" if "votes" in training else "-"
+        gate = training.get("gate")
+        verdict, distinct = (
+            ("-", "-")
+            if gate is None
+            else (
+                "passed" if gate["passed"] else "failed: " + "; ".join(gate["reasons"]),
+                f"{gate['figures']['challenger']['voted_distinct_share']:.0%}",
+            )
+        )
         lines.append(
             f"| {label} | {manifest['metrics']['test_bits_per_char']} | {measured['short']:.0%} "
-            f"| {measured['words']:.2f} | {measured['up_rate']:.3f} | {steps} |"
+            f"| {measured['words']:.2f} | {measured['up_rate']:.3f} | {steps} | {distinct} "
+            f"| {verdict} |"
         )
     lines.append("")
     return "\n".join(lines)

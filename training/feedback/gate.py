@@ -3,21 +3,24 @@ worse is rejected before any reader sees it.
 
 Votes reward whatever readers up-vote, so a retrained model can collapse onto a few safe
 headlines and still win a round. Before a round, the challenger and its champion are measured
-side by side: the same held-out headlines (bits per character), and the same reader prompts
-answered with the served defaults under the same seeds (variety, words, repeats, length, a
-blocklist). Every threshold is a field of `GateThresholds`; the verdict, each check with both
-figures, is recorded in the challenger's manifest and model card, and a challenger that fails
-is registered `Rejected` with the reasons.
+side by side: the same held-out headlines (bits per character), and the same prompts, each
+answered several times with the served defaults under the same seeds (variety, words, repeats,
+length, a blocklist). The prompts are the fixed reader prompts plus the prompts the votes were
+cast on: collapse shows where the votes pulled, and readers who ask the same thing again should
+not get the same headline. Every threshold is a field of `GateThresholds`; the verdict, each
+check with both figures, is recorded in the challenger's manifest and model card, and a
+challenger that fails is registered `Rejected` with the reasons.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from better_profanity import profanity
+from better_profanity.better_profanity import Profanity
 from pressroom_common.generation.service import headline
 from pydantic import BaseModel, Field
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -27,9 +30,37 @@ from training.data import Headline
 from training.evaluate import READER_PROMPTS, READING_PARAMETERS, has_back_to_back_repeat
 from training.evaluate import held_out_metrics as bits_per_char_metrics
 
-# Each reader prompt is answered once per seed, as readers asking again would see it: the full
-# profile answers each three times (120 answers); the smoke profile's slivers once.
-GATE_SEEDS = (101, 202, 303)
+# Each prompt is answered once per seed, as readers asking again would see it.
+GATE_SEEDS = (101, 202, 303, 404, 505)
+# The voted prompts measured besides READER_PROMPTS: the most frequent ones.
+MAX_VOTED_PROMPTS = 20
+# better-profanity's list, less the words news reports in plain language: a gate that flagged
+# them would reject a model for reporting a murder.
+NEWS_WORDS = (
+    "breasts",
+    "fat",
+    "gay",
+    "gays",
+    "god",
+    "hell",
+    "kill",
+    "lesbians",
+    "murder",
+    "naked",
+    "nude",
+    "nudes",
+    "porn",
+    "pornography",
+    "rape",
+    "raped",
+    "sex",
+    "sexual",
+    "strip",
+    "stupid",
+    "ugly",
+)
+BLOCKLIST = Profanity()
+BLOCKLIST.load_censor_words(whitelist_words=list(NEWS_WORDS))
 
 
 class GateThresholds(BaseModel):
@@ -41,7 +72,7 @@ class GateThresholds(BaseModel):
         default=0.10, description="held-out bits/char above the champion's"
     )
     min_distinct_share: float = Field(
-        default=0.85, description="distinct continuations among all the gate's answers"
+        default=0.85, description="distinct answers among a prompt's answers, over all prompts"
     )
     max_distinct_share_drop: float = Field(
         default=0.05, description="distinct share below the champion's"
@@ -89,25 +120,56 @@ class GateVerdict:
         }
 
 
-def answer_figures(loaded: serving.LoadedModel, answers_per_prompt: int) -> dict[str, Any]:
-    """What readers would read: the reader prompts, each answered once per gate seed."""
-    prompts, answers = [], []
+@dataclass(frozen=True)
+class GatePrompts:
+    """The fixed reader prompts, and the most frequent prompts the votes were cast on."""
+
+    reader: tuple[str, ...]
+    voted: tuple[str, ...]
+
+    @classmethod
+    def of(cls, voted_prompts: Sequence[str]) -> GatePrompts:
+        counted = Counter(prompt.strip() for prompt in voted_prompts)
+        voted = tuple(prompt for prompt, _ in counted.most_common(MAX_VOTED_PROMPTS))
+        return cls(READER_PROMPTS, voted or READER_PROMPTS)
+
+    def all(self) -> list[str]:
+        return list(dict.fromkeys([*self.reader, *self.voted]))
+
+
+def _distinct_share(by_prompt: dict[str, list[str]], prompts: Sequence[str]) -> float:
+    """Distinct answers among each prompt's answers, over `prompts`: 1 when no prompt ever got
+    the same headline twice; 1/k when every prompt got one headline k times."""
+    answers = [by_prompt[prompt] for prompt in prompts]
+    distinct = sum(len({text.strip().lower() for text in texts}) for texts in answers)
+    return round(distinct / sum(len(texts) for texts in answers), 4)
+
+
+def answer_figures(
+    loaded: serving.LoadedModel, gate_prompts: GatePrompts, answers_per_prompt: int
+) -> dict[str, Any]:
+    """What readers would read: each prompt answered once per gate seed."""
+    prompts = gate_prompts.all()
+    by_prompt: dict[str, list[str]] = {prompt: [] for prompt in prompts}
     for seed in GATE_SEEDS[:answers_per_prompt]:
-        answers += serving.generate(
-            loaded, list(READER_PROMPTS), replace(READING_PARAMETERS, seed=seed)
-        )
-        prompts += READER_PROMPTS
+        answers = serving.generate(loaded, list(prompts), replace(READING_PARAMETERS, seed=seed))
+        for prompt, text in zip(prompts, answers, strict=True):
+            by_prompt[prompt].append(text)
+    pairs = [(prompt, text) for prompt, texts in by_prompt.items() for text in texts]
+    answers = [text for _, text in pairs]
     words = [sum(serving.has_word(part) for part in text.split()) for text in answers]
-    headlines = [headline(prompt, text) for prompt, text in zip(prompts, answers, strict=True)]
+    headlines = [headline(prompt, text) for prompt, text in pairs]
     return {
+        "prompts": len(by_prompt),
         "answers": len(answers),
-        "distinct_share": round(len({text.strip().lower() for text in answers}) / len(answers), 4),
+        "distinct_share": _distinct_share(by_prompt, gate_prompts.reader),
+        "voted_distinct_share": _distinct_share(by_prompt, gate_prompts.voted),
         "no_word_share": round(sum(n == 0 for n in words) / len(words), 4),
         "repeated_word_share": round(
             sum(map(has_back_to_back_repeat, headlines)) / len(headlines), 4
         ),
         "median_words": float(statistics.median(words)),
-        "blocklisted_answers": sum(profanity.contains_profanity(text) for text in answers),
+        "blocklisted_answers": sum(BLOCKLIST.contains_profanity(text) for text in answers),
     }
 
 
@@ -116,6 +178,7 @@ def gate_figures(
     tokenizer: PreTrainedTokenizerBase,
     test_set: Sequence[Headline],
     max_length: int,
+    prompts: GatePrompts,
     answers_per_prompt: int,
 ) -> dict[str, Any]:
     """Everything the gate compares, for one model."""
@@ -123,7 +186,7 @@ def gate_figures(
         "test_bits_per_char": bits_per_char_metrics(model, tokenizer, test_set, max_length)[
             "test_bits_per_char"
         ],
-        **answer_figures(serving.loaded_generator(model, tokenizer), answers_per_prompt),
+        **answer_figures(serving.loaded_generator(model, tokenizer), prompts, answers_per_prompt),
     }
 
 
@@ -137,8 +200,9 @@ def judge(
 
     t = thresholds
     drift = challenger["test_bits_per_char"] - champion["test_bits_per_char"]
-    distinct_floor = max(
-        t.min_distinct_share, champion["distinct_share"] - t.max_distinct_share_drop
+    distinct_floor, voted_distinct_floor = (
+        max(t.min_distinct_share, champion[key] - t.max_distinct_share_drop)
+        for key in ("distinct_share", "voted_distinct_share")
     )
     repeated_ceiling = champion["repeated_word_share"] + t.max_repeated_word_share_rise
     median_change = abs(challenger["median_words"] - champion["median_words"])
@@ -151,10 +215,16 @@ def judge(
                 f"at most {t.max_bits_per_char_drift:g} above the champion's",
             ),
             check(
-                "distinct answers",
+                "distinct answers to a reader prompt",
                 "distinct_share",
                 challenger["distinct_share"] >= distinct_floor,
                 f"at least {distinct_floor:g}",
+            ),
+            check(
+                "distinct answers to a voted prompt",
+                "voted_distinct_share",
+                challenger["voted_distinct_share"] >= voted_distinct_floor,
+                f"at least {voted_distinct_floor:g}",
             ),
             check(
                 "answers without a word",

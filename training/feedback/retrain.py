@@ -36,7 +36,7 @@ from training.data import Headline, build_corpus
 from training.definitions import load_definition
 from training.evaluate import generator_metrics
 from training.feedback import RetrainRefused
-from training.feedback.gate import GATE_SEEDS, GateThresholds, gate_figures, judge
+from training.feedback.gate import GATE_SEEDS, GatePrompts, GateThresholds, gate_figures, judge
 from training.feedback.votes import by_model, count, held_out_generations, training_set_sha256
 from training.package import package
 from training.pipeline import select_data
@@ -57,15 +57,21 @@ class RetrainSettings(BaseModel):
     down_vote_weight: float = Field(
         default=0.5, ge=0, description="unlikelihood weight of a down-vote; 0 trains on up-votes"
     )
+    # Chosen by measurement (BENCHMARKS.md, "Retraining on votes"): readers up-vote the same
+    # short headline many times, and training on every copy collapsed the challenger onto it.
+    distinct_examples: bool = Field(
+        default=True,
+        description="each (prompt, text, vote) trains once, however many readers cast it",
+    )
     seed: int = 20261204
     gate_answers_per_prompt: int = Field(
-        default=3, ge=1, le=len(GATE_SEEDS), description="answers per reader prompt at the gate"
+        default=5, ge=2, le=len(GATE_SEEDS), description="answers per prompt at the gate"
     )
 
 
 # The smoke profile's models are two-layer slivers: a handful of votes and steps exercise the path.
 SMOKE_SETTINGS = RetrainSettings(
-    min_votes=8, min_each=2, epochs=1, max_steps=4, batch_size=4, gate_answers_per_prompt=1
+    min_votes=8, min_each=2, epochs=1, max_steps=4, batch_size=4, gate_answers_per_prompt=2
 )
 
 
@@ -177,6 +183,8 @@ def retrain(
     validation = [v for v in votes if v.generation_id in validation_ids]
     training_votes = [v for v in votes if v.generation_id not in validation_ids]
     counts, training_set = count(votes), training_set_sha256(votes)
+    if settings.distinct_examples:
+        training_votes = list({(v.prompt, v.text, v.vote): v for v in training_votes}.values())
 
     model_dir = champion.directory / "model"
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -220,7 +228,12 @@ def retrain(
         model,
         tokenizer,
         model_dir,
-        (splits.test, recipe.max_length, settings.gate_answers_per_prompt),
+        (
+            splits.test,
+            recipe.max_length,
+            GatePrompts.of([vote.prompt for vote in votes]),
+            settings.gate_answers_per_prompt,
+        ),
         console,
     )
     moments = [vote.voted_at for vote in votes]
@@ -230,6 +243,7 @@ def retrain(
         "up": counts.up,
         "down": counts.down,
         "validation": len(validation),
+        "trained_on": len(training_votes),
         "first_vote_at": min(moments).isoformat(timespec="seconds"),
         "last_vote_at": max(moments).isoformat(timespec="seconds"),
         "by_model": by_model(votes),
@@ -264,12 +278,12 @@ def offline_gate(
     challenger: PreTrainedModel,
     tokenizer: Tokenizer,
     champion_dir: Path,
-    measured_on: tuple[Sequence[Headline], int, int],
+    measured_on: tuple[Sequence[Headline], int, GatePrompts, int],
     console: Console,
 ) -> dict[str, Any]:
     """The gate's verdict on the challenger against the champion it was trained from, with
     both models' figures and the thresholds, as the manifest records it. `measured_on` is
-    (test headlines, max length, answers per reader prompt)."""
+    (test headlines, max length, prompts, answers per prompt)."""
     thresholds = GateThresholds()
     with console.status("offline gate: the challenger and its champion side by side"):
         champion = AutoModelForCausalLM.from_pretrained(champion_dir)

@@ -3,15 +3,16 @@ up-voted headline is registered Rejected with the reasons, and no round can star
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pressroom_common.feedback.store import GenerationRecord, open_store
+from pressroom_common.feedback.store import open_store
 from rich.console import Console
 
 from local.experiment.rounds import Round, RoundRefused
 from local.registry import REJECTED
+from tests.fixtures.feedback import record_voted_answers
 from tests.fixtures.sagemaker import models_root_of
 from training.artifacts import Artifact
 from training.feedback.cli import run_retrain
@@ -25,26 +26,8 @@ def test_a_challenger_collapsed_onto_one_headline_is_rejected_and_cannot_start_a
     smoke_artifacts: dict[str, Artifact], tmp_path: Path
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'feedback.db'}"
-    store = open_store(database_url, migrate=True)
-    start = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-    for index in range(42):
-        up = index < 40
-        store.record_generation(
-            GenerationRecord(
-                id=f"gen-{index}",
-                created_at=start + timedelta(minutes=index),
-                user_hash=f"reader-{index}",
-                prompt=PROMPTS[index % len(PROMPTS)],
-                text=THE_ONE_HEADLINE if up else " rally as rates fall",
-                variant="A",
-                model_name="headline-base",
-                model_version="v-base",
-                strategy="fixed",
-                latency_model_ms=50.0,
-                latency_total_ms=60.0,
-            )
-        )
-        store.record_vote(f"gen-{index}", f"reader-{index}", "up" if up else "down")
+    answers = [(THE_ONE_HEADLINE, "up")] * 40 + [(" rally as rates fall", "down")] * 2
+    record_voted_answers(open_store(database_url, migrate=True), answers, PROMPTS)
     models_root = models_root_of(smoke_artifacts)
 
     # Trained hard on that one text until the model writes little else.
@@ -52,20 +35,29 @@ def test_a_challenger_collapsed_onto_one_headline_is_rejected_and_cannot_start_a
         database_url,
         profile="smoke",
         champion_version=None,
-        overrides={"min_each": 2, "max_steps": 40, "epochs": 20, "learning_rate": 3e-3},
+        overrides={
+            "min_each": 2,
+            "max_steps": 40,
+            "epochs": 20,
+            "learning_rate": 3e-3,
+            "distinct_examples": False,  # every copy of the headline trains, as before the gate
+        },
         models_root=models_root,
         registry_root=tmp_path / "registry",
         console=Console(stderr=True),
     )
 
     assert challenger.status == REJECTED
-    assert challenger.reason is not None and "distinct answers" in challenger.reason
+    assert (
+        challenger.reason is not None and "distinct answers to a voted prompt" in challenger.reason
+    )
     gate = challenger.manifest["training"]["gate"]
     assert gate["passed"] is False
     figures = gate["figures"]
-    assert figures["challenger"]["distinct_share"] < gate["thresholds"]["min_distinct_share"]
-    assert figures["champion"]["distinct_share"] >= gate["thresholds"]["min_distinct_share"]
+    floor = gate["thresholds"]["min_distinct_share"]
+    assert figures["challenger"]["voted_distinct_share"] < floor
+    assert figures["champion"]["voted_distinct_share"] >= floor
     card = (challenger.model_dir / "README.md").read_text()
     assert "## Offline gate against the champion (failed" in card
-    with pytest.raises(RoundRefused, match="distinct answers"):
+    with pytest.raises(RoundRefused, match="distinct answers to a voted prompt"):
         Round.start(challenger, share=0.1, started_at=datetime.now(UTC), models_root=models_root)

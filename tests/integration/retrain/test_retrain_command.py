@@ -4,18 +4,18 @@ is a new registered version recording exactly what it learned from."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pressroom_common.feedback.store import FeedbackStore, GenerationRecord, open_store
+from pressroom_common.feedback.store import FeedbackStore, open_store
 from typer.testing import CliRunner
 
 from local.cli import app
 from local.registry import PENDING, versions
+from tests.fixtures.feedback import record_voted_answers
 from tests.fixtures.postgres import free_port
 from training.artifacts import Artifact
-from training.feedback.votes import training_set_sha256
+from training.feedback.votes import held_out_generations, training_set_sha256
 
 SHORT = (" rise", " falls again", " win", " close early")
 LONG = (
@@ -26,26 +26,9 @@ LONG = (
 
 def record_votes(store: FeedbackStore, short: int, long: int) -> None:
     """`short` up-voted short answers and `long` down-voted long ones, from two models."""
-    start = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     answers = [(SHORT[i % len(SHORT)], "up") for i in range(short)]
     answers += [(LONG[i % len(LONG)], "down") for i in range(long)]
-    for index, (text, vote) in enumerate(answers):
-        store.record_generation(
-            GenerationRecord(
-                id=f"gen-{index:03d}",
-                created_at=start + timedelta(minutes=index),
-                user_hash=f"reader-{index}",
-                prompt="Markets",
-                text=text,
-                variant="AB"[index % 2],
-                model_name=("headline-base", "headline-lite")[index % 2],
-                model_version=("v-base", "v-lite")[index % 2],
-                strategy="fixed",
-                latency_model_ms=50.0,
-                latency_total_ms=60.0,
-            )
-        )
-        store.record_vote(f"gen-{index:03d}", f"reader-{index}", vote)
+    record_voted_answers(store, answers)
 
 
 @pytest.fixture
@@ -161,6 +144,14 @@ def test_the_challenger_is_a_new_pending_version_whose_card_records_what_it_lear
     learned = manifest["training"]["votes"]
     assert learned["source"] == {"name": "headline-base", "version": champion["version"]}
     assert (learned["examples"], learned["up"], learned["down"]) == (11, 6, 5)
+    # Each distinct (prompt, text, vote) trains once: 6 up-votes on 4 texts, 5 down on 2.
+    held_out = held_out_generations(store.voted_generations())
+    trained = {
+        (v.prompt, v.text, v.vote)
+        for v in store.voted_generations()
+        if v.generation_id not in held_out
+    }
+    assert learned["trained_on"] == len(trained) < learned["examples"] - learned["validation"]
     assert learned["by_model"] == {"headline-base v-base": 6, "headline-lite v-lite": 5}
     voted = store.voted_generations()
     assert learned["training_set_sha256"] == training_set_sha256(voted)

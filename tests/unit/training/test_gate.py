@@ -12,6 +12,7 @@ CHAMPION = {
     "test_bits_per_char": 1.47,
     "answers": 120,
     "distinct_share": 0.97,
+    "voted_distinct_share": 1.0,
     "no_word_share": 0.0,
     "repeated_word_share": 0.02,
     "median_words": 7.0,
@@ -27,15 +28,16 @@ def test_a_challenger_that_learned_without_losing_anything_passes() -> None:
     assert verdict.passed
     assert verdict.reasons() == []
     assert verdict.as_dict()["passed"] is True
-    assert len(verdict.checks) == 6
+    assert len(verdict.checks) == 7
 
 
 @pytest.mark.parametrize(
     ("change", "failed"),
     [
         ({"test_bits_per_char": 1.58}, "held-out bits/char"),
-        ({"distinct_share": 0.54}, "distinct answers"),
-        ({"distinct_share": 0.90}, "distinct answers"),  # above 0.85, but 7 points below
+        ({"distinct_share": 0.54}, "distinct answers to a reader prompt"),
+        ({"distinct_share": 0.90}, "distinct answers to a reader prompt"),  # 7 points below
+        ({"voted_distinct_share": 0.75}, "distinct answers to a voted prompt"),
         ({"no_word_share": 0.0083}, "answers without a word"),
         ({"repeated_word_share": 0.08}, "answers with a word repeated back to back"),
         ({"median_words": 3.0}, "median words per answer"),
@@ -55,7 +57,7 @@ def test_each_way_a_challenger_makes_the_product_worse_fails_it_naming_why(
 
 
 def test_the_distinct_share_floor_is_never_below_the_absolute_minimum() -> None:
-    plain_champion = {**CHAMPION, "distinct_share": 0.86}
+    plain_champion = {**CHAMPION, "distinct_share": 0.86, "voted_distinct_share": 0.86}
 
     verdict = judge({**plain_champion, "distinct_share": 0.84}, plain_champion, GateThresholds())
 
