@@ -36,7 +36,7 @@ def test_earlier_hashes_are_re_keyed_and_stay_joinable_among_themselves(
     store = open_store(store_url, migrate=True)
     with store.engine.connect() as connection:
         rows = connection.execute(sa.select(generations.c.id, generations.c.user_hash))
-        now = dict(rows.tuples().all())
+        now = {generation_id: user_hash for generation_id, user_hash in rows}
         voted = connection.execute(
             sa.select(votes.c.generation_id, votes.c.user_hash, generations.c.user_hash).join(
                 generations, generations.c.id == votes.c.generation_id

@@ -191,7 +191,7 @@ def test_the_migration_backfills_what_the_store_then_keeps_up_incrementally(
         # 0003 re-keyed the readers of the earlier rows; their votes still join to them.
         with store.engine.connect() as connection:
             rows = connection.execute(sa.select(generations.c.id, generations.c.user_hash))
-            rekeyed = dict(rows.tuples().all())
+            rekeyed = {generation_id: user_hash for generation_id, user_hash in rows}
         old = [record.model_copy(update={"user_hash": rekeyed[record.id]}) for record in old]
         records = old + new
         standing: Votes = {(record.id, record.user_hash): "up" for record in old[::2]}
