@@ -36,7 +36,14 @@ from training.data import Headline, build_corpus
 from training.definitions import load_definition
 from training.evaluate import generator_metrics
 from training.feedback import RetrainRefused
-from training.feedback.gate import GATE_SEEDS, GatePrompts, GateThresholds, gate_figures, judge
+from training.feedback.gate import (
+    GATE_SEEDS,
+    SMOKE_GATE,
+    GatePrompts,
+    GateThresholds,
+    gate_figures,
+    judge,
+)
 from training.feedback.votes import by_model, count, held_out_generations, training_set_sha256
 from training.package import package
 from training.pipeline import select_data
@@ -67,11 +74,18 @@ class RetrainSettings(BaseModel):
     gate_answers_per_prompt: int = Field(
         default=5, ge=2, le=len(GATE_SEEDS), description="answers per prompt at the gate"
     )
+    gate: GateThresholds = GateThresholds()
 
 
 # The smoke profile's models are two-layer slivers: a handful of votes and steps exercise the path.
 SMOKE_SETTINGS = RetrainSettings(
-    min_votes=8, min_each=2, epochs=1, max_steps=4, batch_size=4, gate_answers_per_prompt=2
+    min_votes=8,
+    min_each=2,
+    epochs=1,
+    max_steps=4,
+    batch_size=4,
+    gate_answers_per_prompt=2,
+    gate=SMOKE_GATE,
 )
 
 
@@ -225,6 +239,7 @@ def retrain(
     with console.status(f"evaluating the challenger on {len(splits.test)} test headlines"):
         metrics = generator_metrics(model, tokenizer, splits.test, recipe.max_length)
     gate = offline_gate(
+        settings.gate,
         model,
         tokenizer,
         model_dir,
@@ -275,6 +290,7 @@ def retrain(
 
 
 def offline_gate(
+    thresholds: GateThresholds,
     challenger: PreTrainedModel,
     tokenizer: Tokenizer,
     champion_dir: Path,
@@ -284,7 +300,6 @@ def offline_gate(
     """The gate's verdict on the challenger against the champion it was trained from, with
     both models' figures and the thresholds, as the manifest records it. `measured_on` is
     (test headlines, max length, prompts, answers per prompt)."""
-    thresholds = GateThresholds()
     with console.status("offline gate: the challenger and its champion side by side"):
         champion = AutoModelForCausalLM.from_pretrained(champion_dir)
         figures = {
