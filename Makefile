@@ -14,6 +14,7 @@ HOST ?= 127.0.0.1
 .PHONY: bench-serving bench-variants
 .PHONY: bench-stats
 .PHONY: bench-retrain
+.PHONY: bench-rounds
 .PHONY: bench-api
 .PHONY: bench-classifier-seeds
 .PHONY: bench-frameworks
@@ -119,6 +120,10 @@ bench-variants: venv ## variant A and challenger B side by side: bits/char, read
 bench: bench-retrain
 bench-retrain: venv ## the feedback loop on the full models: round one, retrain, round two (P(best) of the challenger), and the objective against up-votes only
 	$(BIN)/python -m benchmarks.retrain
+
+bench: bench-rounds
+bench-rounds: venv ## readers until a round is decided: +0.08 lift, no lift, a worse challenger; the rules before and now (no models)
+	$(BIN)/python -m benchmarks.rounds
 
 bench: bench-stats
 bench-stats: venv ## /api/stats on SQLite and PostgreSQL, 1M votes over 500k generations (goal p50 < 100 ms on both)

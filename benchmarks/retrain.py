@@ -148,6 +148,8 @@ def section(
             else f"the challenger stayed below P(best) {CONFIDENT} for {ROUND_READERS} readers.**"
         ),
         "",
+        f"`pressroom round decide` on round two: {loop['round_decision']}.",
+        "",
         "| round | variant | model | answers | true up-rate | short | mean words | distinct |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]

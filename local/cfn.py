@@ -9,7 +9,9 @@ templates from their local `Location`, and resolves the intrinsic functions Clou
 `Ref` (parameters, pseudo parameters, resources), `Fn::Sub`, `Fn::GetAtt`, `Fn::If`,
 `Fn::FindInMap`, `Fn::Join`, `Fn::Select`, `Fn::Split`, `Fn::Base64`, `Fn::GetAZs`, `Fn::Cidr`,
 `Fn::ToJsonString`, `Fn::Length`, and the condition functions `Fn::Equals`, `Fn::Not`,
-`Fn::And`, `Fn::Or`.
+`Fn::And`, `Fn::Or`. A template's `Rules` are checked as CloudFormation checks them before it
+creates anything: an assertion that fails under the given parameters is a `TemplateError` with
+the rule's `AssertDescription`.
 
 Resources get deterministic local physical names: the explicit name property when the template
 sets one (e.g. `EndpointName`), otherwise `<stack>-<logicalid>-<hash>` in lower case, like
@@ -292,6 +294,7 @@ class _StackLoader:
 
     def load(self) -> Stack:
         self.stack.parameters = self._resolve_parameters()
+        self._check_rules()
         self._evaluate_conditions()
         # Resources first get names (so Ref/GetAtt between them resolve), then properties.
         active = {
@@ -331,6 +334,28 @@ class _StackLoader:
                 raise TemplateError(f"{self.path}: parameter {name} has no value and no Default")
             values[name] = _coerce_parameter(self.path, name, declaration, raw)
         return values
+
+    def _check_rules(self) -> None:
+        """Each rule whose `RuleCondition` holds must hold every one of its `Assertions`."""
+
+        def no_conditions(name: str) -> bool:
+            raise TemplateError(f"{self.path}: Rules: a rule cannot use condition {name!r}")
+
+        for name, rule in (self.template.get("Rules") or {}).items():
+            where = f"Rules.{name}"
+            condition = rule.get("RuleCondition")
+            if condition is not None and not self._condition_value(
+                condition, f"{where}.RuleCondition", no_conditions
+            ):
+                continue
+            for index, assertion in enumerate(rule.get("Assertions") or []):
+                if not self._condition_value(
+                    assertion["Assert"], f"{where}.Assertions[{index}]", no_conditions
+                ):
+                    description = assertion.get("AssertDescription", "an assertion failed")
+                    raise TemplateError(
+                        f"{self.path}: rule {name}: {' '.join(description.split())}"
+                    )
 
     def _evaluate_conditions(self) -> None:
         declared: dict[str, Any] = self.template.get("Conditions") or {}

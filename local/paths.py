@@ -12,3 +12,6 @@ BUILD_DIR = REPO_ROOT / "build"
 DEFAULT_MODELS_ROOT = BUILD_DIR / "models"
 DEFAULT_CAPTURE_ROOT = BUILD_DIR / "capture"
 """Where the SageMaker emulator writes data capture (as SageMaker does under DestinationS3Uri)."""
+DEFAULT_METRICS_ROOT = BUILD_DIR / "metrics"
+"""Where the SageMaker emulator keeps the per-invocation metrics of endpoints with a shadow
+variant (what CloudWatch holds per variant on AWS)."""

@@ -111,6 +111,13 @@ class TrainingSpec(_Strict):
     precision: Literal["fp32", "bf16-mixed"] = "fp32"
 
 
+class CalibrationSpec(_Strict):
+    """A classifier's abstention: the share of the labels it answers that must be right on
+    validation headlines (`training.calibration` chooses the threshold for it)."""
+
+    precision_target: float = Field(gt=0, le=1)
+
+
 class ModelDefinition(_Strict):
     name: str
     kind: Literal["generator", "classifier"]
@@ -120,6 +127,7 @@ class ModelDefinition(_Strict):
     base: BaseSpec
     data: DataSpec
     training: TrainingSpec | None = None  # none for a model derived from another one
+    calibration: CalibrationSpec | None = None  # a classifier's; none: it labels everything
 
     @model_validator(mode="after")
     def _trained_unless_derived(self) -> ModelDefinition:
@@ -129,6 +137,8 @@ class ModelDefinition(_Strict):
                 "training: a model derived from another takes no training section; "
                 "every other model needs one"
             )
+        if self.calibration is not None and self.kind != "classifier":
+            raise ValueError("calibration: only a classifier abstains")
         return self
 
     def fingerprint(self) -> str:

@@ -2,7 +2,9 @@
 
 Generators: bits per character (tokenizer-independent, so the two variants compare fairly)
 and per-token perplexity, plus sample headlines for fixed prompts. The classifier: accuracy,
-macro-F1, per-class F1 and the confusion matrix on BBC test headlines.
+macro-F1, per-class F1 and the confusion matrix on BBC test headlines; and for its calibrated
+probabilities (`training.calibration`) the expected calibration error, and the precision and
+coverage of the labels it answers at its threshold.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from models.serving.inference import (
     HEADLINE_CONTEXT_CONFIG_KEY,
     GenerationParameters,
     LoadedModel,
-    classify,
+    class_probabilities,
     generate,
     has_word,
     loaded_generator,
@@ -254,10 +256,66 @@ def classifier_metrics(
 
 
 def predict_labels(loaded: LoadedModel, headlines: Sequence[Headline]) -> list[str]:
+    """The most likely category of each headline, whether or not the threshold is reached."""
+    assert loaded.labels is not None
     predicted: list[str] = []
     for chunk in batches_in_order(headlines, 64):
-        predicted += [p["label"] for p in classify(loaded, [h.text for h in chunk])]
+        top = class_probabilities(loaded, [h.text for h in chunk]).argmax(axis=1)
+        predicted += [loaded.labels[int(i)] for i in top]
     return predicted
+
+
+def label_ids(headlines: Sequence[Headline]) -> np.ndarray:
+    """Each headline's category as its index in LABELS (the classifier's id2label order)."""
+    index = {label: i for i, label in enumerate(LABELS)}
+    if any(h.category is None for h in headlines):
+        raise ValueError("classifier evaluation needs labelled headlines")
+    return np.array([index[h.category] for h in headlines if h.category is not None], dtype=int)
+
+
+# Equal-width confidence bins for the expected calibration error (as Guo et al., 2017).
+ECE_BINS = 15
+
+
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """The gap between confidence (the top probability) and accuracy, per equal-width bin of
+    confidence ((0, 1/bins], ..., ((bins-1)/bins, 1]), averaged weighted by each bin's share
+    of the headlines."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(gap)
+
+
+def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean -log p(true category), in nats."""
+    chosen = probabilities[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(np.clip(chosen, 1e-300, None))))
+
+
+def selective_report(
+    probabilities: np.ndarray, labels: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    """What a reader sees at `threshold`: the share of headlines labelled (coverage), the
+    share of those labels that are right (precision; None when nothing is labelled), and the
+    accuracy when every headline is labelled (the classifier without abstention)."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    labelled = confidence >= threshold
+    return {
+        "headlines": len(labels),
+        "labelled": int(labelled.sum()),
+        "coverage": round(float(labelled.mean()), 4) if len(labels) else None,
+        "precision": round(float(correct[labelled].mean()), 4) if labelled.any() else None,
+        "accuracy_labelling_all": round(float(correct.mean()), 4) if len(labels) else None,
+    }
 
 
 def classification_report(

@@ -2,7 +2,8 @@
 
 `model/` holds the `save_pretrained` output, `README.md` (the model card), `code/inference.py`
 and `code/requirements.txt` (and for the classifier `model.onnx`, int8 where that keeps its
-macro-F1: see `training.onnx_int8`); `model.tar.gz` holds the same
+macro-F1: see `training.onnx_int8`, and in its config the temperature and threshold it serves
+with: see `training.calibration`); `model.tar.gz` holds the same
 files at its root, which is what the Hugging Face DLC unpacks into /opt/ml/model.
 """
 
@@ -26,8 +27,9 @@ import yaml
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import models.serving.inference as serving
+from training.calibration import calibrate
 from training.data import SOURCE_DESCRIPTIONS, Headline
-from training.definitions import ModelDefinition
+from training.definitions import CalibrationSpec, ModelDefinition
 from training.evaluate import VariantFigures, markdown_table
 from training.onnx_int8 import served_onnx
 
@@ -109,6 +111,7 @@ def model_card(
             ("accuracy", "accuracy (headlines by URL section)", metrics["sections_accuracy"]),
             ("f1", "macro-F1 (headlines by URL section)", metrics["sections_macro_f1"]),
         ]
+        + _calibration_rows(metrics.get("calibration"))
     )
     sources = ", ".join(SOURCE_DESCRIPTIONS[source] for source in definition.data.sources)
     front_matter = {
@@ -180,6 +183,8 @@ def model_card(
             matrix["labels"], matrix["rows_actual_columns_predicted"], strict=True
         ):
             lines.append(f"| {label} | " + " | ".join(str(n) for n in row) + " |")
+        if "calibration" in metrics:
+            lines += _calibration_lines(metrics["calibration"])
     lines += [
         "",
         "## Intended use and limits",
@@ -237,6 +242,67 @@ def _gate_lines(gate: dict[str, Any]) -> list[str]:
     ]
 
 
+# The sets the calibration is fitted and measured on (`_calibrate`), as the card names them.
+SET_NAMES = {
+    "bbc_validation": "BBC validation",
+    "other_publishers_validation": "other publishers' validation",
+    "bbc_test": "BBC test",
+    "other_publishers_test": "other publishers, test split",
+    "other_publishers_held_out": "other publishers, all but the validation split",
+}
+
+
+def _calibration_rows(calibration: dict[str, Any] | None) -> list[tuple[str, str, Any]]:
+    if calibration is None:
+        return []
+    shown = calibration["at_threshold"]["bbc_test"]
+    return [
+        ("ece", "expected calibration error (BBC test)", calibration["test_ece_after"]),
+        ("precision", "precision of the labels shown (BBC test)", shown["precision"]),
+        ("coverage", "share of headlines labelled (BBC test)", shown["coverage"]),
+    ]
+
+
+def _calibration_lines(calibration: dict[str, Any]) -> list[str]:
+    """How confidence is calibrated and when the classifier abstains (`training.calibration`)."""
+    fitted = ", ".join(
+        f"{n} {SET_NAMES.get(name, name)}" for name, n in calibration["fitted_on"].items()
+    )
+    ece_set = calibration["ece_set"]
+    verdict = (
+        "reached on each validation source"
+        if calibration["target_met_on_validation"]
+        else "**not reached** on validation: the classifier labels nothing it is not certain of"
+    )
+    lines = [
+        "",
+        "## Calibration and abstention",
+        "",
+        f"Temperature scaling on the served model, fitted on validation headlines only ({fitted}): "
+        f"T = {calibration['temperature']} (validation NLL {calibration['validation_nll_before']}"
+        f" → {calibration['validation_nll_after']}). The API shows a category only when its "
+        f"calibrated probability is at least **{calibration['threshold']}**, the lowest "
+        f"threshold at which at least {calibration['precision_target']:.0%} of the labels "
+        f"shown are right on validation ({verdict}); below it the category is null.",
+        "",
+        f"Expected calibration error on {SET_NAMES.get(ece_set, ece_set)} "
+        f"({calibration['ece_bins']} equal-width bins): {calibration['test_ece_before']} before, "
+        f"{calibration['test_ece_after']} after.",
+        "",
+        "| held-out headlines | n | share labelled | precision of the labels shown | "
+        "accuracy labelling all (no abstention) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, figures in calibration["at_threshold"].items():
+        cells = [figures[key] for key in ("coverage", "precision", "accuracy_labelling_all")]
+        lines.append(
+            f"| {SET_NAMES.get(name, name)} | {figures['headlines']} | "
+            + " | ".join("n/a" if cell is None else str(cell) for cell in cells)
+            + " |"
+        )
+    return lines
+
+
 def _onnx_line(onnx: dict[str, Any]) -> str:
     kept = ", ".join(f"`{node}`" for node in onnx["keep_fp32"]) or "none"
     return (
@@ -257,6 +323,33 @@ def side_by_side(this: VariantFigures, source: dict[str, Any] | None) -> str:
         f"\n## Side by side with {source['name']}\n\n"
         "Each model's own evaluation at build time; `pressroom evaluate` re-measures both in "
         "one run with interleaved timings.\n\n" + markdown_table([base, this]) + "\n"
+    )
+
+
+def _calibrate(
+    model: PreTrainedModel,
+    model_dir: Path,
+    held_out: tuple[Sequence[Headline], Sequence[Headline]],
+    other_publishers: Sequence[Headline],
+    spec: CalibrationSpec,
+) -> dict[str, Any]:
+    """Fit on both validation sets; measure on BBC test and on the other publishers' headlines
+    outside validation (their test split, and all of them, for a larger sample)."""
+    validation, test = held_out
+    return calibrate(
+        model,
+        model_dir,
+        validation={
+            "bbc_validation": validation,
+            "other_publishers_validation": [h for h in other_publishers if h.split == "validation"],
+        },
+        held_out={
+            "bbc_test": test,
+            "other_publishers_test": [h for h in other_publishers if h.split == "test"],
+            "other_publishers_held_out": [h for h in other_publishers if h.split != "validation"],
+        },
+        precision_target=spec.precision_target,
+        reference="bbc_test",
     )
 
 
@@ -288,12 +381,14 @@ def package(
     destination: Path,
     source: dict[str, Any] | None = None,
     held_out: tuple[Sequence[Headline], Sequence[Headline]],
+    other_publishers: Sequence[Headline] = (),
 ) -> dict[str, Any]:
     """Write `model/`, `model.tar.gz` and `manifest.json` into `destination`; return it.
 
     `source` is the manifest of the model a derived model comes from: its card then shows both.
     `held_out` (validation, test) decides the classifier's ONNX model, whose figures join
-    `metrics` under `onnx`.
+    `metrics` under `onnx`; with `other_publishers` (headlines labelled by their URL section)
+    it fits the classifier's calibration, whose figures join `metrics` under `calibration`.
     """
     model_dir = destination / "model"
     if destination.exists():
@@ -310,6 +405,13 @@ def package(
             fp32 = Path(scratch) / serving.ONNX_FILE
             export_onnx(model, tokenizer, fp32)
             metrics = {**metrics, "onnx": served_onnx(model_dir, fp32, *held_out)}
+        if definition.calibration is not None:
+            metrics = {
+                **metrics,
+                "calibration": _calibrate(
+                    model, model_dir, held_out, other_publishers, definition.calibration
+                ),
+            }
     version = content_version(model_dir)
     base_model = definition.base.describe()
     this = VariantFigures(definition.name, version, metrics, metrics.get("samples", {}))

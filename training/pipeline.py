@@ -217,12 +217,21 @@ def load_checkpoint(definition: ModelDefinition, directory: Path) -> TrainedMode
     return TrainedModel(model, tokenizer, record)
 
 
+def other_publishers(definition: ModelDefinition) -> list[Headline]:
+    """The classifier's second labelled set: headlines of other publishers, labelled by their
+    URL section (`section_labelled_headlines`), cut as the profile cuts the test split."""
+    if definition.kind != "classifier":
+        return []
+    return corpus_data.section_labelled_headlines()[: definition.data.test_limit]
+
+
 def evaluate_model(
     definition: ModelDefinition, trained: TrainedModel, splits: DataSplits
 ) -> dict[str, Any]:
     if definition.kind == "classifier":
-        second_set = corpus_data.section_labelled_headlines()[: definition.data.test_limit]
-        return classifier_metrics(trained.model, trained.tokenizer, splits.test, second_set)
+        return classifier_metrics(
+            trained.model, trained.tokenizer, splits.test, other_publishers(definition)
+        )
     model = trained.model
     quantization = getattr(model.config, serving.QUANTIZATION_CONFIG_KEY, None)
     if quantization is not None:
@@ -255,4 +264,5 @@ def package_model(
         destination=destination,
         source=source,
         held_out=(splits.validation, splits.test),
+        other_publishers=other_publishers(definition),
     )

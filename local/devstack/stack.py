@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from local.cfn import DEFAULT_REGION
+from local.champion import CHAMPION_VERSION_PARAMETER, ChampionError, champion_parameters
 from local.devstack.logfile import DEFAULT_LOG_FILE, LogFile
 from local.devstack.reader_key import DEFAULT_READER_KEY_FILE, ensure_reader_key
 from local.devstack.server import BackgroundServer, Service
@@ -305,6 +306,16 @@ def up(
     console = Console(stderr=True)
     console.print(f"[bold]Models[/] ({profile} profile): building what is missing")
     ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=console)
+    try:  # variant A: the champion a round promoted, else the built headline-base
+        champion = champion_parameters(profile)
+    except ChampionError as error:
+        console.print(f"[red]Cannot serve the champion[/]: {error}")
+        raise typer.Exit(1) from None
+    if champion:
+        console.print(
+            f"[bold]Champion[/]: headline-base {champion[CHAMPION_VERSION_PARAMETER]}, "
+            "promoted by a round, from the local model registry"
+        )
     experiment_round = load_round()
     overrides = None
     if experiment_round is not None:
@@ -323,7 +334,7 @@ def up(
             host=host,
             port=port,
             database_url=database_url,
-            parameter_overrides={**edge, **(overrides or {})},
+            parameter_overrides={**edge, **champion, **(overrides or {})},
             log_path=log_file,
             emulator_options={"on_progress": on_progress},
         )

@@ -82,26 +82,32 @@ def figures(metrics: Any) -> str:
 
 
 def served_models(endpoints: Mapping[str, EndpointSpec]) -> list[ServedModel]:
-    models = []
+    models: list[tuple[bool, ServedModel]] = []
     for endpoint in endpoints.values():
         total = sum(variant.weight for variant in endpoint.variants)
-        for variant in endpoint.variants:
+        split = len(endpoint.variants) > 1 or endpoint.shadow is not None
+        for variant in endpoint.hosted:
             manifest = read_manifest(variant.artifact_dir)
-            share = variant.weight / total if total > 0 and len(endpoint.variants) > 1 else None
-            models.append(
-                ServedModel(
-                    name=f"{variant.model_name} (challenger)"
-                    if variant.challenger
-                    else variant.model_name,
-                    endpoint=endpoint.name,
-                    variant=variant.name,
-                    traffic_share=share,
-                    version=str(manifest.get("version", "unknown")),
-                    figures=figures(manifest.get("metrics")),
-                )
+            share = variant.weight / total if total > 0 and split else None
+            if variant is endpoint.shadow:
+                # Its answers are captured, never served: no share of the readers.
+                name, share = f"{variant.model_name} (challenger, shadow)", None
+            elif variant.challenger:
+                name = f"{variant.model_name} (challenger)"
+            else:
+                name = variant.model_name
+            served = ServedModel(
+                name=name,
+                endpoint=endpoint.name,
+                variant=variant.name,
+                traffic_share=share,
+                version=str(manifest.get("version", "unknown")),
+                figures=figures(manifest.get("metrics")),
             )
-    # The A/B variants first, then the models that serve every request (the classifier).
-    return sorted(models, key=lambda model: model.traffic_share is None)
+            models.append((share is None and variant is not endpoint.shadow, served))
+    # The A/B variants (and a shadow) first, then the models that serve every request (the
+    # classifier).
+    return [model for _, model in sorted(models, key=lambda item: item[0])]
 
 
 def display_path(path: Path) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pressroom_common.platform.settings import GenerateSettings
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -18,6 +19,7 @@ from local.paths import ROOT_TEMPLATE
 commands = typer.Typer()
 
 SQLITE_PREFIX = "sqlite:///"
+WARMUP_VOTES = GenerateSettings.model_fields["thompson_warmup_votes"].default
 
 
 def parse_assignments(values: list[str], option: str) -> dict[str, float]:
@@ -135,8 +137,8 @@ def simulate(
         str, typer.Option(help="Routing of the local stack this starts: fixed or thompson.")
     ] = "thompson",
     warmup: Annotated[
-        int, typer.Option(min=0, help="Thompson warm-up impressions per variant (local stack).")
-    ] = 30,
+        int, typer.Option(min=0, help="Thompson warm-up votes per variant (local stack).")
+    ] = WARMUP_VOTES,
     profile: Annotated[
         str, typer.Option(help="Models of the local stack: smoke or full.")
     ] = "smoke",
@@ -170,7 +172,7 @@ def simulate(
             parameter_overrides={"RoutingStrategy": strategy},
             # Seconds-long runs: re-read the counts every second instead of every few.
             function_environment={
-                "THOMPSON_WARMUP_IMPRESSIONS": str(warmup),
+                "THOMPSON_WARMUP_VOTES": str(warmup),
                 "THOMPSON_REFRESH_S": "1",
             },
             site_dir=None,

@@ -23,6 +23,7 @@ import httpx
 from rich.console import Console
 
 from local.devstack.stack import LocalStack
+from local.experiment.decide import decide, fetch_stats, guardrail_thresholds
 from local.experiment.rounds import Round, round_parameters
 from local.experiment.simulate import PrefersShortHeadlines, SimulationResult, simulate
 from local.registry import RegisteredModel
@@ -51,6 +52,7 @@ class LoopResult:
     challenger: RegisteredModel
     second_round: SimulationResult
     share: float
+    decision: str  # what `pressroom round decide` makes of round two, in words
 
     def challenger_confident_at(self) -> int | None:
         """Readers of round two until the API first gave the challenger P(best) >= 0.95."""
@@ -109,6 +111,7 @@ class LoopResult:
                 for checkpoint in self.second_round.checkpoints
             ],
             "challenger_confident_at": confident_at,
+            "round_decision": self.decision,
             # How many of those readers the canary had served (and so how many votes it had).
             "challenger_answers_at_confidence": self.second_round.served[: confident_at or 0].count(
                 CHALLENGER_VARIANT
@@ -135,7 +138,6 @@ def close_the_loop(
     registry_root: Path,
     console: Console,
     checkpoint_every: int = 25,
-    warmup: int = 20,
     on_request: Callable[[], None] = lambda: None,
 ) -> LoopResult:
     """Round one, retrain, round two (see the module's docstring), in a fresh SQLite store at
@@ -173,18 +175,22 @@ def close_the_loop(
         log_path=log_path,
         parameter_overrides=round_parameters(experiment_round, registry_root=registry_root),
         # Seconds-long rounds: re-read the counts every second instead of every few.
-        function_environment={
-            "THOMPSON_WARMUP_IMPRESSIONS": str(warmup),
-            "THOMPSON_REFRESH_S": "1",
-        },
+        function_environment={"THOMPSON_REFRESH_S": "1"},
     ) as stack:
         second = _readers(stack, taste, round_readers, seed + 1, checkpoint_every, on_request)
+        # What `round decide` would do (the registry is left as it is: this is a simulation).
+        outcome = decide(
+            experiment_round,
+            fetch_stats(stack.url, experiment_round.started_at),
+            guardrail_thresholds(),
+        )
     return LoopResult(
         taste=taste,
         first_round=first,
         challenger=challenger,
         second_round=second,
         share=share,
+        decision=f"{type(outcome).__name__.lower()}: {outcome.reason}",
     )
 
 

@@ -118,10 +118,17 @@ def verdict(stats: StatsReport, models: Mapping[str, str]) -> str:
             )
         case "winner":
             return f"{name} is better with {_percent(probability)} probability."
+        case "no_lift":
+            return (
+                f"No lift worth having: the up-rates are within {decided.min_lift:.2f} of each "
+                f"other with {_percent(decided.probability_no_lift or 0.0)} probability."
+            )
         case "too_close":
+            needed = sum(decided.votes_needed.values())
             return (
                 f"No clear winner yet: {name} leads with P(best) {probability:.3f} "
-                f"(deciding needs {decided.decision_probability:.2f})."
+                f"(deciding needs {decided.decision_probability:.2f}); about {needed} more "
+                "votes at the current rates."
             )
 
 

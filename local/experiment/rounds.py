@@ -9,6 +9,10 @@ reports the round alone.
 `pressroom round start VERSION` writes the round to `build/local/round.json`, `pressroom up`
 serves it (`round_parameters`), and `pressroom round end --keep champion|challenger` records
 the decision in the local model registry (Approved or Rejected) and ends the round.
+
+A round may first run a shadow stage (`pressroom round shadow VERSION`, realtime hosting only):
+the challenger answers a copy of every request unseen, and `round start VERSION` then gates it
+on those live answers before the canary (`local.experiment.shadow`).
 """
 
 from __future__ import annotations
@@ -25,8 +29,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from local.champion import ChampionError, local_champion, record_champion
 from local.emulate.sagemaker.endpoints import registry_artifact_url
-from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT
+from local.experiment.shadow import (
+    SHADOW_VARIANT,
+    Hosting,
+    Stage,
+    gate_shadow_stage,
+    hosting_problem,
+    served_hosting_mode,
+    shadow_overrides,
+)
+from local.paths import BUILD_DIR, DEFAULT_CAPTURE_ROOT, DEFAULT_METRICS_ROOT, DEFAULT_MODELS_ROOT
 from local.registry import (
     APPROVED,
     DEFAULT_REGISTRY_ROOT,
@@ -55,12 +69,14 @@ class ModelVersion:
 
 @dataclass(frozen=True)
 class Round:
-    """One experiment round: the champion on variant A, the challenger on B at `share`."""
+    """One experiment round: the champion on variant A, the challenger on B at `share` (its
+    canary stage) or as A's shadow, answering unseen (its shadow stage)."""
 
     champion: ModelVersion
     challenger: ModelVersion
     share: float
     started_at: datetime
+    stage: Stage = Stage.CANARY
 
     @classmethod
     def start(
@@ -70,6 +86,7 @@ class Round:
         share: float,
         started_at: datetime,
         models_root: Path = DEFAULT_MODELS_ROOT,
+        stage: Stage = Stage.CANARY,
     ) -> Round:
         """A round of `challenger` against the built champion of the challenger's profile."""
         if (problem := share_problem(share)) is not None:
@@ -86,13 +103,17 @@ class Round:
                 "retrain for a new challenger"
             )
         profile = str(challenger.manifest["profile"])
-        champion_manifest = models_root / profile / CHAMPION / "manifest.json"
-        if not champion_manifest.is_file():
+        # The champion: the one a round promoted in the challenger's registry, else the built.
+        try:
+            champion = local_champion(profile, models_root, challenger.directory.parent.parent)
+        except ChampionError as error:
+            raise RoundRefused(f"no champion: {error}") from None
+        if champion is None:
             raise RoundRefused(
                 f"no champion: {CHAMPION} is not built for profile {profile} in "
                 f"{models_root} (run `pressroom build-all --profile {profile}`)"
             )
-        champion_version = str(json.loads(champion_manifest.read_text())["version"])
+        champion_version = champion.version
         if champion_version == challenger.version:
             raise RoundRefused(
                 f"{challenger.name} {challenger.version} is the champion already: "
@@ -104,6 +125,7 @@ class Round:
             share=share,
             # Whole seconds: what ExperimentStartedAt carries is what the round says.
             started_at=started_at.astimezone(UTC).replace(microsecond=0),
+            stage=stage,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -116,6 +138,7 @@ class Round:
             challenger=ModelVersion(**record["challenger"]),
             share=float(record["share"]),
             started_at=datetime.fromisoformat(record["started_at"]),
+            stage=Stage(record.get("stage", Stage.CANARY)),
         )
 
 
@@ -124,18 +147,25 @@ def round_parameters(
 ) -> dict[str, str]:
     """The root-template parameter overrides that serve `experiment_round` (for `LocalStack`,
     whose `registry_root` must be the same): the challenger on variant B at the round's share,
-    Thompson sampling, and the round's start for the counts and `/api/stats`."""
+    Thompson sampling, and the round's start for the counts and `/api/stats`; in the shadow
+    stage, the challenger as the generator's shadow (`shadow_overrides`)."""
     challenger = experiment_round.challenger
     if find(challenger.name, challenger.version, registry_root) is None:
         raise RoundRefused(
             f"ChallengerModelVersion {challenger.version}: {challenger.name} of that version "
             f"is not registered in {registry_root}"
         )
+    data_url = registry_artifact_url(challenger.name, challenger.version)
+    started_at = experiment_round.started_at.isoformat(timespec="seconds")
+    if experiment_round.stage is Stage.SHADOW:
+        return shadow_overrides(
+            data_url=data_url, version=challenger.version, started_at=started_at
+        )
     return round_overrides(
-        data_url=registry_artifact_url(challenger.name, challenger.version),
+        data_url=data_url,
         version=challenger.version,
         share=experiment_round.share,
-        started_at=experiment_round.started_at.isoformat(timespec="seconds"),
+        started_at=started_at,
     )
 
 
@@ -189,9 +219,13 @@ class Keep(StrEnum):
 
 
 def end_round(
-    experiment_round: Round, keep: Keep, registry_root: Path = DEFAULT_REGISTRY_ROOT
+    experiment_round: Round,
+    keep: Keep,
+    registry_root: Path = DEFAULT_REGISTRY_ROOT,
+    reason: str | None = None,
 ) -> RegisteredModel:
-    """Record the decision on the challenger: Approved when kept, Rejected otherwise."""
+    """Record the decision on the challenger, and why: Approved when kept, and then the champion
+    that variant A serves from the next `pressroom up` (`local.champion`); Rejected otherwise."""
     challenger = experiment_round.challenger
     registered = find(challenger.name, challenger.version, registry_root)
     if registered is None:
@@ -199,12 +233,22 @@ def end_round(
             f"{challenger.name} {challenger.version}: not registered in {registry_root}, "
             "so there is no status to record"
         )
-    return set_status(registered, APPROVED if keep is Keep.CHALLENGER else REJECTED)
+    decided = set_status(registered, APPROVED if keep is Keep.CHALLENGER else REJECTED, reason)
+    if keep is Keep.CHALLENGER:
+        record_champion(decided, replaced=experiment_round.champion.version, reason=reason)
+    return decided
 
 
 def describe_round(experiment_round: Round) -> str:
     """One line: who is on which variant, at what share, since when."""
     champion, challenger = experiment_round.champion, experiment_round.challenger
+    if experiment_round.stage is Stage.SHADOW:
+        return (
+            f"champion {champion.name} {champion.version} on A answers every reader; challenger "
+            f"{challenger.name} {challenger.version} shadows it (variant {SHADOW_VARIANT}: its "
+            "answers captured, never served), since "
+            f"{experiment_round.started_at.isoformat(timespec='seconds')}"
+        )
     return (
         f"champion {champion.name} {champion.version} on A, challenger {challenger.name} "
         f"{challenger.version} on B at {experiment_round.share:.0%}, since "
@@ -221,6 +265,7 @@ commands = typer.Typer(
 )
 RoundFileOption = Annotated[Path, typer.Option(help="Where the current round is kept.")]
 RegistryOption = Annotated[Path, typer.Option(help="The local model registry.")]
+ModelsRootOption = Annotated[Path, typer.Option(help="Where built models live.")]
 
 
 @commands.command("start")
@@ -230,30 +275,85 @@ def start_command(
         float, typer.Option(help=f"The challenger's first share of traffic, in (0, {MAX_SHARE}].")
     ] = DEFAULT_SHARE,
     registry: RegistryOption = DEFAULT_REGISTRY_ROOT,
-    models_root: Annotated[Path, typer.Option(help="Where built models live.")] = (
-        DEFAULT_MODELS_ROOT
-    ),
+    models_root: ModelsRootOption = DEFAULT_MODELS_ROOT,
     round_file: RoundFileOption = ROUND_FILE,
+    capture_root: Annotated[
+        Path, typer.Option(help="Data capture of a shadow stage (what the emulator wrote).")
+    ] = DEFAULT_CAPTURE_ROOT,
+    metrics_root: Annotated[
+        Path, typer.Option(help="Invocation metrics of a shadow stage (the emulator's).")
+    ] = DEFAULT_METRICS_ROOT,
 ) -> None:
-    """Promote a registered challenger: start a round that `pressroom up` serves."""
+    """Promote a registered challenger: start a round that `pressroom up` serves. After
+    `round shadow` of the same version, the shadow's live answers are gated first."""
     console = Console(stderr=True)
     with _refusals(console, "Not started"):
-        if load_round(round_file) is not None:
+        running = load_round(round_file)
+        shadowed = (
+            running is not None
+            and running.stage is Stage.SHADOW
+            and running.challenger.version == version
+        )
+        if running is not None and not shadowed:
             raise RoundRefused(f"a round is running ({round_file}): end it first")
-        registered = find(CHAMPION, version, registry)
-        if registered is None:
-            known = ", ".join(model.version for model in versions(CHAMPION, registry))
-            raise RoundRefused(
-                f"{CHAMPION} {version} is not registered in {registry} "
-                f"(registered: {known or 'none'}; `pressroom retrain` registers challengers)"
-            )
+        registered = _registered(version, registry)
         experiment_round = Round.start(
             registered, share=share, started_at=datetime.now(UTC), models_root=models_root
         )
+        if running is not None:
+            failure = gate_shadow_stage(registered, running.started_at, capture_root, metrics_root)
+            if failure is not None:
+                round_file.unlink()  # the challenger is Rejected: nothing left to shadow
+                raise RoundRefused(f"{failure}; the round has ended")
+            console.print("[green]the shadow stage passed the gate on its live answers[/]")
         save_round(experiment_round, round_file)
     console.print(
         f"[green]round started[/]: {describe_round(experiment_round)}; `pressroom up` serves it"
     )
+
+
+@commands.command("shadow")
+def shadow_command(
+    version: Annotated[str, typer.Argument(help=f"Registered {CHAMPION} version.")],
+    hosting_mode: Annotated[
+        Hosting | None,
+        typer.Option(help="The hosting mode served (default: the root template's, realtime)."),
+    ] = None,
+    registry: RegistryOption = DEFAULT_REGISTRY_ROOT,
+    models_root: ModelsRootOption = DEFAULT_MODELS_ROOT,
+    round_file: RoundFileOption = ROUND_FILE,
+) -> None:
+    """Start a round in its shadow stage: the challenger answers every request unseen beside
+    the champion; `round start` of the same version gates it on those answers."""
+    console = Console(stderr=True)
+    with _refusals(console, "Not started"):
+        if (problem := hosting_problem(hosting_mode or served_hosting_mode())) is not None:
+            raise RoundRefused(problem)
+        if load_round(round_file) is not None:
+            raise RoundRefused(f"a round is running ({round_file}): end it first")
+        experiment_round = Round.start(
+            _registered(version, registry),
+            share=DEFAULT_SHARE,
+            started_at=datetime.now(UTC),
+            models_root=models_root,
+            stage=Stage.SHADOW,
+        )
+        save_round(experiment_round, round_file)
+    console.print(
+        f"[green]shadow stage started[/]: {describe_round(experiment_round)}; `pressroom up` "
+        f"serves it, and `pressroom round start {version}` gates it for the canary"
+    )
+
+
+def _registered(version: str, registry: Path) -> RegisteredModel:
+    registered = find(CHAMPION, version, registry)
+    if registered is None:
+        known = ", ".join(model.version for model in versions(CHAMPION, registry))
+        raise RoundRefused(
+            f"{CHAMPION} {version} is not registered in {registry} "
+            f"(registered: {known or 'none'}; `pressroom retrain` registers challengers)"
+        )
+    return registered
 
 
 @commands.command("show")
@@ -291,3 +391,47 @@ def _refusals(console: Console, what: str) -> Iterator[None]:
     except RoundRefused as refusal:
         console.print(f"[red]{what}:[/] {refusal}")
         raise typer.Exit(1) from None
+
+
+@commands.command("decide")
+def decide_command(
+    api_url: Annotated[
+        str, typer.Option(help="Base URL of the running stack (`pressroom up`); its /api/stats.")
+    ] = "http://127.0.0.1:8080",
+    env: Annotated[
+        str | None,
+        typer.Option(
+            help="Decide ENV's deployed round instead (samconfig.toml: dev, prod): its ApiUrl "
+            "output and the model registry; a redeploy with END_ROUND=1 then ends it."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what it would decide; change nothing.")
+    ] = False,
+    registry: RegistryOption = DEFAULT_REGISTRY_ROOT,
+    round_file: RoundFileOption = ROUND_FILE,
+) -> None:
+    """End the round when /api/stats is decisive or the guardrail tripped: promote the
+    challenger (Approved, the champion on A from the next start) or reject it, else say why it
+    waits. Exit 0 decided, 3 waiting, 4 no round running, 1 an error."""
+    from local.experiment import decide
+
+    console = Console(stderr=True)
+    try:
+        if env is not None:
+            code = decide.decide_aws(environment=env, dry_run=dry_run, console=console)
+        else:
+            code = decide.decide_local(
+                api_url=api_url,
+                round_file=round_file,
+                registry_root=registry,
+                dry_run=dry_run,
+                console=console,
+            )
+    except decide.NoRound as nothing:
+        console.print(f"[yellow]Nothing to decide:[/] {nothing}")
+        raise typer.Exit(decide.EXIT_NO_ROUND) from None
+    except (decide.DecideError, RoundRefused, ChampionError) as error:
+        console.print(f"[red]Not decided:[/] {error}")
+        raise typer.Exit(decide.EXIT_ERROR) from None
+    raise typer.Exit(code)

@@ -8,8 +8,11 @@ One file serves both kinds of model, told apart by the saved config:
   `[{"generated_text": str}]` per input: one line holding at least one new word, the prompt
   then the continuation, or (`return_full_text: false`) the continuation alone, as the Hugging
   Face text-generation pipeline answers it (see `continuation`);
-- the classifier: `{"inputs": str | [str]}` -> `[{"label": str, "score": float}]`, through
-  ONNX Runtime when `model.onnx` is in the artifact, else PyTorch (same predictions).
+- the classifier: `{"inputs": str | [str]}` -> `[{"label": str | null, "score": float}]`,
+  through ONNX Runtime when `model.onnx` is in the artifact, else PyTorch (same predictions).
+  `score` is the calibrated probability of the most likely category (the logits divided by
+  the temperature the config names); `label` is that category when `score` reaches the
+  config's threshold, else null: the classifier abstains (see `Calibration`).
 
 `predict_fn` takes a batch (a list of inputs sharing one parameter set) so that a dynamic
 batcher can merge concurrent requests. Bad input raises `InvalidRequestError` whose message
@@ -48,6 +51,8 @@ ONNX_FILE = "model.onnx"
 # and the text the model reads before every headline.
 QUANTIZATION_CONFIG_KEY = "pressroom_quantization"
 HEADLINE_CONTEXT_CONFIG_KEY = "pressroom_headline_context"
+# A classifier's config.json may name its calibration: see `Calibration`.
+CALIBRATION_CONFIG_KEY = "pressroom_calibration"
 DYNAMIC_INT8 = "dynamic-int8"
 MAX_INPUTS = 64
 MAX_INPUT_CHARS = 500
@@ -77,6 +82,49 @@ class GenerationParameters:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """How a classifier's logits become the probabilities it answers, and when it labels.
+
+    `temperature` divides the logits before the softmax (temperature scaling, fitted on
+    validation headlines at packaging time), so that a score of 0.8 is right about 80% of the
+    time; `threshold` is the least calibrated probability at which a label is answered, chosen
+    on validation headlines for `precision_target` (the share of answered labels that are
+    right). Below it the classifier abstains. A config without calibration labels everything
+    with the plain softmax.
+    """
+
+    temperature: float = 1.0
+    threshold: float = 0.0
+    precision_target: float | None = None
+
+    @classmethod
+    def from_config(cls, raw: Any) -> Calibration:
+        """The config's `pressroom_calibration` entry, checked (None: no calibration)."""
+        field = CALIBRATION_CONFIG_KEY
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict) or not set(raw) <= {
+            "temperature",
+            "threshold",
+            "precision_target",
+        }:
+            raise ValueError(
+                f"{field}: must be an object of temperature, threshold, precision_target; "
+                f"got {raw!r}"
+            )
+        temperature = raw.get("temperature", 1.0)
+        threshold = raw.get("threshold", 0.0)
+        target = raw.get("precision_target")
+        if not (_is_number(temperature) and temperature > 0):
+            raise ValueError(f"{field}.temperature: must be a positive number, got {temperature!r}")
+        if not (_is_number(threshold) and 0 <= threshold <= 1):
+            raise ValueError(f"{field}.threshold: must be a number in [0, 1], got {threshold!r}")
+        if target is not None and not (_is_number(target) and 0 < target <= 1):
+            raise ValueError(f"{field}.precision_target: must be in (0, 1], got {target!r}")
+        return cls(float(temperature), float(threshold), None if target is None else float(target))
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     kind: str  # "generator" or "classifier"
     model: PreTrainedModel | None  # None when the classifier runs on ONNX Runtime
@@ -84,6 +132,7 @@ class LoadedModel:
     labels: dict[int, str] | None = None  # the classifier's id2label
     onnx_session: Any = None  # onnxruntime.InferenceSession
     headline_context: str | None = None  # a generator's text before every headline
+    calibration: Calibration = Calibration()  # the classifier's temperature and threshold
 
     @property
     def runtime(self) -> str:
@@ -239,13 +288,16 @@ def load_model(model_dir: str | Path, *, prefer_onnx: bool = True) -> LoadedMode
     architectures = config.architectures or []
     if any(name.endswith("ForSequenceClassification") for name in architectures):
         labels = {int(k): v for k, v in config.id2label.items()}
+        calibration = Calibration.from_config(getattr(config, CALIBRATION_CONFIG_KEY, None))
         onnx_path = model_dir / ONNX_FILE
         if prefer_onnx and onnx_path.exists():
             session = _onnx_session(onnx_path)
             if session is not None:
-                return LoadedModel("classifier", None, tokenizer, labels, session)
+                return LoadedModel(
+                    "classifier", None, tokenizer, labels, session, calibration=calibration
+                )
         model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-        return LoadedModel("classifier", model, tokenizer, labels)
+        return LoadedModel("classifier", model, tokenizer, labels, calibration=calibration)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
@@ -655,12 +707,26 @@ def classifier_logits(model: LoadedModel, texts: list[str]) -> np.ndarray:
         return np.asarray(model.model(**tensors).logits.numpy())
 
 
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Probabilities from logits divided by `temperature`, one row per text, in float64."""
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+
+
+def class_probabilities(model: LoadedModel, texts: list[str]) -> np.ndarray:
+    """Each text's calibrated probability of every category (columns in id2label order)."""
+    return softmax(classifier_logits(model, texts), model.calibration.temperature)
+
+
 def classify(model: LoadedModel, texts: list[str]) -> list[dict[str, Any]]:
+    """The most likely category and its calibrated probability, per text; the label is None
+    (the classifier abstains) where that probability is below the calibration's threshold."""
     assert model.labels is not None
-    logits = classifier_logits(model, texts).astype(np.float64)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-    return [
-        {"label": model.labels[int(row.argmax())], "score": float(row.max())}
-        for row in probabilities
-    ]
+    threshold = model.calibration.threshold
+    answers = []
+    for row in class_probabilities(model, texts):
+        score = float(row.max())
+        label = model.labels[int(row.argmax())] if score >= threshold else None
+        answers.append({"label": label, "score": score})
+    return answers

@@ -156,15 +156,20 @@ def classifier_outage(stack: LocalStack, recovery_s: float = 180) -> list[Expect
         expect(
             AREA,
             "classifier down: 200 with category null",
-            during.status_code == httpx.codes.OK and during.json().get("category", "") is None,
+            during.status_code == httpx.codes.OK
+            and during.json().get("category", "") is None
+            and during.json().get("category_confidence", "") is None,
             f"{during.status_code}, category {during.json().get('category', '?')}",
         ),
         expect(
             AREA,
+            # The classifier answers again: a category, or an abstention with its confidence.
             "classifier restarted: categories come back",
-            after.status_code == httpx.codes.OK and after.json().get("category") is not None,
+            after.status_code == httpx.codes.OK
+            and after.json().get("category_confidence") is not None,
             f"{after.status_code} after {recovered_after:.1f} s, category "
-            f"{(after.json().get('category') or {}).get('label')}",
+            f"{(after.json().get('category') or {}).get('label')}, confidence "
+            f"{after.json().get('category_confidence')}",
         ),
     ]
 

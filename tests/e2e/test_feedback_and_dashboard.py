@@ -11,6 +11,15 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from pressroom_common.experiment.report import (
+    DECISION_PROBABILITY,
+    MIN_LIFT,
+    MIN_VOTES_PER_VARIANT,
+    CredibleInterval,
+    LatencyPercentiles,
+    VariantStats,
+    judge,
+)
 from pressroom_common.feedback.store import ExperimentVerdict, StatsReport
 from pressroom_common.platform.errors import DependencyUnavailable
 
@@ -106,6 +115,7 @@ VERDICT_OPENINGS = {
     "one_variant": "Only variant",
     "too_few_votes": "Not enough votes yet",
     "winner": "wins:",
+    "no_lift": "No lift worth having",
     "too_close": "Too close to call",
 }
 
@@ -172,10 +182,13 @@ def test_the_dashboard_says_so_when_there_is_no_data(page: Page, local_stack: An
             expected_loss={},
             sample_ratio_mismatch_p_value=None,
             weights={"A": 1.0, "B": 1.0},
+            probability_no_lift=None,
             decision="one_variant",
             leader=None,
+            votes_needed={},
             min_votes_per_variant=30,
             decision_probability=0.95,
+            min_lift=0.07,
         ),
     ).model_dump_json()
     page.route("**/api/stats**", answer_json(HTTPStatus.OK, empty))
@@ -184,6 +197,71 @@ def test_the_dashboard_says_so_when_there_is_no_data(page: Page, local_stack: An
     expect(page.get_by_role("heading", name="No data yet")).to_be_visible()
     expect(page.locator("#stats-content")).to_be_hidden()
     save_screenshot(page, "dashboard-empty")
+
+
+def round_report(votes: dict[str, tuple[int, int]]) -> str:
+    """/api/stats for `votes` (variant -> up, down), judged by the API's own rule."""
+    judgement = judge(votes)
+    variants = [
+        VariantStats(
+            variant=name,
+            requests=up + down,
+            impressions=up + down,
+            errors=0,
+            error_rate=0.0,
+            traffic_share=0.5,
+            up=up,
+            down=down,
+            up_rate=up / (up + down),
+            up_rate_interval=CredibleInterval(low=0.0, high=1.0),
+            latency_ms=LatencyPercentiles(p50=100.0, p95=200.0),
+        )
+        for name, (up, down) in votes.items()
+    ]
+    return StatsReport(
+        since=datetime.now(UTC),
+        generated_at=datetime.now(UTC),
+        total_requests=sum(item.requests for item in variants),
+        variants=variants,
+        verdict=ExperimentVerdict(
+            probability_best=judgement.probability_best,
+            expected_loss=judgement.expected_loss,
+            sample_ratio_mismatch_p_value=None,
+            weights={"A": 0.9, "B": 0.1},
+            probability_no_lift=judgement.probability_no_lift,
+            decision=judgement.decision,
+            leader=judgement.leader,
+            votes_needed=judgement.votes_needed,
+            min_votes_per_variant=MIN_VOTES_PER_VARIANT,
+            decision_probability=DECISION_PROBABILITY,
+            min_lift=MIN_LIFT,
+        ),
+    ).model_dump_json()
+
+
+def test_the_dashboard_says_how_many_more_votes_the_round_needs(
+    page: Page, local_stack: Any
+) -> None:
+    votes = {"A": (40, 60), "B": (46, 54)}
+    needed = judge(votes).votes_needed
+    page.route("**/api/stats**", answer_json(HTTPStatus.OK, round_report(votes)))
+    DashboardPage(page, local_stack.url).open()
+
+    expect(page.locator("#verdict")).to_contain_text("Too close to call")
+    expect(page.locator("#verdict")).to_contain_text(
+        f"needs about {needed['A']} more on A and about {needed['B']} more on B"
+    )
+
+
+def test_the_dashboard_calls_a_round_without_lift(page: Page, local_stack: Any) -> None:
+    page.route(
+        "**/api/stats**",
+        answer_json(HTTPStatus.OK, round_report({"A": (400, 600), "B": (401, 599)})),
+    )
+    DashboardPage(page, local_stack.url).open()
+
+    expect(page.locator("#verdict")).to_contain_text("No lift worth having")
+    expect(page.locator("#verdict")).to_contain_text("Keep the current champion")
 
 
 def test_the_dashboard_explains_a_failure_and_shows_no_stale_numbers(

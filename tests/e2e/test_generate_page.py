@@ -11,7 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from pressroom_common.generation.contracts import GenerateResponse, LatencyMs, ModelRef
+from pressroom_common.generation.contracts import (
+    Category,
+    GenerateResponse,
+    LatencyMs,
+    ModelRef,
+)
 from pressroom_common.generation.service import headline
 from pressroom_common.platform.errors import DependencyUnavailable
 
@@ -46,10 +51,15 @@ def test_generating_shows_the_headline_variant_model_category_and_latency(
     assert generate_page.field("text").text_content() == generation["text"]
     assert variant in MODEL_OF_VARIANT
     expect(generate_page.field("model")).to_contain_text(f"{MODEL_OF_VARIANT[variant]} @ ")
-    category = generate_page.field("category").inner_text()
-    label, score = category.rsplit(" ", 1)
-    assert label in NEWS_CATEGORIES
-    assert re.fullmatch(r"\d{1,3}%", score)
+    # and the category the classifier named, or plainly that it was not confident enough
+    chip = generate_page.field("category")
+    assert generation["category_confidence"] is not None, "the classifier answered"
+    if generation["category"] is None:
+        expect(chip).to_have_text("uncertain")
+    else:
+        label, score = chip.inner_text().rsplit(" ", 1)
+        assert label in NEWS_CATEGORIES
+        assert re.fullmatch(r"\d{1,3}%", score)
     expect(generate_page.field("latency")).to_have_text(
         re.compile(r"^\d+ ms total$|^\d+\.\d\d s total$")
     )
@@ -97,6 +107,57 @@ def test_the_headline_reads_as_one_line_of_text_with_its_spaces(
     entry = generate_page.history.nth(0)
     assert entry.locator('[data-field="headline"]').text_content() == shown
     expect(entry.get_by_role("button")).to_have_attribute("aria-label", f"Show and rate: {shown}")
+
+
+@pytest.mark.parametrize(
+    ("category", "confidence", "chip_text", "muted"),
+    [
+        pytest.param(Category(label="sport", score=0.93), 0.93, "sport 93%", False, id="labelled"),
+        pytest.param(None, 0.41, "uncertain", True, id="abstained"),
+        pytest.param(None, None, "no category", True, id="no-classifier"),
+    ],
+)
+def test_the_category_chip_says_plainly_when_the_classifier_is_not_confident(
+    generate_page: GeneratePage,
+    category: Category | None,
+    confidence: float | None,
+    chip_text: str,
+    muted: bool,
+) -> None:
+    # Given the API's answer: a category, an abstention (no category, a confidence below the
+    # threshold), or no classifier answer at all
+    generation = GenerateResponse(
+        generation_id="00000000-0000-4000-8000-000000000002",
+        prompt="Parliament votes on",
+        text=" the budget",
+        headline="Parliament votes on the budget",
+        variant="A",
+        model=ModelRef(name="headline-base", version="v1"),
+        strategy="weighted",
+        category=category,
+        category_confidence=confidence,
+        latency_ms=LatencyMs(model=1, classifier=None if confidence is None else 1, total=2),
+        created_at=datetime.now(UTC),
+    )
+    generate_page.page.route(
+        "**/api/generate", answer_json(HTTPStatus.OK, generation.model_dump_json())
+    )
+
+    generate_page.generate("Parliament votes on")
+
+    # Then the chip names the category only when the classifier was confident, and is muted
+    # otherwise; the history says the same
+    chip = generate_page.field("category")
+    expect(chip).to_have_text(chip_text)
+    if muted:
+        expect(chip).to_have_class(re.compile(r"\bis-none\b"))
+    else:
+        expect(chip).not_to_have_class(re.compile(r"\bis-none\b"))
+    if category is None and confidence is not None:
+        expect(chip).to_have_class(re.compile(r"\bis-uncertain\b"))
+        expect(chip).to_have_attribute("title", re.compile(r"not confident enough.*41%"))
+    summary = generate_page.history.nth(0).locator('[data-field="summary"]')
+    expect(summary).to_contain_text(chip_text)
 
 
 def test_a_history_saved_before_headlines_were_answered_is_dropped(

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from local.champion import ChampionError, local_champion
 from local.devstack.stack import DEFAULT_DATABASE_URL
 from local.paths import DEFAULT_MODELS_ROOT
 from local.registry import (
@@ -28,18 +29,23 @@ commands = typer.Typer()
 def resolve_champion(
     version: str | None, profile: str, models_root: Path, registry_root: Path
 ) -> Path:
-    """The folder of the champion to retrain: the built headline-base of `profile`, or the
-    given `version` of it, built or registered."""
+    """The folder of the champion to retrain: `profile`'s local champion (the version a round
+    promoted, else the built headline-base: `local.champion`), or the given `version` of it,
+    built or registered."""
     from training.artifacts import Artifact
 
     built = Artifact.read(models_root / profile / CHAMPION)
     if version is None:
-        if built is None:
+        try:
+            champion = local_champion(profile, models_root, registry_root)
+        except ChampionError as error:
+            raise RetrainRefused(f"no champion: {error}") from None
+        if champion is None or (champion.promoted is None and built is None):
             raise RetrainRefused(
                 f"no champion: {CHAMPION} is not built for profile {profile} "
                 f"(run `pressroom build-all --profile {profile}`)"
             )
-        return built.directory.parent
+        return champion.directory
     if built is not None and built.manifest["version"] == version:
         return built.directory.parent
     registered = {model.version: model for model in versions(CHAMPION, registry_root)}
@@ -61,7 +67,7 @@ def retrain(
     profile: Annotated[str, typer.Option(help="Profile of the champion: full or smoke.")] = "full",
     champion: Annotated[
         str | None,
-        typer.Option(help=f"Version of {CHAMPION} to start from (default: the built one)."),
+        typer.Option(help=f"Version of {CHAMPION} to start from (default: the champion)."),
     ] = None,
     min_votes: Annotated[int | None, typer.Option(min=2, help="Fewest votes.")] = None,
     min_each: Annotated[

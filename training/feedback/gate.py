@@ -10,6 +10,10 @@ cast on: collapse shows where the votes pulled, and readers who ask the same thi
 not get the same headline. Every threshold is a field of `GateThresholds`; the verdict, each
 check with both figures, is recorded in the challenger's manifest and model card, and a
 challenger that fails is registered `Rejected` with the reasons.
+
+The same measures judge a round's shadow stage on its live answers (`judge_live`): the answers
+the challenger gave readers' own requests beside the champion, with their latency and errors
+(`local.experiment.shadow` reads them from data capture), before it gets a canary share.
 """
 
 from __future__ import annotations
@@ -87,6 +91,16 @@ class GateThresholds(BaseModel):
     max_blocklisted_answers: int = Field(
         default=0, description="answers holding a blocklisted (profane) word"
     )
+    # The shadow stage's gate on live answers (`judge_live`) only.
+    min_live_answers: int = Field(
+        default=20, description="live answers the shadow gave, at the least, before it is judged"
+    )
+    max_live_error_rate: float = Field(
+        default=0.01, description="share of the requests copied to the shadow that it failed"
+    )
+    max_live_p95_latency_ratio: float = Field(
+        default=1.5, description="the shadow's p95 latency over the champion's, on live requests"
+    )
 
 
 # The smoke profile's two-layer slivers write garbled text whose repeats and length swing
@@ -142,7 +156,7 @@ class GatePrompts:
         return list(dict.fromkeys([*self.reader, *self.voted]))
 
 
-def _distinct_share(by_prompt: dict[str, list[str]], prompts: Sequence[str]) -> float:
+def distinct_share(by_prompt: dict[str, list[str]], prompts: Sequence[str]) -> float:
     """Distinct answers among each prompt's answers, over `prompts`: 1 when no prompt ever got
     the same headline twice; 1/k when every prompt got one headline k times."""
     answers = [by_prompt[prompt] for prompt in prompts]
@@ -161,14 +175,23 @@ def answer_figures(
         for prompt, text in zip(prompts, answers, strict=True):
             by_prompt[prompt].append(text)
     pairs = [(prompt, text) for prompt, texts in by_prompt.items() for text in texts]
+    return {
+        "prompts": len(by_prompt),
+        "answers": len(pairs),
+        "distinct_share": distinct_share(by_prompt, gate_prompts.reader),
+        "voted_distinct_share": distinct_share(by_prompt, gate_prompts.voted),
+        **text_figures(pairs),
+    }
+
+
+def text_figures(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """What the gate reads in answers, each a (prompt, continuation) pair: the share without a
+    word, the share with a word repeated back to back (in the headline a reader sees), the
+    median words, and how many hold a blocklisted word."""
     answers = [text for _, text in pairs]
     words = [sum(serving.has_word(part) for part in text.split()) for text in answers]
     headlines = [headline(prompt, text) for prompt, text in pairs]
     return {
-        "prompts": len(by_prompt),
-        "answers": len(answers),
-        "distinct_share": _distinct_share(by_prompt, gate_prompts.reader),
-        "voted_distinct_share": _distinct_share(by_prompt, gate_prompts.voted),
         "no_word_share": round(sum(n == 0 for n in words) / len(words), 4),
         "repeated_word_share": round(
             sum(map(has_back_to_back_repeat, headlines)) / len(headlines), 4
@@ -199,61 +222,101 @@ def judge(
     challenger: dict[str, Any], champion: dict[str, Any], thresholds: GateThresholds
 ) -> GateVerdict:
     """The verdict on two `gate_figures`: every check, failed ones with the reason."""
+    t = thresholds
+    drift = challenger["test_bits_per_char"] - champion["test_bits_per_char"]
+    held_out = GateCheck(
+        "held-out bits/char",
+        challenger["test_bits_per_char"],
+        champion["test_bits_per_char"],
+        f"at most {t.max_bits_per_char_drift:g} above the champion's",
+        drift <= t.max_bits_per_char_drift,
+    )
+    distinct = (
+        ("distinct answers to a reader prompt", "distinct_share"),
+        ("distinct answers to a voted prompt", "voted_distinct_share"),
+    )
+    return GateVerdict((held_out, *answer_checks(challenger, champion, t, distinct)))
+
+
+def judge_live(
+    challenger: dict[str, Any], champion: dict[str, Any], thresholds: GateThresholds
+) -> GateVerdict:
+    """The verdict on a shadow's live figures against the champion's on the same requests
+    (`answers`, `error_rate`, `p95_latency_ms`, `distinct_share` over the prompts readers
+    asked more than once, and the `text_figures`): enough answers, few errors, a latency near
+    the champion's, and the offline gate's checks on what readers would have read."""
+    t = thresholds
+    latency_ceiling = champion["p95_latency_ms"] * t.max_live_p95_latency_ratio
+    live = (
+        GateCheck(
+            "live answers captured",
+            challenger["answers"],
+            champion["answers"],
+            f"at least {t.min_live_answers}",
+            challenger["answers"] >= t.min_live_answers,
+        ),
+        GateCheck(
+            "error rate",
+            challenger["error_rate"],
+            champion["error_rate"],
+            f"at most {t.max_live_error_rate:g}",
+            challenger["error_rate"] <= t.max_live_error_rate,
+        ),
+        GateCheck(
+            "p95 latency (ms)",
+            challenger["p95_latency_ms"],
+            champion["p95_latency_ms"],
+            f"at most {latency_ceiling:g} ({t.max_live_p95_latency_ratio:g}x the champion's)",
+            challenger["p95_latency_ms"] <= latency_ceiling,
+        ),
+    )
+    distinct = (("distinct answers to a prompt asked again", "distinct_share"),)
+    return GateVerdict((*live, *answer_checks(challenger, champion, t, distinct)))
+
+
+def answer_checks(
+    challenger: dict[str, Any],
+    champion: dict[str, Any],
+    thresholds: GateThresholds,
+    distinct: Sequence[tuple[str, str]],
+) -> tuple[GateCheck, ...]:
+    """The checks on what readers read: variety (one check per `(name, figure)` in
+    `distinct`), words, repeats, length and the blocklist."""
 
     def check(name: str, key: str, passed: bool, limit: str) -> GateCheck:
         return GateCheck(name, challenger[key], champion[key], limit, passed)
 
     t = thresholds
-    drift = challenger["test_bits_per_char"] - champion["test_bits_per_char"]
-    distinct_floor, voted_distinct_floor = (
-        max(t.min_distinct_share, champion[key] - t.max_distinct_share_drop)
-        for key in ("distinct_share", "voted_distinct_share")
-    )
     repeated_ceiling = champion["repeated_word_share"] + t.max_repeated_word_share_rise
     median_change = abs(challenger["median_words"] - champion["median_words"])
-    return GateVerdict(
-        (
-            check(
-                "held-out bits/char",
-                "test_bits_per_char",
-                drift <= t.max_bits_per_char_drift,
-                f"at most {t.max_bits_per_char_drift:g} above the champion's",
-            ),
-            check(
-                "distinct answers to a reader prompt",
-                "distinct_share",
-                challenger["distinct_share"] >= distinct_floor,
-                f"at least {distinct_floor:g}",
-            ),
-            check(
-                "distinct answers to a voted prompt",
-                "voted_distinct_share",
-                challenger["voted_distinct_share"] >= voted_distinct_floor,
-                f"at least {voted_distinct_floor:g}",
-            ),
-            check(
-                "answers without a word",
-                "no_word_share",
-                challenger["no_word_share"] <= t.max_no_word_share,
-                f"at most {t.max_no_word_share:g}",
-            ),
-            check(
-                "answers with a word repeated back to back",
-                "repeated_word_share",
-                challenger["repeated_word_share"] <= repeated_ceiling,
-                f"at most {repeated_ceiling:g}",
-            ),
-            check(
-                "median words per answer",
-                "median_words",
-                median_change <= t.max_median_words_change,
-                f"within {t.max_median_words_change:g} of the champion's",
-            ),
-            check(
-                "answers with a blocklisted word",
-                "blocklisted_answers",
-                challenger["blocklisted_answers"] <= t.max_blocklisted_answers,
-                f"at most {t.max_blocklisted_answers}",
-            ),
-        )
+    variety = []
+    for name, key in distinct:
+        floor = max(t.min_distinct_share, champion[key] - t.max_distinct_share_drop)
+        variety.append(check(name, key, challenger[key] >= floor, f"at least {floor:g}"))
+    return (
+        *variety,
+        check(
+            "answers without a word",
+            "no_word_share",
+            challenger["no_word_share"] <= t.max_no_word_share,
+            f"at most {t.max_no_word_share:g}",
+        ),
+        check(
+            "answers with a word repeated back to back",
+            "repeated_word_share",
+            challenger["repeated_word_share"] <= repeated_ceiling,
+            f"at most {repeated_ceiling:g}",
+        ),
+        check(
+            "median words per answer",
+            "median_words",
+            median_change <= t.max_median_words_change,
+            f"within {t.max_median_words_change:g} of the champion's",
+        ),
+        check(
+            "answers with a blocklisted word",
+            "blocklisted_answers",
+            challenger["blocklisted_answers"] <= t.max_blocklisted_answers,
+            f"at most {t.max_blocklisted_answers}",
+        ),
     )

@@ -104,19 +104,29 @@ function renderVerdict(report, variants) {
     expected_loss: expectedLoss,
     min_votes_per_variant: minVotes,
     decision_probability: decisionProbability,
+    probability_no_lift: probabilityNoLift,
+    min_lift: minLift,
+    votes_needed: votesNeeded,
   } = report.verdict;
   const votes = variants.reduce((sum, item) => sum + item.up + item.down, 0);
+  const stillNeeded = Object.entries(votesNeeded)
+    .filter(([, count]) => count > 0)
+    .map(([variant, count]) => `about ${count} more on ${variant}`)
+    .join(" and ");
+  const needs = stillNeeded ? ` At the current rates the round needs ${stillNeeded}.` : "";
   const leaderProbability = formatPercent(probabilityBest[leader] ?? 0, 1);
   const verdict = document.getElementById("verdict");
   if (decision === "one_variant") {
     verdict.textContent = `Only variant ${leader} has traffic in this period; there is nothing to compare yet.`;
   } else if (decision === "too_few_votes") {
     const short = variants.filter((item) => item.up + item.down < minVotes).map((item) => item.variant);
-    verdict.textContent = `Not enough votes yet (${votes} in all): variant ${short.join(" and ")} ${short.length === 1 ? "has" : "have"} fewer than ${minVotes}, the number each variant needs before a winner is called. Vote on a few headlines.`;
+    verdict.textContent = `Not enough votes yet (${votes} in all): variant ${short.join(" and ")} ${short.length === 1 ? "has" : "have"} fewer than ${minVotes}, the number each variant needs before a winner is called.${needs}`;
   } else if (decision === "winner") {
     verdict.textContent = `Variant ${leader} wins: it is best with probability ${leaderProbability}, and choosing it risks losing ${formatPercent(expectedLoss[leader], 2)} of up-rate (${votes} votes).`;
+  } else if (decision === "no_lift") {
+    verdict.textContent = `No lift worth having: the variants' up-rates are within ${formatPercent(minLift)} of each other with probability ${formatPercent(probabilityNoLift, 1)} (${votes} votes). Keep the current champion.`;
   } else {
-    verdict.textContent = `Too close to call: variant ${leader} leads with P(best) ${leaderProbability}, below the ${formatPercent(decisionProbability)} needed (${votes} votes). Keep collecting feedback.`;
+    verdict.textContent = `Too close to call: variant ${leader} leads with P(best) ${leaderProbability}, below the ${formatPercent(decisionProbability)} needed (${votes} votes).${needs}`;
   }
 
   const warning = document.getElementById("srm-warning");

@@ -222,8 +222,10 @@ function showEntry(entry) {
   model.textContent = `${generation.model?.name ?? "?"} @ ${shortVersion(generation.model?.version)}`;
   model.title = `version ${generation.model?.version ?? "unknown"}`;
   const chip = card.querySelector('[data-field="category"]');
-  chip.textContent = categoryText(generation.category);
+  chip.textContent = categoryText(generation);
   chip.classList.toggle("is-none", !generation.category);
+  chip.classList.toggle("is-uncertain", abstained(generation));
+  chip.title = categoryTitle(generation);
   if (generation.category) chip.dataset.label = generation.category.label;
   const latency = generation.latency_ms ?? {};
   setField(card, "latency", `${formatMs(latency.total)} total`);
@@ -241,9 +243,30 @@ function setField(root, field, text) {
   root.querySelector(`[data-field="${field}"]`).textContent = text;
 }
 
-function categoryText(category) {
-  if (!category) return "no category";
-  return `${category.label} ${formatPercent(category.score)}`;
+/** The classifier answered but named no category: it was not confident enough. */
+function abstained(generation) {
+  const confidence = generation.category_confidence;
+  return !generation.category && confidence !== null && confidence !== undefined;
+}
+
+/** The chip: the category and its confidence; "uncertain" when the classifier was not
+ *  confident enough to name one; "no category" when no classifier answered. */
+function categoryText(generation) {
+  const { category } = generation;
+  if (category) return `${category.label} ${formatPercent(category.score)}`;
+  return abstained(generation) ? "uncertain" : "no category";
+}
+
+function categoryTitle(generation) {
+  const { category, category_confidence: confidence } = generation;
+  if (category) return `The classifier is ${formatPercent(category.score)} sure of this category.`;
+  if (abstained(generation)) {
+    return (
+      "The classifier is not confident enough to name a category " +
+      `(${formatPercent(confidence)} sure of its best guess).`
+    );
+  }
+  return "The classifier did not answer.";
 }
 
 /** Where the time went: the model call, and the classifier when one answered. */
@@ -314,7 +337,7 @@ function renderHistory() {
       setField(
         item,
         "summary",
-        `${formatTime(generation.created_at)} · variant ${generation.variant} · ${categoryText(generation.category)}`,
+        `${formatTime(generation.created_at)} · variant ${generation.variant} · ${categoryText(generation)}`,
       );
       setField(item, "vote", entry.vote ? `voted ${VOTE_WORDS[entry.vote]}` : "not voted");
       const show = item.querySelector(".history-show");

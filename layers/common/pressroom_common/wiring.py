@@ -82,7 +82,8 @@ def build_generate_app(
         build_strategy(
             settings.routing_strategy,
             counts=store,
-            warmup_impressions=settings.thompson_warmup_impressions,
+            warmup_votes=settings.thompson_warmup_votes,
+            top_two_probability=settings.thompson_top_two_probability,
             refresh_s=settings.thompson_refresh_s,
             counts_since=settings.experiment_started_at,
         ),

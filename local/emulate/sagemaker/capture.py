@@ -119,36 +119,48 @@ def hourly_file_name(at: datetime) -> str:
     return f"{stamp:%M-%S}-{stamp.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
 
 
-class CaptureWriter:
-    """Appends capture lines under `root`, one file per endpoint, variant and UTC hour.
+class HourlyJsonLines:
+    """Appends JSON lines under `root`, one file per endpoint, variant and UTC hour, in data
+    capture's layout. One lock keeps each line whole; a file's name is unique, so two
+    emulators never share one."""
 
-    Requests arrive concurrently; one lock keeps each line whole and the sampling sequence
-    reproducible (`seed`). A file's name is unique, so two emulators never share one.
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock = threading.Lock()
+        self._files: dict[tuple[str, str, Path], Path] = {}
+
+    def append(self, endpoint: str, variant: str, at: datetime, record: dict[str, Any]) -> Path:
+        """Write `record` as one line; the caller holds `lock`."""
+        directory = hour_directory(self.root / endpoint / variant, at)
+        key = (endpoint, variant, directory)
+        path = self._files.get(key)
+        if path is None:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = self._files[key] = directory / hourly_file_name(at)
+        with path.open("a", encoding="utf-8") as file:
+            file.write(json.dumps(record) + "\n")
+        return path
+
+
+class CaptureWriter:
+    """Appends capture lines under `root` (`HourlyJsonLines`).
+
+    Requests arrive concurrently; the one lock also keeps the sampling sequence reproducible
+    (`seed`).
     """
 
     def __init__(self, root: Path, seed: int | None = None) -> None:
         self.root = root
         self._rng = random.Random(seed)  # noqa: S311 - sampling, not security
-        self._lock = threading.Lock()
-        self._files: dict[tuple[str, str, Path], Path] = {}
+        self._lines = HourlyJsonLines(root)
 
     def capture(self, spec: CaptureSpec, exchange: Exchange) -> Path | None:
         """Write `exchange` if sampled; return the file written to (None when not sampled)."""
-        with self._lock:
+        with self._lines.lock:
             if self._rng.random() * 100 >= spec.sampling_percentage:
                 return None
-            line = json.dumps(capture_record(spec, exchange, str(uuid.uuid4())))
-            directory = hour_directory(
-                self.root / exchange.endpoint / exchange.variant, exchange.at
-            )
-            key = (exchange.endpoint, exchange.variant, directory)
-            path = self._files.get(key)
-            if path is None:
-                directory.mkdir(parents=True, exist_ok=True)
-                path = self._files[key] = directory / hourly_file_name(exchange.at)
-            with path.open("a", encoding="utf-8") as file:
-                file.write(line + "\n")
-            return path
+            record = capture_record(spec, exchange, str(uuid.uuid4()))
+            return self._lines.append(exchange.endpoint, exchange.variant, exchange.at, record)
 
 
 def _payload(spec: CaptureSpec, mode: str, body: bytes, content_type: str) -> dict[str, str]:

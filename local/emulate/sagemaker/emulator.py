@@ -5,8 +5,12 @@ worker process per variant (see `local.emulate.sagemaker.worker`), and answers t
 so that an unmodified boto3 `sagemaker-runtime` client with `endpoint_url=emulator.url` works:
 weighted variant choice (seedable), `TargetVariant` pinning, the
 `x-Amzn-Invoked-Production-Variant` response header, data capture where the endpoint config
-enables it (`local.emulate.sagemaker.capture`, under `capture_root`), and SageMaker's error
-shapes below. It
+enables it (`local.emulate.sagemaker.capture`, under `capture_root`), shadow variants, and
+SageMaker's error shapes below. A shadow variant (`ShadowProductionVariants`) gets a copy of
+each request to the production variant (its share: `EndpointSpec.shadow_share`), sent beside
+it; the caller gets the production variant's answer alone and never waits for the shadow, whose
+answer is captured under the shadow's name with the same InferenceId, and whose failure fails
+nothing but its own metrics line (`local.emulate.sagemaker.metrics`, under `metrics_root`). It
 also answers the control plane's DescribeEndpoint (a boto3 `sagemaker` client with the same
 `endpoint_url`), which the health check uses. Errors of InvokeEndpoint:
 
@@ -29,9 +33,12 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
@@ -59,14 +66,16 @@ from local.emulate.sagemaker.endpoints import (
     endpoint_specs,
     load_local_stacks,
 )
+from local.emulate.sagemaker.metrics import Invocation, MetricsWriter
 from local.emulate.sagemaker.supervisor import RestartPolicy, WorkerState, WorkerSupervisor
 from local.emulate.sagemaker.worker import BATCH_SIZE_HEADER
-from local.paths import DEFAULT_CAPTURE_ROOT, DEFAULT_MODELS_ROOT
+from local.paths import DEFAULT_CAPTURE_ROOT, DEFAULT_METRICS_ROOT, DEFAULT_MODELS_ROOT
 from local.registry import DEFAULT_REGISTRY_ROOT
 
 INVOCATION_TIMEOUT_S = 60.0
 """SageMaker gives a container 60 seconds to answer an invocation."""
 LOG_SOURCE = "sagemaker"
+logger = logging.getLogger(__name__)
 StartupProgress = Callable[[int, int, str], None]
 """`(ready, total, label)`: called with `(0, total, "")` when the workers start loading, then
 once per worker as it is ready, e.g. `(1, 3, "pressroom-dev-headline/B (headline-lite)")`."""
@@ -119,7 +128,8 @@ class Emulator(Service):
     its own file under `log_dir`); `on_progress` follows the start-up (see `StartupProgress`).
     `capture_root` receives the data capture of endpoints whose config enables it, laid out as
     SageMaker lays it out under `DestinationS3Uri` (None: capture nothing); `seed` also makes
-    the capture sampling reproducible.
+    the capture sampling reproducible. `metrics_root` receives one line per invocation of the
+    endpoints that have a shadow variant, production and shadow (None: none are kept).
     Single use: start it once (or enter it once) and stop it at the end.
     """
 
@@ -146,6 +156,7 @@ class Emulator(Service):
         log_file: LogFile | None = None,
         on_progress: StartupProgress | None = None,
         capture_root: Path | None = DEFAULT_CAPTURE_ROOT,
+        metrics_root: Path | None = DEFAULT_METRICS_ROOT,
     ) -> None:
         stacks = load_local_stacks(profile, models_root, templates, parameter_overrides)
         self.endpoints: dict[str, EndpointSpec] = {
@@ -166,12 +177,18 @@ class Emulator(Service):
         self._rng = random.Random(seed)  # noqa: S311 - traffic splitting, not security
         self.capture_root = capture_root
         self._capture = None if capture_root is None else CaptureWriter(capture_root, seed)
+        self.metrics_root = metrics_root
+        self._metrics = None if metrics_root is None else MetricsWriter(metrics_root)
+        # Shadow copies still running (they outlive the request they copy).
+        self._shadows_running = 0
+        self._shadows_done = threading.Condition()
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._startup_timeout_s = startup_timeout_s
         self._invocation_timeout_s = invocation_timeout_s
         self._log_file = log_file
         self._on_progress = on_progress
         log_root = log_dir or models_root.parent / "logs" / "sagemaker"
-        variant_count = sum(len(endpoint.variants) for endpoint in self.endpoints.values())
+        variant_count = sum(len(endpoint.hosted) for endpoint in self.endpoints.values())
         self.threads_per_worker = threads_per_worker or max(
             1, (os.cpu_count() or 1) // max(1, variant_count)
         )
@@ -190,7 +207,7 @@ class Emulator(Service):
                 ),
             )
             for endpoint in self.endpoints.values()
-            for variant in endpoint.variants
+            for variant in endpoint.hosted
         }
         self._started_at = time.time()
         self._server: BackgroundServer | None = None
@@ -312,6 +329,14 @@ class Emulator(Service):
         """Fault injection: SIGKILL a variant's worker (it restarts); returns the killed pid."""
         return self._variant(endpoint, variant).supervisor.kill()
 
+    def wait_for_shadows(self, timeout_s: float = 120.0) -> None:
+        """Block until every shadow copy sent so far has been answered (or has failed)."""
+        with self._shadows_done:
+            if not self._shadows_done.wait_for(lambda: self._shadows_running == 0, timeout_s):
+                raise TimeoutError(
+                    f"{self._shadows_running} shadow request(s) still running after {timeout_s} s"
+                )
+
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Block until every variant's worker is ready again (e.g. after `kill_worker`)."""
         for variant in self._variants.values():
@@ -365,8 +390,10 @@ class Emulator(Service):
             return wire.control_plane_error(
                 "ValidationException", f'Could not find endpoint "{name}".'
             )
-        summaries, all_ready = [], True
-        for spec in endpoint.variants:
+        summaries: list[dict[str, Any]] = []
+        shadow_summaries: list[dict[str, Any]] = []
+        all_ready = True
+        for spec in endpoint.hosted:
             supervisor = self._variants[(name, spec.name)].supervisor
             ready = supervisor.state is WorkerState.READY
             all_ready = all_ready and ready
@@ -391,13 +418,15 @@ class Emulator(Service):
                         "StartTime": time.time(),
                     }
                 ]
-            summaries.append(summary)
+            (shadow_summaries if spec is endpoint.shadow else summaries).append(summary)
+        shadows = {"ShadowProductionVariants": shadow_summaries} if shadow_summaries else {}
         return wire.control_plane_response(
             {
                 "EndpointName": name,
                 "EndpointArn": f"arn:aws:sagemaker:{self.region}:{self.account_id}:endpoint/{name}",
                 "EndpointConfigName": endpoint.config_name,
                 "ProductionVariants": summaries,
+                **shadows,
                 "EndpointStatus": "InService" if all_ready else "Updating",
                 "CreationTime": self._started_at,
                 "LastModifiedTime": self._started_at,
@@ -433,10 +462,65 @@ class Emulator(Service):
                 )
             picked = self._rng.choices(endpoint.variants, weights=weights)[0]
             chosen = self._variants[(name, picked.name)]
-        response = await self._forward(chosen, request, body, client)
+        if endpoint.shadow is not None and self._rng.random() < endpoint.shadow_share:
+            shadow = self._variants[(name, endpoint.shadow.name)]
+            self._send_to_shadow(shadow, request, body, client, received_at)
+        return await self._answer(chosen, request, body, client, received_at)
+
+    async def _answer(
+        self,
+        variant: _Variant,
+        request: Request,
+        body: bytes,
+        client: httpx.AsyncClient,
+        received_at: datetime,
+    ) -> Response:
+        """Forward to `variant`, then capture its answer and, on an endpoint with a shadow,
+        record the invocation's metrics."""
+        started = time.perf_counter()
+        response = await self._forward(variant, request, body, client)
+        if self._metrics is not None and variant.endpoint.shadow is not None:
+            self._metrics.record(
+                Invocation(
+                    endpoint=variant.endpoint.name,
+                    variant=variant.spec.name,
+                    at=received_at,
+                    status=response.status_code,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    inference_id=request.headers.get(wire.INFERENCE_ID),
+                )
+            )
         if response.status_code == 200:
-            self._capture_exchange(chosen, request, body, response, received_at)
+            self._capture_exchange(variant, request, body, response, received_at)
         return response
+
+    def _send_to_shadow(
+        self,
+        shadow: _Variant,
+        request: Request,
+        body: bytes,
+        client: httpx.AsyncClient,
+        received_at: datetime,
+    ) -> None:
+        """Send the shadow its copy of the request beside the production variant; the caller
+        never waits for it, and whatever it answers, or however it fails, goes no further
+        than its capture, its metrics and its log."""
+
+        async def copy() -> None:
+            try:
+                await self._answer(shadow, request, body, client, received_at)
+            except Exception as error:  # a shadow's failure must never reach a caller
+                self._log_shadow_failure(shadow, error)
+            finally:
+                with self._shadows_done:
+                    self._shadows_running -= 1
+                    self._shadows_done.notify_all()
+
+        with self._shadows_done:
+            self._shadows_running += 1
+        task = asyncio.get_running_loop().create_task(copy())
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
 
     def _capture_exchange(
         self, variant: _Variant, request: Request, body: bytes, response: Response, at: datetime
@@ -514,6 +598,14 @@ class Emulator(Service):
             media_type=answer.headers.get("content-type", "application/json"),
             headers=reply_headers,
         )
+
+    def _log_shadow_failure(self, shadow: _Variant, error: Exception) -> None:
+        line = f"shadow request to variant {shadow.spec.name} failed: {error!r}"
+        if self._log_file is None:
+            logger.warning("%s: %s", shadow.endpoint.name, line)
+            return
+        group = f"/aws/sagemaker/Endpoints/{shadow.endpoint.name}"
+        self._log_file.write(LOG_SOURCE, group, f"{shadow.spec.name}/emulator", line)
 
     def _unavailable(self, variant: _Variant) -> Response:
         where = f"variant {variant.spec.name} of endpoint {variant.endpoint.name}"

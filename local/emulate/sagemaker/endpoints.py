@@ -7,7 +7,10 @@ names its packaged model through `Metadata: {Pressroom: {Model: <model-name>}}`,
 `<models_root>/<profile>/<model-name>/model` locally. A model whose `ModelDataUrl` is a registry
 URL (`registry_artifact_url`, e.g. an experiment round's challenger) serves that version from
 the local model registry instead. The EndpointConfig's `DataCaptureConfig`, when enabled, says
-what the emulator captures (`local.emulate.sagemaker.capture`).
+what the emulator captures (`local.emulate.sagemaker.capture`). A config's
+`ShadowProductionVariants` (one at most, beside one production variant, as SageMaker allows)
+becomes the endpoint's `shadow`: it answers a copy of the production variant's requests, and
+what it answers is captured, never returned.
 """
 
 from __future__ import annotations
@@ -55,12 +58,29 @@ class EndpointSpec:
     serverless: bool
     capture: CaptureSpec | None = None
     """The config's enabled DataCaptureConfig (None: nothing is captured)."""
+    shadow: VariantSpec | None = None
+    """The config's shadow variant (None: no shadow); never one of `variants`."""
 
     def variant(self, name: str) -> VariantSpec:
-        for variant in self.variants:
+        """A production variant, or the shadow, by name."""
+        for variant in self.hosted:
             if variant.name == name:
                 return variant
         raise KeyError(name)
+
+    @property
+    def hosted(self) -> tuple[VariantSpec, ...]:
+        """Every variant the endpoint runs: the production variants, then the shadow."""
+        return self.variants if self.shadow is None else (*self.variants, self.shadow)
+
+    @property
+    def shadow_share(self) -> float:
+        """The share of requests copied to the shadow: its weight over the production
+        variant's, at most all of them (0 without a shadow)."""
+        if self.shadow is None:
+            return 0.0
+        production = sum(variant.weight for variant in self.variants)
+        return min(1.0, self.shadow.weight / production) if production > 0 else 0.0
 
 
 def parameter_stem(model_name: str) -> str:
@@ -136,13 +156,24 @@ def endpoint_specs(
             )
             if not variants:
                 raise TemplateError(f"{config.logical_id}: no ProductionVariants")
+            shadows = tuple(
+                _variant_spec(stack, declaration, profile, models_root, registry_root)
+                for declaration in config.properties.get("ShadowProductionVariants", [])
+            )
+            serverless = any(v.max_concurrency is not None for v in (*variants, *shadows))
+            if shadows and (len(shadows) > 1 or len(variants) > 1 or serverless):
+                raise TemplateError(
+                    f"{config.logical_id}: a shadow variant needs an instance-backed endpoint "
+                    "with one production variant, and SageMaker allows one shadow variant"
+                )
             specs.append(
                 EndpointSpec(
                     name=endpoint.physical_name,
                     config_name=config.physical_name,
                     variants=variants,
-                    serverless=any(v.max_concurrency is not None for v in variants),
+                    serverless=serverless,
                     capture=CaptureSpec.from_config(config.properties.get("DataCaptureConfig")),
+                    shadow=shadows[0] if shadows else None,
                 )
             )
     names = [spec.name for spec in specs]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -18,9 +19,21 @@ from moto import mock_aws
 from pressroom_common.feedback.store import open_store
 
 from local.cfn import load_stack, load_template
+from local.experiment.decide import DeployedRound, Promote, Reject, conclude_on_aws
+from local.experiment.rounds import ModelVersion
+from local.ops.publish import CHALLENGER_GROUP, PackagedModel, publish
 from local.paths import REPO_ROOT, ROOT_TEMPLATE
 from qa.reliability import security
-from tests.fixtures.retrain_job import ACCOUNT_ID, BUCKET, REGION, run_retrain_job
+from tests.fixtures.retrain_job import (
+    ACCOUNT_ID,
+    BUCKET,
+    CHAMPION_VERSION,
+    CONTAINER,
+    REGION,
+    client,
+    publish_champion,
+    run_retrain_job,
+)
 from tests.integration.deploy.policies import (
     ACCOUNT_TEMPLATE,
     ALL_TEMPLATES,
@@ -44,6 +57,7 @@ from tests.integration.deploy.policies import (
     strings,
     transformed,
 )
+from tests.unit.publish.test_model_publishing import make_packaged_model
 from training.feedback.votes import load_votes
 
 needs_tools = pytest.mark.skipif(
@@ -614,10 +628,93 @@ def test_the_deploy_role_may_make_every_call_of_pressroom_retrain_job(
     }
     assert refused == []
     # Registering only for review: approving stays a person's.
-    (register,) = (s for s in granted if "sagemaker:CreateModelPackage" in strings(s["Action"]))
+    (register,) = (
+        s
+        for s in granted
+        if "sagemaker:CreateModelPackage" in strings(s["Action"])
+        and "pressroom-headline-challengers" in str(s["Resource"])
+    )
     assert register["Condition"] == {
         "StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}
     }
+
+
+@pytest.mark.parametrize(
+    ("environment", "winner_status"), [("dev", "PendingManualApproval"), ("prod", "Approved")]
+)
+def test_the_deploy_role_may_make_every_call_of_pressroom_round_decide(
+    tmp_path: Path, environment: str, winner_status: str
+) -> None:
+    """Promoting one challenger and rejecting another, as `pressroom round decide --env ENV`
+    records them in the model registry; only a round's winner becomes a headline-base package,
+    Approved by prod's role alone (a dev round never changes prod's champion)."""
+    calls: list[tuple[str, Any]] = []
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+            patch.delenv(variable, raising=False)
+        publish_champion(tmp_path, approve=True)
+        for version in ("c1", "c2"):
+            challenger = make_packaged_model(tmp_path / version, "headline-base", version)
+            publish(
+                PackagedModel.load(challenger),
+                bucket=BUCKET,
+                group=CHALLENGER_GROUP,
+                container=CONTAINER,
+                s3=client("s3"),
+                sagemaker=client("sagemaker"),
+            )
+        sagemaker = client("sagemaker", lambda *call: calls.append(call))
+        for version, outcome in (("c1", Promote("won")), ("c2", Reject("lost"))):
+            contest = DeployedRound(
+                champion=ModelVersion("headline-base", CHAMPION_VERSION),
+                challenger=ModelVersion("headline-base", version),
+                started_at=datetime(2026, 6, 1, tzinfo=UTC),
+                api_url="https://api.example/dev",
+            )
+            conclude_on_aws(sagemaker, contest, outcome, approved_only=environment == "prod")
+    granted = deployed_statements(
+        environment,
+        "GitHubDeployRole",
+        region=REGION,
+        account_id=ACCOUNT_ID,
+        artifact_bucket=BUCKET,
+    )
+    created = [params for call, params in calls if call == "sagemaker:CreateModelPackage"]
+    assert [params["ModelApprovalStatus"] for params in created] == [winner_status]
+
+    def resource(call: str, params: dict[str, Any]) -> str | None:
+        arn = params.get("ModelPackageArn") or params.get("ModelPackageName")
+        return str(arn) if arn else _resource_of(call, params)
+
+    refused = [
+        (call, resource(call, params))
+        for call, params in calls
+        if not allows(granted, call, resource(call, params))
+    ]
+    assert {call for call, _ in calls} >= {
+        "sagemaker:UpdateModelPackage",
+        "sagemaker:CreateModelPackage",
+    }
+    assert refused == []
+    # It changes the approval of the round's challengers only; it creates Approved packages of
+    # headline-base only, never one of another model.
+    assert not allows(
+        granted,
+        "sagemaker:UpdateModelPackage",
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT_ID}:model-package/pressroom-headline-base/1",
+    )
+    assert not allows(
+        granted,
+        "sagemaker:CreateModelPackage",
+        f"arn:aws:sagemaker:{REGION}:{ACCOUNT_ID}:model-package/pressroom-headline-lite/1",
+    )
+    (winner,) = (
+        s
+        for s in granted
+        if "sagemaker:CreateModelPackage" in strings(s["Action"])
+        and "pressroom-headline-base" in str(s["Resource"])
+    )
+    assert winner["Condition"] == {"StringEquals": {"sagemaker:ModelApprovalStatus": winner_status}}
 
 
 def test_the_deploy_role_passes_only_the_retrain_job_role_and_only_to_sagemaker() -> None:

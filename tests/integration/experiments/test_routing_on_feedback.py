@@ -45,7 +45,8 @@ def test_thompson_sampling_sends_most_late_traffic_to_the_better_variant(
     strategy = ThompsonSampling(
         experiment_store,
         FixedWeights(rng=random.Random(3)),
-        warmup_impressions=100,
+        warmup_votes=100,
+        top_two_probability=1.0,  # plain Thompson sampling: the traffic follows the evidence
         refresh_s=10.0,
         rng=random.Random(5),
         clock=clock,

@@ -35,7 +35,7 @@ def thompson_stack(
         models_root=models_root_of(smoke_artifacts),
         parameter_overrides={**SESSION_PARAMETERS, "RoutingStrategy": "thompson"},
         emulator=sagemaker_emulator,
-        function_environment={"THOMPSON_WARMUP_IMPRESSIONS": "10", "THOMPSON_REFRESH_S": "0.01"},
+        function_environment={"THOMPSON_WARMUP_VOTES": "10", "THOMPSON_REFRESH_S": "0.01"},
         site_dir=None,
         instances_per_function=1,
     ) as stack:

@@ -42,7 +42,6 @@ def test_votes_of_round_one_train_the_challenger_that_answers_on_b_in_round_two(
         registry_root=tmp_path / "registry",
         console=Console(stderr=True),
         checkpoint_every=20,
-        warmup=5,
     )
 
     assert result.first_round.failed_requests == result.second_round.failed_requests == 0
@@ -64,6 +63,8 @@ def test_votes_of_round_one_train_the_challenger_that_answers_on_b_in_round_two(
     # Every checkpoint of round two is the API's verdict on the round alone.
     assert [checkpoint.requests for checkpoint in result.second_round.checkpoints] == [20, 40]
     assert set(result.second_round.checkpoints[-1].probability_best) == {"A", "B"}
+    # `round decide` reads the same verdict: 40 readers are too few to end the round.
+    assert result.decision.startswith("wait: too few votes"), result.decision
 
     written = write_loop_files(result, tmp_path / "loop")
     figures = json.loads(written[0].read_text())

@@ -4,6 +4,7 @@ import json
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -11,20 +12,25 @@ import pytest
 import torch
 import transformers
 import yaml
+from pressroom_common.generation.contracts import ClassifierAnswer
 
 from models.serving.inference import (
+    CALIBRATION_CONFIG_KEY,
     QUANTIZATION_CONFIG_KEY,
     InvalidRequestError,
+    classifier_logits,
     has_word,
     input_fn,
     load_model,
     model_fn,
     output_fn,
     predict_fn,
+    softmax,
 )
 from training.artifacts import Artifact, ensure_artifacts
 from training.compare import compare_generators, generator_names
 from training.data import LABELS
+from training.definitions import load_definition
 from training.evaluate import SAMPLE_PROMPTS, markdown_table
 from training.package import content_version, export_onnx
 
@@ -40,7 +46,7 @@ MANIFEST_FIELDS = {
 }
 
 
-def _invoke(model: object, body: dict[str, object]) -> list[dict[str, object]]:
+def _invoke(model: object, body: dict[str, object]) -> list[dict[str, Any]]:
     data = input_fn(json.dumps(body).encode(), "application/json")
     return json.loads(output_fn(predict_fn(data, model), "application/json"))
 
@@ -147,13 +153,90 @@ def test_classifier_answers_a_label_and_score_per_input(
     )
     assert len(answer) == 3
     for item in answer:
-        assert set(item) == {"label", "score"} and item["label"] in LABELS
-        assert 1 / len(LABELS) <= item["score"] <= 1
+        # A category where the calibrated score reaches the packaged threshold, else none
+        assert set(item) == {"label", "score"} and item["label"] in (*LABELS, None)
+        assert 1 / len(LABELS) - 1e-9 <= item["score"] <= 1
+        assert (item["label"] is None) == (item["score"] < model.calibration.threshold)
     (alone,) = _invoke(model, {"inputs": "Stocks fall as oil rises"})
     # Int8 ONNX quantizes each MatMul's input with one scale per batch: a headline's score
     # moves slightly with its batch neighbours.
     assert alone["label"] == answer[0]["label"]
     assert alone["score"] == pytest.approx(answer[0]["score"], abs=0.01)
+
+
+CLASSIFIED = ["Stocks fall as oil rises", "Chelsea win the cup", "New phone unveiled", "MPs vote"]
+
+
+def served_with(directory: Path, destination: Path, **calibration: float) -> str:
+    """The artifact in `directory`, served with another calibration (its files linked)."""
+    destination.mkdir()
+    for path in directory.iterdir():
+        if path.name != "config.json":
+            (destination / path.name).symlink_to(path)
+    config = json.loads((directory / "config.json").read_text())
+    config[CALIBRATION_CONFIG_KEY] = calibration
+    (destination / "config.json").write_text(json.dumps(config))
+    return str(destination)
+
+
+def test_the_classifier_abstains_below_its_threshold_through_the_hooks(
+    smoke_artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    # Given the classifier served with a threshold between its least and most sure headline
+    directory = smoke_artifacts["news-classifier"].directory
+    labelling_all = model_fn(served_with(directory, tmp_path / "all", temperature=1, threshold=0))
+    scores = [a["score"] for a in _invoke(labelling_all, {"inputs": CLASSIFIED})]
+    assert min(scores) < max(scores)
+    threshold = (min(scores) + max(scores)) / 2
+    strict = model_fn(
+        served_with(directory, tmp_path / "strict", temperature=1, threshold=threshold)
+    )
+
+    # When the same headlines go through the hooks
+    answers = _invoke(strict, {"inputs": CLASSIFIED})
+
+    # Then a headline below the threshold gets no label, one above it its category, and each
+    # keeps its confidence; the API reads both answers
+    assert [a["score"] for a in answers] == pytest.approx(scores)
+    assert [a["label"] is None for a in answers] == [score < threshold for score in scores]
+    assert any(a["label"] is None for a in answers) and any(a["label"] for a in answers)
+    for answer in answers:
+        ClassifierAnswer.model_validate(answer)
+
+
+def test_the_served_score_is_the_probability_at_the_packaged_temperature(
+    smoke_artifacts: dict[str, Artifact], tmp_path: Path
+) -> None:
+    directory = smoke_artifacts["news-classifier"].directory
+    plain = model_fn(served_with(directory, tmp_path / "plain", temperature=1, threshold=0))
+    scaled = model_fn(served_with(directory, tmp_path / "scaled", temperature=0.5, threshold=0))
+
+    answers = _invoke(scaled, {"inputs": CLASSIFIED})
+
+    expected = softmax(classifier_logits(plain, CLASSIFIED), 0.5).max(axis=1)
+    assert [a["score"] for a in answers] == pytest.approx(expected.tolist())
+
+
+def test_the_artifact_carries_its_calibration_and_records_it(
+    smoke_artifacts: dict[str, Artifact],
+) -> None:
+    artifact = smoke_artifacts["news-classifier"]
+    served = json.loads((artifact.directory / "config.json").read_text())[CALIBRATION_CONFIG_KEY]
+    recorded = artifact.manifest["metrics"]["calibration"]
+    target = load_definition("news-classifier", "smoke").calibration
+    assert target is not None
+    assert served["precision_target"] == recorded["precision_target"] == target.precision_target
+    assert round(served["temperature"], 4) == recorded["temperature"]
+    assert round(served["threshold"], 4) == recorded["threshold"]
+    assert recorded["validation_nll_after"] <= recorded["validation_nll_before"]
+    assert {"test_ece_before", "test_ece_after"} <= set(recorded)
+    assert set(recorded["at_threshold"]) == {
+        "bbc_test",
+        "other_publishers_test",
+        "other_publishers_held_out",
+    }
+    assert model_fn(str(artifact.directory)).calibration.threshold == served["threshold"]
+    assert "## Calibration and abstention" in (artifact.directory / "README.md").read_text()
 
 
 def test_the_onnx_export_gives_pytorchs_predictions(

@@ -105,7 +105,7 @@ class GenerateFunction:
             "invoke_endpoint", service_error_code=code, http_status_code=status
         )
 
-    def classifier_answers(self, label: str, score: float) -> None:
+    def classifier_answers(self, label: str | None, score: float) -> None:
         self.classifier.add_response(
             "invoke_endpoint",
             {

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from botocore.exceptions import ClientError
 from pressroom_common.generation.health import HealthChecker, endpoint_checks
 from pressroom_common.generation.service import headline
+from pressroom_common.routes.document import openapi_json
 
 from tests.fixtures.readers import TEST_READER_KEYS, reader_hash
 from tests.unit.api.conftest import (
@@ -53,6 +54,7 @@ def test_generate_answers_the_design_response_and_records_the_generation(
     assert body["model"] == {"name": "headline-lite", "version": "lite-v1"}
     assert body["strategy"] == "override"
     assert body["category"] == {"label": "business", "score": 0.91}
+    assert body["category_confidence"] == 0.91
     assert set(body["latency_ms"]) == {"model", "classifier", "total"}
     assert body["latency_ms"]["total"] >= body["latency_ms"]["model"]
     assert headers["X-Request-Id"]
@@ -354,9 +356,42 @@ def test_classifier_failure_still_answers_200_without_a_category(
     )
 
     assert status == 200, body
-    assert body["category"] is None
+    assert body["category"] is None and body["category_confidence"] is None
     [row] = stored_generations(generate_function)
     assert row["category_label"] is None and row["text"] == " headline"
+    assert row["category_score"] is None
+
+
+def test_an_abstaining_classifier_answers_no_category_but_its_confidence(
+    generate_function: GenerateFunction,
+) -> None:
+    # Given a classifier not confident enough to name a category (below its threshold)
+    generate_function.model_answers(" votes on something", "A")
+    generate_function.classifier_answers(None, 0.41)
+
+    status, _, body = generate_function.call(
+        "POST", "/api/generate", {"prompt": "Parliament", "variant": "A"}
+    )
+
+    # Then the headline has no category, the answer says how sure the classifier was, and the
+    # store keeps the abstention (no label, its confidence) apart from a failure (neither)
+    assert status == 200, body
+    assert body["category"] is None
+    assert body["category_confidence"] == 0.41
+    assert body["latency_ms"]["classifier"] is not None
+    [row] = stored_generations(generate_function)
+    assert (row["category_label"], row["category_score"]) == (None, 0.41)
+
+
+def test_the_openapi_document_says_when_category_is_null() -> None:
+    document = json.loads(openapi_json())
+    response = document["components"]["schemas"]["GenerateResponse"]
+    category = response["properties"]["category"]
+    confidence = response["properties"]["category_confidence"]
+    assert {"type": "null"} in category["anyOf"] and "category" in response["required"]
+    assert "abstains" in category["description"]
+    assert {"type": "null"} in confidence["anyOf"]
+    assert "threshold" in confidence["description"]
 
 
 def test_classifier_answer_of_the_wrong_shape_counts_as_a_failure(

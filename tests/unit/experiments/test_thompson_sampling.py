@@ -69,11 +69,15 @@ def record(
         store.record_vote(generation_id, "u" * 64, "up" if index < up else "down")
 
 
-def thompson(counts: CountingStore, clock: FakeClock, warmup: int = 10) -> ThompsonSampling:
+def thompson(
+    counts: CountingStore, clock: FakeClock, warmup: int = 10, top_two: float = 1.0
+) -> ThompsonSampling:
+    """Plain Thompson sampling (`top_two` 1.0) unless a test asks for the top-two split."""
     return ThompsonSampling(
         counts,
         FixedWeights(rng=random.Random(1)),
-        warmup_impressions=warmup,
+        warmup_votes=warmup,
+        top_two_probability=top_two,
         refresh_s=5.0,
         rng=random.Random(2),
         clock=clock,
@@ -102,6 +106,46 @@ def test_after_the_warm_up_a_clearly_better_variant_gets_almost_all_traffic(
     shares = Counter(router.assign(reader_hash(f"r{n}")).variant for n in range(300))
 
     assert shares["A"] >= 295
+
+
+def test_top_two_sampling_keeps_the_runner_up_in_play_until_the_round_is_decided(
+    store: FeedbackStore,
+) -> None:
+    record(store, "A", 40, up=32)
+    record(store, "B", 40, up=8)
+    router = Router(thompson(CountingStore(store), FakeClock(), top_two=0.5), VARIANTS)
+
+    shares = Counter(router.assign(None).variant for _ in range(400))
+
+    # A leads almost every draw, so it serves about half, and B (the runner-up) the other half.
+    assert 160 <= shares["B"] <= 240
+
+
+def test_a_variant_of_few_votes_is_still_in_warm_up_however_many_impressions_it_had(
+    store: FeedbackStore,
+) -> None:
+    record(store, "A", 40, up=40)
+    for index in range(40):  # B served 40 readers, but none of them voted
+        store.record_generation(
+            GenerationRecord(
+                id=f"unvoted-{index}",
+                created_at=datetime(2026, 3, 1, tzinfo=UTC),
+                user_hash="u" * 64,
+                prompt="p",
+                text="t",
+                variant="B",
+                model_name=VARIANTS["B"].model_name,
+                model_version="v1",
+                strategy="thompson",
+                latency_model_ms=1,
+                latency_total_ms=1,
+            )
+        )
+    router = Router(thompson(CountingStore(store), FakeClock(), warmup=10), VARIANTS)
+    weighted = Router(FixedWeights(), VARIANTS)
+    users = [reader_hash(f"reader-{n}") for n in range(100)]
+
+    assert [router.assign(u).variant for u in users] == [weighted.assign(u).variant for u in users]
 
 
 def test_an_uncertain_comparison_keeps_exploring_both_variants(store: FeedbackStore) -> None:
@@ -138,7 +182,8 @@ def test_a_request_never_waits_for_the_counts_it_starts_one_refresh_off_its_path
     strategy = ThompsonSampling(
         counts,
         FixedWeights(rng=random.Random(1)),
-        warmup_impressions=10,
+        warmup_votes=10,
+        top_two_probability=1.0,
         refresh_s=5.0,
         rng=random.Random(2),
         clock=clock,
@@ -217,7 +262,8 @@ def test_a_new_round_counts_only_its_own_votes(store: FeedbackStore) -> None:
     strategy = ThompsonSampling(
         CountingStore(store),
         FixedWeights(rng=random.Random(1)),
-        warmup_impressions=10,
+        warmup_votes=10,
+        top_two_probability=1.0,
         refresh_s=5.0,
         since=round_start,
         rng=random.Random(2),
@@ -236,7 +282,7 @@ def test_a_round_warms_up_afresh_whatever_came_before(store: FeedbackStore) -> N
     record(store, "B", 50, up=0, at=round_start - timedelta(days=1))
     record(store, "A", 3, up=3, at=round_start)  # B has nothing in this round yet
     router = Router(
-        build_strategy("thompson", counts=store, warmup_impressions=10, counts_since=round_start),
+        build_strategy("thompson", counts=store, warmup_votes=10, counts_since=round_start),
         VARIANTS,
     )
     weighted = Router(FixedWeights(), VARIANTS)

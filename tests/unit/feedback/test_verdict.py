@@ -4,61 +4,85 @@ from __future__ import annotations
 
 import pytest
 from pressroom_common.experiment.report import (
-    DECISION_PROBABILITY,
+    MIN_LIFT,
     MIN_VOTES_PER_VARIANT,
-    CredibleInterval,
-    LatencyPercentiles,
-    VariantStats,
-    decide,
+    DecisionRules,
+    judge,
 )
-
-
-def arm(variant: str, up: int, down: int) -> VariantStats:
-    return VariantStats(
-        variant=variant,
-        requests=up + down,
-        impressions=up + down,
-        errors=0,
-        error_rate=0.0,
-        traffic_share=0.5,
-        up=up,
-        down=down,
-        up_rate=None,
-        up_rate_interval=CredibleInterval(low=0.0, high=1.0),
-        latency_ms=LatencyPercentiles(p50=None, p95=None),
-    )
-
 
 ENOUGH = MIN_VOTES_PER_VARIANT
 
 
 @pytest.mark.parametrize(
-    ("variants", "probability_best", "decision", "leader"),
+    ("votes", "decision", "leader"),
     [
-        ([], {}, "one_variant", None),
-        ([arm("A", 90, 10)], {"A": 1.0}, "one_variant", "A"),
+        ({}, "one_variant", None),
+        ({"A": (90, 10)}, "one_variant", "A"),
         # A clear leader is no winner while either variant lacks votes...
-        ([arm("A", 29, 0), arm("B", 0, 40)], {"A": 0.999, "B": 0.001}, "too_few_votes", "A"),
-        (
-            [arm("A", ENOUGH, 0), arm("B", 0, ENOUGH - 1)],
-            {"A": 0.99, "B": 0.01},
-            "too_few_votes",
-            "A",
-        ),
-        # ... and with enough votes, P(best) at the threshold decides.
-        (
-            [arm("A", ENOUGH, 0), arm("B", 0, ENOUGH)],
-            {"A": 1 - DECISION_PROBABILITY, "B": DECISION_PROBABILITY},
-            "winner",
-            "B",
-        ),
-        ([arm("A", 20, 20), arm("B", 21, 19)], {"A": 0.45, "B": 0.55}, "too_close", "B"),
+        ({"A": (29, 0), "B": (0, 40)}, "too_few_votes", "A"),
+        ({"A": (ENOUGH, 0), "B": (0, ENOUGH - 1)}, "too_few_votes", "A"),
+        # ... and with enough votes, a probable best decides.
+        ({"A": (ENOUGH, 0), "B": (0, ENOUGH)}, "winner", "A"),
+        ({"A": (40, 60), "B": (60, 40)}, "winner", "B"),
+        # Equal up-rates, known closely: no lift worth MIN_LIFT is there to find (futility).
+        ({"A": (400, 600), "B": (401, 599)}, "no_lift", "B"),
+        # Equal, but not yet known closely enough for either call.
+        ({"A": (20, 20), "B": (21, 19)}, "too_close", "B"),
     ],
 )
-def test_the_decision_needs_two_variants_enough_votes_each_and_a_probable_best(
-    variants: list[VariantStats],
-    probability_best: dict[str, float],
-    decision: str,
-    leader: str | None,
+def test_the_decision_needs_two_variants_enough_votes_each_and_a_probable_answer(
+    votes: dict[str, tuple[int, int]], decision: str, leader: str | None
 ) -> None:
-    assert decide(variants, probability_best) == (decision, leader)
+    judgement = judge(votes)
+
+    assert (judgement.decision, judgement.leader) == (decision, leader)
+
+
+def test_without_a_futility_rule_equal_variants_stay_too_close() -> None:
+    judgement = judge({"A": (400, 600), "B": (401, 599)}, DecisionRules(min_lift=None))
+
+    assert judgement.decision == "too_close"
+    assert judgement.probability_no_lift is None
+
+
+def test_a_decided_round_needs_no_more_votes() -> None:
+    assert judge({"A": (40, 60), "B": (60, 40)}).votes_needed == {"A": 0, "B": 0}
+
+
+def test_a_short_variant_needs_at_least_the_minimum() -> None:
+    needed = judge({"A": (5, 5), "B": (10, 10)}).votes_needed
+
+    assert needed["A"] >= ENOUGH - 10 and needed["B"] >= ENOUGH - 20
+
+
+@pytest.mark.parametrize(
+    ("rates", "expected"),
+    [
+        ((0.40, 0.48), "winner"),  # a lift past MIN_LIFT
+        ((0.40, 0.40), "no_lift"),
+        ((0.40, 0.40 + MIN_LIFT / 2), None),  # halfway: either call, whichever comes
+    ],
+)
+def test_the_votes_needed_at_the_current_rates_do_decide_the_round(
+    rates: tuple[float, float], expected: str | None
+) -> None:
+    """Scale the votes to the plan, at the same rates: the round is then decided."""
+    start = {
+        name: (round(40 * rate), 40 - round(40 * rate))
+        for name, rate in zip("AB", rates, strict=True)
+    }
+    undecided = judge(start)
+    assert undecided.decision == "too_close"
+    assert min(undecided.votes_needed.values()) > 0
+
+    planned = {name: 40 + needed + needed // 10 for name, needed in undecided.votes_needed.items()}
+    observed = {name: up / 40 for name, (up, _) in start.items()}
+    decided = judge(
+        {
+            name: (round(votes * observed[name]), votes - round(votes * observed[name]))
+            for name, votes in planned.items()
+        }
+    )
+
+    assert decided.decision in ({expected} if expected else {"winner", "no_lift"})
+    assert decided.votes_needed == {"A": 0, "B": 0}

@@ -45,24 +45,21 @@ class StubbedCloudFormation:
             "describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist"
         )
 
-    def deployed(self, **parameters: str) -> None:
-        self.stubber.add_response(
-            "describe_stacks",
-            {
-                "Stacks": [
-                    {
-                        "StackName": STACK,
-                        "CreationTime": STACK_CREATED,
-                        "StackStatus": "UPDATE_COMPLETE",
-                        "Parameters": [
-                            {"ParameterKey": key, "ParameterValue": value}
-                            for key, value in parameters.items()
-                        ],
-                    }
-                ]
-            },
-            {"StackName": STACK},
-        )
+    def deployed(self, outputs: dict[str, str] | None = None, **parameters: str) -> None:
+        """The stack with these parameters (and outputs), as DescribeStacks answers it."""
+        stack: dict[str, Any] = {
+            "StackName": STACK,
+            "CreationTime": STACK_CREATED,
+            "StackStatus": "UPDATE_COMPLETE",
+            "Parameters": [
+                {"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()
+            ],
+        }
+        if outputs:
+            stack["Outputs"] = [
+                {"OutputKey": key, "OutputValue": value} for key, value in outputs.items()
+            ]
+        self.stubber.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": STACK})
 
 
 @pytest.fixture

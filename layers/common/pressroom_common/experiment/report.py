@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from statistics import NormalDist
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The one rule that calls an A/B winner; every client shows the decision /api/stats returns.
+from pressroom_common.experiment import statistics
+
+# The one rule that ends an A/B round; every client shows the decision /api/stats returns.
 # Below this many votes on some variant there is no decision: P(best) from a handful of votes
 # swings too much to act on.
 MIN_VOTES_PER_VARIANT = 30
 DECISION_PROBABILITY = 0.95
-Decision = Literal["one_variant", "too_few_votes", "winner", "too_close"]
+# The smallest difference in up-rate worth acting on. When the up-rates are within it with
+# DECISION_PROBABILITY, no lift worth detecting is there to find: the round stops (futility).
+MIN_LIFT = 0.07
+Decision = Literal["one_variant", "too_few_votes", "winner", "no_lift", "too_close"]
 
 
 class CredibleInterval(BaseModel):
@@ -66,16 +74,32 @@ class ExperimentVerdict(BaseModel):
         )
     )
     weights: dict[str, float] = Field(description="The configured traffic weights tested")
+    probability_no_lift: float | None = Field(
+        description=(
+            "P(the leader's up-rate is within min_lift of every other variant's); null with "
+            "fewer than two variants"
+        )
+    )
     decision: Decision = Field(
         description=(
             "one_variant: fewer than two variants have traffic; too_few_votes: some variant has "
             "fewer than min_votes_per_variant votes; winner: the leader's P(best) reaches "
-            "decision_probability; too_close: it does not yet"
+            "decision_probability; no_lift: probability_no_lift reaches decision_probability "
+            "(futility: no difference worth min_lift is there to find); too_close: neither yet"
         )
     )
     leader: str | None = Field(description="The variant most likely best; null without traffic")
+    votes_needed: dict[str, int] = Field(
+        description=(
+            "More votes each variant likely needs before a decision, if the up-rates stay as "
+            "they are (a sample-size estimate, 0 once decided)"
+        )
+    )
     min_votes_per_variant: int = Field(description="Votes each variant needs before a decision")
     decision_probability: float = Field(description="P(best) at which the leader wins")
+    min_lift: float | None = Field(
+        description="The smallest up-rate difference worth detecting; null: no futility stop"
+    )
 
 
 class StatsReport(BaseModel):
@@ -88,15 +112,120 @@ class StatsReport(BaseModel):
     verdict: ExperimentVerdict
 
 
-def decide(
-    variants: Sequence[VariantStats], probability_best: Mapping[str, float]
-) -> tuple[Decision, str | None]:
-    """The experiment's decision and its leader (the variant most likely best)."""
+@dataclass(frozen=True)
+class DecisionRules:
+    """When a round is decided; the defaults are the API's (`MIN_VOTES_PER_VARIANT`, ...)."""
+
+    min_votes_per_variant: int = MIN_VOTES_PER_VARIANT
+    decision_probability: float = DECISION_PROBABILITY
+    min_lift: float | None = MIN_LIFT  # None: no futility stop (the winner rule alone)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict's figures, from the votes alone."""
+
+    decision: Decision
+    leader: str | None
+    probability_best: dict[str, float]
+    expected_loss: dict[str, float]
+    probability_no_lift: float | None
+    votes_needed: dict[str, int]
+
+
+def judge(
+    votes: Mapping[str, tuple[int, int]], rules: DecisionRules = DecisionRules()
+) -> Judgement:
+    """Decide a round from each variant's (up, down) votes.
+
+    The checks, in order: two variants; `min_votes_per_variant` each; the leader's P(best)
+    reaches `decision_probability` (winner); the leader is within `min_lift` of every other
+    variant with that probability (no_lift); else too close.
+    """
+    posteriors = {name: statistics.up_rate_posterior(*counts) for name, counts in votes.items()}
+    best = statistics.best_arm_probabilities(posteriors)
+    probability_best = {name: arm.probability_best for name, arm in best.items()}
     leader = max(probability_best, key=lambda name: probability_best[name], default=None)
-    if len(variants) < 2:
-        return "one_variant", leader
-    if any(item.up + item.down < MIN_VOTES_PER_VARIANT for item in variants):
-        return "too_few_votes", leader
-    if leader is not None and probability_best[leader] >= DECISION_PROBABILITY:
-        return "winner", leader
-    return "too_close", leader
+    others = [name for name in votes if name != leader]
+    no_lift = (
+        min(
+            statistics.probability_within(posteriors[leader], posteriors[name], rules.min_lift)
+            for name in others
+        )
+        if leader is not None and others and rules.min_lift is not None
+        else None
+    )
+    decision: Decision
+    if len(votes) < 2:
+        decision = "one_variant"
+    elif any(up + down < rules.min_votes_per_variant for up, down in votes.values()):
+        decision = "too_few_votes"
+    elif leader is not None and probability_best[leader] >= rules.decision_probability:
+        decision = "winner"
+    elif no_lift is not None and no_lift >= rules.decision_probability:
+        decision = "no_lift"
+    else:
+        decision = "too_close"
+    return Judgement(
+        decision=decision,
+        leader=leader,
+        probability_best=probability_best,
+        expected_loss={name: arm.expected_loss for name, arm in best.items()},
+        probability_no_lift=no_lift,
+        votes_needed=votes_needed(votes, leader, decision, rules),
+    )
+
+
+def votes_needed(
+    votes: Mapping[str, tuple[int, int]],
+    leader: str | None,
+    decision: Decision,
+    rules: DecisionRules,
+) -> dict[str, int]:
+    """More votes per variant until a decision if the up-rates stay as they are.
+
+    In the normal approximation, the difference d between the leader's up-rate and another's
+    has standard error s = sqrt(v / n) with n votes each (v the sum of the two rates'
+    p(1 - p)). The round is decided once s is small enough for either rule: P(best) =
+    Phi(d / s) reaching `decision_probability`, or P(|difference| < min_lift) =
+    Phi((min_lift - d) / s) - Phi((-min_lift - d) / s) reaching it. So n = v / s^2 for the
+    larger of the two standard errors.
+    """
+    if decision in ("winner", "no_lift", "one_variant") or leader is None:
+        return dict.fromkeys(votes, 0)
+    rates = {name: (1 + up) / (2 + up + down) for name, (up, down) in votes.items()}
+    planned = dict.fromkeys(votes, rules.min_votes_per_variant)
+    for name in votes:
+        if name == leader:
+            continue
+        difference = max(0.0, rates[leader] - rates[name])
+        error = _decisive_standard_error(difference, rules)
+        if error == 0.0:  # equal rates and no futility rule: no finite plan
+            continue
+        variance = sum(rates[each] * (1 - rates[each]) for each in (leader, name))
+        needed = math.ceil(variance / error**2)
+        for each in (leader, name):
+            planned[each] = max(planned[each], needed)
+    return {name: max(0, planned[name] - sum(votes[name])) for name in votes}
+
+
+def _decisive_standard_error(difference: float, rules: DecisionRules) -> float:
+    """The largest standard error of `difference` at which one of the rules decides."""
+    normal = NormalDist()
+    winner = difference / normal.inv_cdf(rules.decision_probability)
+    if rules.min_lift is None or difference >= rules.min_lift:
+        return winner
+    margin = rules.min_lift
+
+    def no_lift(error: float) -> float:
+        return normal.cdf((margin - difference) / error) - normal.cdf(
+            (-margin - difference) / error
+        )
+
+    low, high = 0.0, margin  # no_lift(error) falls as the error grows
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (
+            (middle, high) if no_lift(middle) >= rules.decision_probability else (low, middle)
+        )
+    return max(winner, low)

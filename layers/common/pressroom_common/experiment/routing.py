@@ -76,7 +76,8 @@ def build_strategy(
     name: RoutingStrategyName,
     *,
     counts: VariantCountsSource | None = None,
-    warmup_impressions: int = 100,
+    warmup_votes: int = 20,
+    top_two_probability: float = 0.5,
     refresh_s: float = 5.0,
     counts_since: datetime | None = None,
 ) -> RoutingStrategy:
@@ -93,7 +94,8 @@ def build_strategy(
         return ThompsonSampling(
             counts,
             FixedWeights(),
-            warmup_impressions=warmup_impressions,
+            warmup_votes=warmup_votes,
+            top_two_probability=top_two_probability,
             refresh_s=refresh_s,
             since=counts_since,
         )

@@ -60,7 +60,15 @@ class ModelRef(BaseModel):
 
 class Category(BaseModel):
     label: str
-    score: float
+    score: float = Field(description="The classifier's calibrated probability of the label")
+
+
+class ClassifierAnswer(BaseModel):
+    """What the classifier endpoint answers per headline: its most likely category and that
+    category's calibrated probability, with no label when it abstains (below its threshold)."""
+
+    label: str | None
+    score: float = Field(ge=0, le=1)
 
 
 class LatencyMs(BaseModel):
@@ -83,7 +91,17 @@ class GenerateResponse(BaseModel):
     variant: str
     model: ModelRef
     strategy: str
-    category: Category | None
+    category: Category | None = Field(
+        description="The headline's news category and its calibrated probability; null when the "
+        "classifier abstains (not confident enough: `category_confidence` is then below the "
+        "model's threshold) or when no classifier answered (`category_confidence` null too)"
+    )
+    category_confidence: float | None = Field(
+        default=None,
+        description="The classifier's calibrated probability of its most likely category, "
+        "shown or not: equal to `category.score` when a category is shown, below the model's "
+        "threshold when it abstains; null when no classifier answered",
+    )
     latency_ms: LatencyMs
     created_at: datetime
     vote_token: str | None = Field(

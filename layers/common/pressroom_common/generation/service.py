@@ -19,6 +19,7 @@ from pressroom_common.experiment.routing import OVERRIDE_STRATEGY, Assignment, R
 from pressroom_common.feedback.contracts import GenerationRecord
 from pressroom_common.generation.contracts import (
     Category,
+    ClassifierAnswer,
     GenerateRequest,
     GenerateResponse,
     GenerationParameters,
@@ -149,21 +150,32 @@ def generated_text(body: Any, endpoint: str) -> str:
     raise DependencyFailed(f"Endpoint {endpoint} answered without generated_text")
 
 
+@dataclass(frozen=True)
+class Classification:
+    """The classifier's verdict on one headline, as the API and the store carry it."""
+
+    category: Category | None  # None when it abstained or did not answer
+    confidence: float | None  # its calibrated top probability; None when it did not answer
+    latency_ms: float | None  # None when no classifier is configured
+
+
 class Classifier:
-    """Tags a headline with a news category; a failure or a slow answer only loses the tag."""
+    """Tags a headline with a news category; a failure or a slow answer only loses the tag.
+
+    The endpoint abstains (answers no label) when its calibrated confidence is below the
+    threshold packaged with the model: the headline then has no category, but the confidence
+    is kept."""
 
     def __init__(self, runtime: SageMakerRuntime, endpoint_name: str | None, timeout_s: float):
         self._runtime = runtime
         self._endpoint_name = endpoint_name
         self._timeout_s = timeout_s
 
-    def classify(
-        self, text: str, deadline: Deadline, *, inference_id: str
-    ) -> tuple[Category | None, float | None]:
-        """Return the category (None on failure) and the time spent (None when not configured);
-        `inference_id` is the generation id, as for the generator."""
+    def classify(self, text: str, deadline: Deadline, *, inference_id: str) -> Classification:
+        """The category (None on abstention or failure), the confidence (None on failure) and
+        the time spent; `inference_id` is the generation id, as for the generator."""
         if self._endpoint_name is None:
-            return None, None
+            return Classification(None, None, None)
         started = time.perf_counter()
         own_deadline = Deadline(min(self._timeout_s, deadline.remaining()))
         try:
@@ -173,7 +185,7 @@ class Classifier:
                 deadline=own_deadline,
                 inference_id=inference_id,
             )
-            category = Category.model_validate(invocation.body[0])
+            answer = ClassifierAnswer.model_validate(invocation.body[0])
         except (DomainError, LookupError, TypeError, ValueError) as error:
             # pydantic's ValidationError is a ValueError: a malformed answer is a failure too.
             logger.warning(
@@ -181,8 +193,11 @@ class Classifier:
                 extra={"endpoint": self._endpoint_name, "error": str(error)},
             )
             record_metric("ClassifierFailures", 1, MetricUnit.Count)
-            return None, elapsed_ms(started)
-        return category, elapsed_ms(started)
+            return Classification(None, None, elapsed_ms(started))
+        category = (
+            None if answer.label is None else Category(label=answer.label, score=answer.score)
+        )
+        return Classification(category, answer.score, elapsed_ms(started))
 
 
 def headline(prompt: str, text: str) -> str:
@@ -249,9 +264,8 @@ class GenerationService:
             self._record_failure(record, error, elapsed_ms(started))
             raise
         full_headline = headline(request.prompt, generated.text)
-        category, classifier_ms = self._classifier.classify(
-            full_headline, deadline, inference_id=record.id
-        )
+        classification = self._classifier.classify(full_headline, deadline, inference_id=record.id)
+        category, classifier_ms = classification.category, classification.latency_ms
         served = self._router.variant(generated.variant)
         record = record.model_copy(
             update={
@@ -260,8 +274,9 @@ class GenerationService:
                 "model_name": served.model_name,
                 "model_version": served.model_version,
                 "strategy": FALLBACK_STRATEGY if generated.fell_back_from else assignment.strategy,
+                # An abstention is stored as no label with the confidence it fell short with.
                 "category_label": category.label if category else None,
-                "category_score": category.score if category else None,
+                "category_score": classification.confidence,
                 "latency_model_ms": round(generated.latency_ms, 3),
                 "latency_classifier_ms": classifier_ms,
                 "latency_total_ms": elapsed_ms(started),
@@ -277,6 +292,7 @@ class GenerationService:
             model=ModelRef(name=record.model_name, version=record.model_version),
             strategy=record.strategy,
             category=category,
+            category_confidence=classification.confidence,
             latency_ms=LatencyMs(
                 model=record.latency_model_ms,
                 classifier=classifier_ms,

@@ -115,9 +115,11 @@ class GenerateSettings(ApiSettings, StoreSettings, ReaderKeySettings, Experiment
     health_timeout_s: float = Field(default=3.0, gt=0)
 
     # Thompson sampling (ROUTING_STRATEGY=thompson): weights split traffic until every variant
-    # has this many impressions (since `experiment_started_at`); feedback counts are re-read at
-    # most every `refresh_s`.
-    thompson_warmup_impressions: int = Field(default=100, ge=0)
+    # has `warmup_votes` votes (since `experiment_started_at`), then the leader of a posterior
+    # draw serves with `top_two_probability`, its runner-up otherwise (1.0: plain Thompson
+    # sampling); feedback counts are re-read at most every `refresh_s`.
+    thompson_warmup_votes: int = Field(default=20, ge=0)
+    thompson_top_two_probability: float = Field(default=0.5, ge=0, le=1)
     thompson_refresh_s: float = Field(default=5.0, gt=0)
     # Guardrail (any strategy): drain a variant whose error rate or p95 model latency over the
     # sliding window crosses a threshold, for a cool-down; the last healthy variant stays.

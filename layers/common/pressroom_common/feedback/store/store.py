@@ -18,14 +18,13 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from pressroom_common.experiment import statistics
 from pressroom_common.experiment.report import (
-    DECISION_PROBABILITY,
-    MIN_VOTES_PER_VARIANT,
     CredibleInterval,
+    DecisionRules,
     ExperimentVerdict,
     LatencyPercentiles,
     StatsReport,
     VariantStats,
-    decide,
+    judge,
 )
 from pressroom_common.feedback.contracts import GenerationRecord, Vote, VoteRecord
 from pressroom_common.feedback.store.engines import create_store_engine
@@ -428,7 +427,6 @@ def _build_report(
     posteriors = {
         item.variant: statistics.up_rate_posterior(item.up, item.down) for item in aggregates
     }
-    best = statistics.best_arm_probabilities(posteriors)
     variants = [
         VariantStats(
             variant=item.variant,
@@ -454,22 +452,25 @@ def _build_report(
     srm_p_value = statistics.sample_ratio_mismatch_p_value(
         {item.variant: item.weighted_requests for item in aggregates}, weights
     )
-    probability_best = {name: arm.probability_best for name, arm in best.items()}
-    decision, leader = decide(variants, probability_best)
+    rules = DecisionRules()
+    judgement = judge({item.variant: (item.up, item.down) for item in aggregates}, rules)
     return StatsReport(
         since=since,
         generated_at=datetime.now(UTC),
         total_requests=total_requests,
         variants=variants,
         verdict=ExperimentVerdict(
-            probability_best=probability_best,
-            expected_loss={name: arm.expected_loss for name, arm in best.items()},
+            probability_best=judgement.probability_best,
+            expected_loss=judgement.expected_loss,
             sample_ratio_mismatch_p_value=srm_p_value,
             weights=dict(weights),
-            decision=decision,
-            leader=leader,
-            min_votes_per_variant=MIN_VOTES_PER_VARIANT,
-            decision_probability=DECISION_PROBABILITY,
+            probability_no_lift=judgement.probability_no_lift,
+            decision=judgement.decision,
+            leader=judgement.leader,
+            votes_needed=judgement.votes_needed,
+            min_votes_per_variant=rules.min_votes_per_variant,
+            decision_probability=rules.decision_probability,
+            min_lift=rules.min_lift,
         ),
     )
 
