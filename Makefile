@@ -118,7 +118,7 @@ bench-variants: venv ## variant A and challenger B side by side: bits/char, read
 	$(BIN)/python -m benchmarks.variants
 
 bench: bench-retrain
-bench-retrain: venv ## the feedback loop on the full models: round one, retrain, round two (P(best) of the challenger), and the objective against up-votes only
+bench-retrain: venv ## the feedback loop on the full models for two hidden tastes (round one, retrain, round two, round decide), and the objective against its alternatives
 	$(BIN)/python -m benchmarks.retrain
 
 bench: bench-rounds
@@ -130,8 +130,8 @@ bench-stats: venv ## /api/stats on SQLite and PostgreSQL, 1M votes over 500k gen
 	$(BIN)/python -m benchmarks.stats
 
 bench: bench-classifier-seeds
-bench-classifier-seeds: venv ## the classifier recipe with five seeds: how much of its test macro-F1 is the seed
-	$(BIN)/python -m benchmarks.classifier_seeds
+bench-classifier-seeds: venv ## the classifier recipe beside the BBC-only one it replaced, five seeds (SEEDS=3: three): how much of each macro-F1 is the seed
+	$(BIN)/python -m benchmarks.classifier_seeds $(if $(SEEDS),--seeds $(SEEDS))
 
 bench: bench-api
 bench-api: venv ## end-to-end latency through the local stack beside the raw model call

@@ -1,13 +1,13 @@
-"""Do readers' votes train a challenger they prefer? (`make bench-retrain`)
+"""Do readers' votes train a challenger they prefer, without collapsing? (`make bench-retrain`)
 
-One run of the simulated loop on the full models (`local.experiment.loop.close_the_loop`: round
-one through the real API, `retrain`, round two of champion against challenger at a 10% canary
-share), then, on exactly round one's votes, the same retraining twice more: with down-votes
-ignored (`down_vote_weight` 0), the choice the objective was picked against, and with every copy
-of a repeated vote training (`distinct_examples` off), the data the challenger collapsed on
-before the offline gate. Each model's taste is also measured in-process on the same 120 seeded
-prompts at the served defaults, beside its held-out bits/char and the gate's verdict, so the
-choices compare on equal terms.
+For each of two hidden tastes (`TASTES`: short headlines, headlines holding a number), one run of
+the simulated loop on the full models (`local.experiment.loop.close_the_loop`: round one through
+the real API, `retrain`, round two of champion against challenger from a 10% canary share at the
+default routing and decision rules), with what `pressroom round decide` makes of round two.
+Then, on exactly the first taste's round-one votes, the same retraining with the choices the
+default was picked against (`ALTERNATIVES`). Each model's taste and variety are also measured
+in-process on the same 120 seeded prompts at the served defaults, beside its held-out bits/char
+and the offline gate's verdict, so the choices compare on equal terms.
 """
 
 from __future__ import annotations
@@ -26,24 +26,45 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from benchmarks import results
-from local.experiment.loop import CONFIDENT, close_the_loop, write_loop_files
-from local.experiment.simulate import PROMPTS, PrefersShortHeadlines
+from local.experiment.loop import CONFIDENT, LoopResult, close_the_loop, write_loop_files
+from local.experiment.simulate import PROMPTS, HeadlineTaste, PrefersNumbers, PrefersShortHeadlines
 from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT
 from local.registry import DEFAULT_REGISTRY_ROOT
 from models.serving.inference import generate, load_model, parse_request
 from training.artifacts import ensure_artifacts
 from training.feedback.cli import resolve_champion
-from training.feedback.retrain import Champion, retrain, settings_for
+from training.feedback.retrain import Champion, RetrainSettings, retrain, settings_for
 
 READERS, ROUND_READERS, SHARE, SEED = 400, 600, 0.1, 7
+TASTES: tuple[HeadlineTaste, ...] = (PrefersShortHeadlines(), PrefersNumbers())
 TASTE_PROMPTS = 120
 SERVED_MAX_NEW_TOKENS = GenerateRequest.model_fields["max_new_tokens"].default
 OUT = BUILD_DIR / "loop"
+CHOSEN = settings_for("full")
+ALTERNATIVES: dict[str, RetrainSettings] = {
+    "with a KL anchor to the champion x 1": CHOSEN.model_copy(update={"anchor_weight": 1.0}),
+    "likelihood of up-votes only": CHOSEN.model_copy(update={"down_vote_weight": 0.0}),
+    "every copy of a vote (before the gate)": CHOSEN.model_copy(
+        update={"distinct_examples": False}
+    ),
+}
 
 
-def taste_of(model_dir: Path, taste: PrefersShortHeadlines) -> dict[str, float]:
-    """Short share, words and expected up-rate of `TASTE_PROMPTS` headlines at the served
-    defaults, one seed each (the same prompts and seeds for every model)."""
+def objective(settings: RetrainSettings) -> str:
+    words = [
+        f"likelihood + unlikelihood x {settings.down_vote_weight:g}"
+        if settings.down_vote_weight
+        else "likelihood of up-votes"
+    ]
+    if settings.anchor_weight:
+        words.append(f"KL anchor x {settings.anchor_weight:g}")
+    words.append("each distinct vote once" if settings.distinct_examples else "every copy")
+    return ", ".join(words)
+
+
+def taste_of(model_dir: Path, taste: HeadlineTaste) -> dict[str, float]:
+    """Liked share, words, expected up-rate and distinct share of `TASTE_PROMPTS` headlines at
+    the served defaults, one seed each (the same prompts and seeds for every model)."""
     model = load_model(model_dir)
     prompts = random.Random(SEED).choices(PROMPTS, k=TASTE_PROMPTS)  # noqa: S311 - not crypto
     headlines = []
@@ -53,47 +74,43 @@ def taste_of(model_dir: Path, taste: PrefersShortHeadlines) -> dict[str, float]:
         [headline] = generate(model, [prompt], parameters)
         headlines.append(headline)
     return {
-        "short": fmean(taste.is_short(headline) for headline in headlines),
+        "liked": fmean(taste.likes(headline) for headline in headlines),
         "words": fmean(len(headline.split()) for headline in headlines),
         "up_rate": fmean(taste({"headline": headline}) for headline in headlines),
+        "distinct": len(set(headlines)) / len(headlines),
     }
 
 
 def main() -> None:
     console = Console()
     ensure_artifacts("full", root=DEFAULT_MODELS_ROOT, console=Console(stderr=True))
-    taste = PrefersShortHeadlines()
-    started = time.monotonic()
-    loop = close_the_loop(
-        "full",
-        OUT / "feedback.db",
-        readers=READERS,
-        round_readers=ROUND_READERS,
-        share=SHARE,
-        seed=SEED,
-        taste=taste,
-        models_root=DEFAULT_MODELS_ROOT,
-        registry_root=DEFAULT_REGISTRY_ROOT,
-        console=console,
-    )
-    loop_s = time.monotonic() - started
-    write_loop_files(loop, OUT)
+    loops: list[tuple[LoopResult, float]] = []
+    for taste in TASTES:
+        started = time.monotonic()
+        loop = close_the_loop(
+            "full",
+            OUT / taste.name / "feedback.db",
+            readers=READERS,
+            round_readers=ROUND_READERS,
+            share=SHARE,
+            seed=SEED,
+            taste=taste,
+            models_root=DEFAULT_MODELS_ROOT,
+            registry_root=DEFAULT_REGISTRY_ROOT,
+            console=console,
+        )
+        loops.append((loop, time.monotonic() - started))
+        write_loop_files(loop, OUT / taste.name)
+    first, _ = loops[0]
     champion = Champion(resolve_champion(None, "full", DEFAULT_MODELS_ROOT, DEFAULT_REGISTRY_ROOT))
-    round_one = open_store(f"sqlite:///{OUT / 'feedback.db'}").voted_generations()[:READERS]
-    chosen = settings_for("full")
-    alternatives = {
-        # The objective's alternative, and the data's: every copy of a repeated vote trains.
-        "likelihood of up-votes only": chosen.model_copy(update={"down_vote_weight": 0.0}),
-        "every copy of a vote (before the gate)": chosen.model_copy(
-            update={"distinct_examples": False}
-        ),
-    }
+    database = OUT / first.taste.name / "feedback.db"
+    round_one = open_store(f"sqlite:///{database}").voted_generations()[:READERS]
     with tempfile.TemporaryDirectory() as scratch:
         trained = {
             label: retrain(
                 round_one, champion, Path(scratch) / str(index), console=console, settings=settings
             )
-            for index, (label, settings) in enumerate(alternatives.items())
+            for index, (label, settings) in enumerate(ALTERNATIVES.items())
         }
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the served setting; also keeps the measures alike
@@ -101,88 +118,117 @@ def main() -> None:
             (
                 "champion (no retraining)",
                 champion.manifest,
-                taste_of(champion.directory / "model", taste),
+                taste_of(champion.directory / "model", first.taste),
             ),
             (
-                "likelihood + unlikelihood x 0.5, each distinct vote once (chosen)",
-                loop.challenger.manifest,
-                taste_of(loop.challenger.model_dir, taste),
+                f"{objective(CHOSEN)} (chosen)",
+                first.challenger.manifest,
+                taste_of(first.challenger.model_dir, first.taste),
             ),
             *(
-                (label, trained[label], taste_of(Path(scratch) / str(index) / "model", taste))
-                for index, label in enumerate(alternatives)
+                (label, trained[label], taste_of(Path(scratch) / str(index) / "model", first.taste))
+                for index, label in enumerate(ALTERNATIVES)
             ),
         ]
         torch.set_num_threads(threads)
-    body = section(loop.to_json(), rows, loop_s, taste)
+    body = section(loops, champion.manifest, rows)
     console.print(Markdown(body))
     console.print(f"wrote {results.write_section('retrain', body)}")
 
 
-def section(
-    loop: dict[str, Any],
-    rows: list[tuple[str, dict[str, Any], dict[str, float]]],
-    loop_s: float,
-    taste: PrefersShortHeadlines,
-) -> str:
-    confident_at = loop["challenger_confident_at"]
-    learned = loop["challenger"]["learned_from"]
+def loop_lines(loop: LoopResult, seconds: float, champion: dict[str, Any]) -> list[str]:
+    figures = loop.to_json()
+    confident_at = figures["challenger_confident_at"]
+    learned = figures["challenger"]["learned_from"]
+    drift = (
+        loop.challenger.manifest["metrics"]["test_bits_per_char"]
+        - champion["metrics"]["test_bits_per_char"]
+    )
     lines = [
-        "## Retraining on votes (`make bench-retrain` → `python -m benchmarks.retrain`)",
+        f"### Readers who like {loop.taste.description}",
         "",
-        f"Synthetic readers vote up {taste.up_if_short:.0%} of headlines of at most "
-        f"{taste.max_words} words and {taste.up_otherwise:.0%} of the rest; no model is told. "
-        f"Round one: {READERS} readers through the real API (fixed weights, as the stack runs "
-        f"today); `retrain` on their {learned['examples']} votes ({learned['up']} up, "
-        f"{learned['down']} down); round two: {ROUND_READERS} readers, champion on A against "
-        f"challenger `{loop['challenger']['version']}` on B from a {SHARE:.0%} canary share, "
-        f"Thompson sampling on the round's own votes. Full profile, seed {SEED}, one run of "
-        f"{loop_s / 60:.1f} min (`build/loop/loop.json`, chart `build/loop/loop.png`).",
+        f"They vote up {loop.taste.up_if_liked:.0%} of those and {loop.taste.up_otherwise:.0%} of "
+        f"the rest. `retrain` on round one's {learned['examples']} votes ({learned['up']} up, "
+        f"{learned['down']} down) gave challenger `{figures['challenger']['version']}` "
+        f"(held-out bits/char drift {drift:+.4f}); one run of {seconds / 60:.1f} min "
+        f"(`build/loop/{loop.taste.name}/loop.json`, chart `loop.png` beside it).",
         "",
         "**Result: "
         + (
-            f"the challenger reached P(best) >= {CONFIDENT} after {confident_at} readers "
-            f"(votes) of round two, {loop['challenger_answers_at_confidence']} of them its own "
-            "at the canary share.**"
+            f"the challenger reached P(best) >= {CONFIDENT} after {confident_at} readers of round "
+            f"two, {figures['challenger_answers_at_confidence']} of them its own.**"
             if confident_at
             else f"the challenger stayed below P(best) {CONFIDENT} for {ROUND_READERS} readers.**"
-        ),
+        )
+        + f" `pressroom round decide` on round two: {figures['round_decision']}.",
         "",
-        f"`pressroom round decide` on round two: {loop['round_decision']}.",
-        "",
-        "| round | variant | model | answers | true up-rate | short | mean words | distinct |",
+        "| round | variant | model | answers | true up-rate | liked | mean words | distinct |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for round_name in ("first_round", "second_round"):
-        for variant, figures in sorted(loop[round_name].items()):
+        for variant, row in sorted(figures[round_name].items()):
             lines.append(
-                f"| {round_name.split('_')[0]} | {variant} | {figures['model']} | "
-                f"{figures['answers']} | {figures['true_up_rate']:.3f} | "
-                f"{figures['short_share']:.0%} | {figures['mean_words']:.1f} | "
-                f"{figures['distinct_share']:.0%} |"
+                f"| {round_name.split('_')[0]} | {variant} | {row['model']} | {row['answers']} "
+                f"| {row['true_up_rate']:.3f} | {row['liked_share']:.0%} | "
+                f"{row['mean_words']:.1f} | {row['distinct_share']:.0%} |"
             )
     lines += [
         "",
-        "Round two, every 50 readers (P(best) from the API's `/api/stats`, which counts the "
-        "round alone; share: the challenger's part of the last 50 answers):",
+        "| readers of round two | "
+        + " | ".join(
+            str(checkpoint["requests"])
+            for checkpoint in figures["second_round_checkpoints"]
+            if checkpoint["requests"] % 100 == 0
+        )
+        + " |",
+        "|---|" + "---:|" * (ROUND_READERS // 100),
+        "| P(challenger best) | "
+        + " | ".join(
+            f"{checkpoint['probability_best'].get('B', 0):.3f}"
+            for checkpoint in figures["second_round_checkpoints"]
+            if checkpoint["requests"] % 100 == 0
+        )
+        + " |",
+        "| challenger's share of the last 50 | "
+        + " | ".join(
+            f"{checkpoint['challenger_share_in_window']:.0%}"
+            for checkpoint in figures["second_round_checkpoints"]
+            if checkpoint["requests"] % 100 == 0
+        )
+        + " |",
         "",
-        "| readers | P(challenger best) | challenger's share |",
-        "|---:|---:|---:|",
     ]
-    for checkpoint in loop["second_round_checkpoints"]:
-        if checkpoint["requests"] % 50 == 0:
-            lines.append(
-                f"| {checkpoint['requests']} | {checkpoint['probability_best'].get('B', 0):.3f} "
-                f"| {checkpoint['challenger_share_in_window']:.0%} |"
-            )
+    return lines
+
+
+def section(
+    loops: list[tuple[LoopResult, float]],
+    champion: dict[str, Any],
+    rows: list[tuple[str, dict[str, Any], dict[str, float]]],
+) -> str:
+    first, _ = loops[0]
+    lines = [
+        "## Retraining on votes (`make bench-retrain` → `python -m benchmarks.retrain`)",
+        "",
+        f"Round one: {READERS} readers through the real API (fixed weights, as the stack runs "
+        f"today); round two: {ROUND_READERS} readers, champion on A against the challenger on B "
+        f"from a {SHARE:.0%} canary share at the default routing and decision rules. Full "
+        f"profile, seed {SEED}; the challenger's objective: {objective(CHOSEN)}. 'distinct': the "
+        "share of a variant's answers no earlier one repeated word for word.",
+        "",
+    ]
+    for loop, seconds in loops:
+        lines += loop_lines(loop, seconds, champion)
+    learned = first.challenger.manifest["training"]["votes"]
     lines += [
+        f"### The objective, on the first taste's same {learned['examples']} votes",
         "",
-        f"The objective, on round one's same {learned['examples']} votes (taste measured "
-        f"in-process: {TASTE_PROMPTS} seeded headlines at the served defaults, one thread):",
+        f"Taste and variety measured in-process: {TASTE_PROMPTS} seeded headlines at the served "
+        "defaults, one thread.",
         "",
-        "| model | held-out bits/char | short | mean words | expected up-rate | steps (best) "
-        "| distinct answers to a voted prompt | offline gate |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| model | held-out bits/char | liked | mean words | expected up-rate | distinct "
+        "| steps (best) | distinct answers to a voted prompt | offline gate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for label, manifest, measured in rows:
         training = manifest["training"]
@@ -197,9 +243,9 @@ def section(
             )
         )
         lines.append(
-            f"| {label} | {manifest['metrics']['test_bits_per_char']} | {measured['short']:.0%} "
-            f"| {measured['words']:.2f} | {measured['up_rate']:.3f} | {steps} | {distinct} "
-            f"| {verdict} |"
+            f"| {label} | {manifest['metrics']['test_bits_per_char']} | {measured['liked']:.0%} "
+            f"| {measured['words']:.2f} | {measured['up_rate']:.3f} | {measured['distinct']:.0%} "
+            f"| {steps} | {distinct} | {verdict} |"
         )
     lines.append("")
     return "\n".join(lines)

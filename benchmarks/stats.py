@@ -1,10 +1,11 @@
 """Benchmark `GET /api/stats` on SQLite and PostgreSQL: 1,000,000 votes over 500,000 generations.
 
 Loads the same synthetic data into a SQLite file and a throwaway PostgreSQL (like the tests):
-raw rows in bulk (executemany, COPY), then the hourly rollup by `rollup.rebuild`, the backfill
-the 0002 migration runs. Then times `FeedbackStore.stats` (the whole computation behind the
-route: the rollup read, the exact-percentile read, then the Beta quantiles, P(best) /
-expected-loss integrals and chi-square test in Python), all time and since 7 days ago, against
+raw rows in bulk (executemany, COPY), then the hourly rollups by `rollup.rebuild`, the
+backfills the 0002 and 0004 migrations run. Then times `FeedbackStore.stats` (the whole
+computation behind the route: the rollup read, the exact-percentile read, the category rollup
+read, then the Beta quantiles, P(best) / expected-loss integrals and chi-square test in Python,
+and the verdict again for each of six categories), all time and since 7 days ago, against
 a baseline that loads the window's rows and aggregates them in Python; the baseline's counts
 and percentiles must equal the store's exactly. Prints a table and writes it to BENCHMARKS.md
 between this benchmark's markers. Goal: p50 < 100 ms on both databases.
@@ -55,8 +56,11 @@ WEEK_AGO = NOW - timedelta(days=7)
 DATABASES = ("SQLite", "PostgreSQL")
 GENERATION_COLUMNS = (
     "id, created_at, user_hash, prompt, text, variant, model_name, model_version, strategy,"
-    " parameters, latency_model_ms, latency_total_ms, error_code"
+    " parameters, latency_model_ms, latency_total_ms, error_code, category_label"
 )
+# The classifier's five labels, and None (it abstained) for about a sixth of the headlines:
+# the verdict by category judges six categories.
+CATEGORIES = ("business", "entertainment", "politics", "sport", "tech", None)
 VOTE_COLUMNS = (
     "generation_id, user_hash, vote, created_at, updated_at, variant, generation_created_at"
 )
@@ -70,8 +74,8 @@ Row = TypeVar("Row")
 
 @dataclass(frozen=True)
 class Synthetic:
-    """Generations over 30 days (A liked more than B and slower, 2% errors) and their votes;
-    the same rows, in the same order, for every database."""
+    """Generations over 30 days (A liked more than B and slower, 2% errors, six categories) and
+    their votes; the same rows, in the same order, for every database."""
 
     generation_count: int
     vote_count: int
@@ -87,9 +91,11 @@ class Synthetic:
 
     def generation_rows(self) -> Iterator[tuple[Any, ...]]:
         rng = random.Random(7)  # noqa: S311
+        categories = random.Random(9)  # noqa: S311 - its own stream: the rest stays as it was
         parameters = json.dumps({"temperature": 0.8, "max_new_tokens": 24})
         for index, (variant, created) in enumerate(zip(*self._variants_and_times(), strict=True)):
             failed = rng.random() < 0.02
+            category = None if failed else categories.choice(CATEGORIES)
             latency = rng.lognormvariate(math.log(120 if variant == "A" else 60), 0.4)
             yield (
                 f"g{index:08d}",
@@ -105,6 +111,7 @@ class Synthetic:
                 latency * 0.8,
                 latency,
                 "model_error" if failed else None,
+                category,
             )
 
     def vote_rows(self) -> Iterator[tuple[Any, ...]]:
@@ -376,8 +383,10 @@ def write_section(title: str, table: list[str], load_s: float, load_average: flo
             "shared_buffers = 1GB, one client.",
             "Each timing is the whole `FeedbackStore.stats` call: one read of the hourly rollup "
             "(full hours from the rollup, the partial hour since `since` from raw rows), one "
-            "indexed read of the exact latencies at the p50/p95 ranks, then the credible "
-            "intervals, P(best)/expected loss and the chi-square SRM test in Python. Counts "
+            "indexed read of the exact latencies at the p50/p95 ranks, one read of the category "
+            "rollup, then the credible intervals, P(best)/expected loss and the chi-square SRM "
+            "test in Python, and the verdict (`judge`) for each of the six categories "
+            "(`by_category`: five labels and the uncategorised). Counts "
             "and percentiles are exact: `exact` says the store's answer equals the baseline's "
             "(every row of the window loaded, percentiles by "
             "`pressroom_common.experiment.statistics.percentile`) to the last bit. "

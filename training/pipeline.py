@@ -57,19 +57,26 @@ class TrainedModel:
 
 
 def select_data(definition: ModelDefinition, corpus: Corpus) -> DataSplits:
-    """The model's sources; the classifier learns from labelled headlines only."""
+    """The model's sources; the classifier learns from labelled headlines only, and with
+    `data.publisher_sections` from other publishers' too (`other_publishers`): their train
+    split, repeated as the definition says, joins train and their validation split joins
+    validation. The test split stays the sources' own (BBC's for the classifier)."""
     labelled = definition.kind == "classifier"
     sources = set(definition.data.sources)
+    spec = definition.data
 
     def pick(split: corpus_data.Split, limit: int | None) -> list[Headline]:
         chosen = [h for h in corpus.select(split, labelled=labelled) if h.source in sources]
         return chosen[:limit] if limit is not None else chosen
 
-    return DataSplits(
-        train=pick("train", definition.data.train_limit),
-        validation=pick("validation", definition.data.validation_limit),
-        test=pick("test", definition.data.test_limit),
-    )
+    train, validation = pick("train", spec.train_limit), pick("validation", spec.validation_limit)
+    if spec.publisher_sections:
+        publishers = other_publishers(definition)
+        train += (
+            corpus_data.training_publishers(publishers, "train") * spec.publisher_sections_repeat
+        )
+        validation += corpus_data.training_publishers(publishers, "validation")
+    return DataSplits(train=train, validation=validation, test=pick("test", spec.test_limit))
 
 
 def build_key(
@@ -148,6 +155,8 @@ def train_model(
         **asdict(summary),
         "train_headlines": len(splits.train),
         "validation_headlines": len(splits.validation),
+        "train_by_source": corpus_data.counts_by_source(splits.train),
+        "validation_by_source": corpus_data.counts_by_source(splits.validation),
         "data_fingerprint": splits.fingerprint,
         "build_key": build_key(definition, splits),
     }
@@ -219,10 +228,21 @@ def load_checkpoint(definition: ModelDefinition, directory: Path) -> TrainedMode
 
 def other_publishers(definition: ModelDefinition) -> list[Headline]:
     """The classifier's second labelled set: headlines of other publishers, labelled by their
-    URL section (`section_labelled_headlines`), cut as the profile cuts the test split."""
+    URL section (`section_labelled_headlines`); each split of it, and the held-out publishers'
+    headlines, cut as the profile cuts the splits of the same name (held-out ones as test)."""
     if definition.kind != "classifier":
         return []
-    return corpus_data.section_labelled_headlines()[: definition.data.test_limit]
+    labelled = corpus_data.section_labelled_headlines()
+    spec = definition.data
+    limits = {"train": spec.train_limit, "validation": spec.validation_limit}
+    chosen = [
+        *(
+            corpus_data.training_publishers(labelled, split)[: limits.get(split, spec.test_limit)]
+            for split in corpus_data.SPLITS
+        ),
+        corpus_data.held_out_publishers(labelled)[: spec.test_limit],
+    ]
+    return [h for subset in chosen for h in subset]
 
 
 def evaluate_model(

@@ -252,8 +252,14 @@ def simulate_retrain(
     share: Annotated[
         float, typer.Option(min=0.01, max=0.5, help="The challenger's canary share in round two.")
     ] = 0.1,
+    taste_name: Annotated[
+        str,
+        typer.Option(
+            "--taste", help="The readers' hidden taste: short (headlines) or numbers (in them)."
+        ),
+    ] = "short",
     max_words: Annotated[
-        int, typer.Option(min=1, help="The readers' taste: headlines of at most this many words.")
+        int, typer.Option(min=1, help="--taste short: headlines of at most this many words.")
     ] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the readers' prompts and votes.")] = 7,
     out: Annotated[
@@ -264,15 +270,21 @@ def simulate_retrain(
     """Readers with a hidden taste vote; `retrain` learns from them; does the challenger win?"""
     from local.experiment.loop import close_the_loop, write_loop_files
     from local.experiment.rounds import RoundRefused
-    from local.experiment.simulate import PrefersShortHeadlines, SimulationError
+    from local.experiment.simulate import TASTES, PrefersShortHeadlines, SimulationError
     from local.paths import DEFAULT_MODELS_ROOT
     from local.registry import DEFAULT_REGISTRY_ROOT
     from training.artifacts import ensure_artifacts
     from training.feedback import RetrainRefused
 
+    if taste_name not in TASTES:
+        raise typer.BadParameter(f"choose one of {', '.join(TASTES)}", param_hint="--taste")
+    taste = (
+        PrefersShortHeadlines(max_words=max_words)
+        if taste_name == PrefersShortHeadlines.name
+        else TASTES[taste_name]()
+    )
     console = Console()
     ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=Console(stderr=True))
-    taste = PrefersShortHeadlines(max_words=max_words)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Synthetic readers", total=readers + round_readers)
         try:
@@ -294,10 +306,8 @@ def simulate_retrain(
             # RoundRefused: the offline gate rejected the challenger, so round two cannot start.
             console.print(f"[red]Simulation stopped:[/] {error}")
             raise typer.Exit(1) from None
-    table = Table(
-        title=f"Readers like headlines of at most {max_words} words", title_justify="left"
-    )
-    columns = ("round", "variant", "model", "answers", "true up-rate", "short", "words", "distinct")
+    table = Table(title=f"Readers like {taste.description}", title_justify="left")
+    columns = ("round", "variant", "model", "answers", "true up-rate", "liked", "words", "distinct")
     for column in columns:
         table.add_column(column, justify="right")
     for round_name in ("first", "second"):
@@ -308,7 +318,7 @@ def simulate_retrain(
                 figures.model,
                 str(figures.answers),
                 f"{figures.true_up_rate:.3f}",
-                f"{figures.short_share:.0%}",
+                f"{figures.liked_share:.0%}",
                 f"{figures.mean_words:.1f}",
                 f"{figures.distinct_share:.0%}",
             )

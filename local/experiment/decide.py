@@ -218,10 +218,12 @@ def _why_waiting(report: StatsReport) -> str:
 
 def parse_stats(payload: Any) -> StatsReport:
     """The `/api/stats` body as a `StatsReport`; an API from before the futility rule (no
-    `no_lift`, `votes_needed`) reads as one without it."""
+    `no_lift`, `votes_needed`) reads as one without it, and one from before the verdict by
+    category as one with no categories."""
     if isinstance(payload, dict) and isinstance(payload.get("verdict"), dict):
         verdict = payload["verdict"]
         payload = {
+            "by_category": [],
             **payload,
             "verdict": {
                 "probability_no_lift": None,

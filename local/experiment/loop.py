@@ -1,7 +1,8 @@
 """The feedback loop, simulated end to end: do readers' votes train a challenger they prefer?
 
 1. Round one: the stack as it runs today. Synthetic readers with a taste no model is told
-   (`PrefersShortHeadlines`) ask for headlines and vote through the real API.
+   (a `HeadlineTaste`, such as `PrefersShortHeadlines`) ask for headlines and vote through the
+   real API.
 2. `pressroom retrain` learns from those votes and registers a challenger.
 3. Round two: the challenger is promoted into variant B at a canary share, Thompson sampling
    routes, and readers of the same taste vote. The API's own `/api/stats` (which counts the
@@ -25,7 +26,7 @@ from rich.console import Console
 from local.devstack.stack import LocalStack
 from local.experiment.decide import decide, fetch_stats, guardrail_thresholds
 from local.experiment.rounds import Round, round_parameters
-from local.experiment.simulate import PrefersShortHeadlines, SimulationResult, simulate
+from local.experiment.simulate import HeadlineTaste, SimulationResult, simulate
 from local.registry import RegisteredModel
 from training.feedback.cli import run_retrain
 
@@ -40,14 +41,14 @@ class TasteFigures:
     model: str
     answers: int
     true_up_rate: float  # mean up-probability of what it served
-    short_share: float
+    liked_share: float  # share of its answers the taste likes
     mean_words: float
     distinct_share: float  # share of its answers no earlier answer repeated word for word
 
 
 @dataclass(frozen=True)
 class LoopResult:
-    taste: PrefersShortHeadlines
+    taste: HeadlineTaste
     first_round: SimulationResult
     challenger: RegisteredModel
     second_round: SimulationResult
@@ -78,7 +79,7 @@ class LoopResult:
                 model=model,
                 answers=len(served),
                 true_up_rate=fmean(probability for probability, _ in served),
-                short_share=fmean(self.taste.is_short(headline) for _, headline in served),
+                liked_share=fmean(self.taste.likes(headline) for _, headline in served),
                 mean_words=fmean(len(headline.split()) for _, headline in served),
                 distinct_share=len({headline for _, headline in served}) / len(served),
             )
@@ -87,11 +88,7 @@ class LoopResult:
     def to_json(self) -> dict[str, Any]:
         confident_at = self.challenger_confident_at()
         return {
-            "taste": {
-                "max_words": self.taste.max_words,
-                "up_if_short": self.taste.up_if_short,
-                "up_otherwise": self.taste.up_otherwise,
-            },
+            "taste": self.taste.to_json(),
             "challenger": {
                 "version": self.challenger.version,
                 "status": self.challenger.status,
@@ -133,7 +130,7 @@ def close_the_loop(
     round_readers: int,
     share: float,
     seed: int,
-    taste: PrefersShortHeadlines,
+    taste: HeadlineTaste,
     models_root: Path,
     registry_root: Path,
     console: Console,
@@ -196,7 +193,7 @@ def close_the_loop(
 
 def _readers(
     stack: LocalStack,
-    taste: PrefersShortHeadlines,
+    taste: HeadlineTaste,
     readers: int,
     seed: int,
     checkpoint_every: int,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from pressroom_common.experiment.report import CategoryStats
 from pressroom_common.feedback.store import FeedbackStore, StatsReport, TrafficBucket
 from rich.console import Console
 from rich.table import Table
@@ -196,8 +197,75 @@ def table_rows(report: ExperimentReport) -> list[tuple[str, ...]]:
     ]
 
 
+def category_columns(report: ExperimentReport) -> list[str]:
+    """The by-category table's columns: votes (up-rate) and P(best) per variant, the decision."""
+    names = [item.variant for item in report.stats.variants]
+    return [
+        "category",
+        *(f"{name} votes (up-rate)" for name in names),
+        *(f"P(best) {name}" for name in names),
+        "decision",
+    ]
+
+
+def category_rows(report: ExperimentReport) -> list[tuple[str, ...]]:
+    """One row of `category_columns` per category of `/api/stats`'s `by_category`."""
+    names = [item.variant for item in report.stats.variants]
+    rows = []
+    for item in report.stats.by_category:
+        counts = {row.variant: row for row in item.variants}
+        votes = []
+        for name in names:
+            row = counts.get(name)
+            if row is None or row.up_rate is None:
+                votes.append("0")
+            else:
+                votes.append(f"{row.up + row.down} ({row.up_rate:.3f})")
+        probability = [
+            f"{item.verdict.probability_best[name]:.3f}"
+            if name in item.verdict.probability_best
+            else "-"
+            for name in names
+        ]
+        rows.append((item.category, *votes, *probability, category_decision(item)))
+    return rows
+
+
+def category_decision(item: CategoryStats) -> str:
+    """A category's decision in a few words; `≠ overall` marks a winner the overall verdict
+    does not have."""
+    decided = item.verdict
+    match decided.decision:
+        case "winner":
+            turned = " (≠ overall)" if item.disagrees_with_overall else ""
+            return f"{decided.leader} wins{turned}"
+        case "too_close":
+            return f"too close ({decided.leader} leads)"
+        case "no_lift":
+            return "no lift"
+        case "too_few_votes":
+            return "too few votes"
+        case "one_variant":
+            return "one variant"
+
+
+def disagreement_lines(report: ExperimentReport) -> list[str]:
+    """One sentence per category whose winner is not the overall leader."""
+    overall = report.label(report.stats.verdict.leader or "")
+    lines = []
+    for item in report.stats.by_category:
+        winner = item.verdict.leader
+        if item.disagrees_with_overall and winner is not None:
+            lines.append(
+                f"In {item.category}, {report.label(winner)} wins (P(best) "
+                f"{item.verdict.probability_best[winner]:.3f}) although {overall} leads overall."
+            )
+    return lines
+
+
 def summary_lines(report: ExperimentReport) -> list[str]:
-    """The sentences under the table: the leaders' difference and the SRM check."""
+    """The sentences under the table: the leaders' difference, the SRM check, and any category
+    whose winner is not the overall leader."""
     lines = []
     if report.difference is not None:
         diff = report.difference
@@ -206,6 +274,7 @@ def summary_lines(report: ExperimentReport) -> list[str]:
             f"{diff.estimate:+.3f} (95% interval {diff.low:+.3f} to {diff.high:+.3f})."
         )
     lines.append(srm_line(report.stats))
+    lines.extend(disagreement_lines(report))
     return lines
 
 
@@ -216,6 +285,15 @@ def print_report(report: ExperimentReport, console: Console) -> None:
     for row in table_rows(report):
         table.add_row(*row)
     console.print(table)
+    if report.stats.by_category:
+        by_category = Table(
+            title="By category (the same rule on each category's votes)", title_justify="left"
+        )
+        for column in category_columns(report):
+            by_category.add_column(column, justify="left" if column == "category" else "right")
+        for row in category_rows(report):
+            by_category.add_row(*row)
+        console.print(by_category)
     for line in summary_lines(report):
         console.print(line)
     console.print(f"[bold]Verdict:[/] {report.verdict}")

@@ -2,11 +2,11 @@
 
 Each reader is a new user id (so sticky routing spreads them by the weights) who asks for a
 headline and votes up with the probability its `Taste` gives the answer: a fixed up-rate per
-variant (`rates_taste`), or a rule on the headline itself that no model is told
-(`PrefersShortHeadlines`). Every `checkpoint_every` requests the simulation reads
-`GET /api/stats`, so the P(best) trajectory is the API's own verdict. Whether the strategy
-"found" the better variant is judged against the truth: the mean up-probability of what each
-variant actually served.
+variant (`rates_taste`), or a rule on the headline itself that no model is told (a
+`HeadlineTaste`: `PrefersShortHeadlines`, `PrefersNumbers`). Every `checkpoint_every` requests
+the simulation reads `GET /api/stats`, so the P(best) trajectory is the API's own verdict.
+Whether the strategy "found" the better variant is judged against the truth: the mean
+up-probability of what each variant actually served.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from statistics import fmean
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -61,19 +61,69 @@ def rates_taste(true_rates: Mapping[str, float]) -> Taste:
 
 
 @dataclass(frozen=True)
-class PrefersShortHeadlines:
-    """Readers who like short headlines: up with `up_if_short` when the whole headline has at
-    most `max_words` words, else with `up_otherwise`. No model is told the rule."""
+class HeadlineTaste:
+    """Readers who vote up with `up_if_liked` a headline that `likes` accepts, else with
+    `up_otherwise`. No model is told the rule."""
 
-    max_words: int = 6
-    up_if_short: float = 0.8
+    up_if_liked: float = 0.8
     up_otherwise: float = 0.2
 
-    def is_short(self, headline: str) -> bool:
-        return len(headline.split()) <= self.max_words
+    name: ClassVar[str]
+
+    def likes(self, headline: str) -> bool:
+        raise NotImplementedError
+
+    @property
+    def description(self) -> str:
+        """What the readers like, in words ('headlines of at most 6 words')."""
+        raise NotImplementedError
 
     def __call__(self, generation: Mapping[str, Any]) -> float:
-        return self.up_if_short if self.is_short(generation["headline"]) else self.up_otherwise
+        return self.up_if_liked if self.likes(generation["headline"]) else self.up_otherwise
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "likes": self.description, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class PrefersShortHeadlines(HeadlineTaste):
+    max_words: int = 6
+    name: ClassVar[str] = "short"
+
+    def likes(self, headline: str) -> bool:
+        return len(headline.split()) <= self.max_words
+
+    @property
+    def description(self) -> str:
+        return f"headlines of at most {self.max_words} words"
+
+
+@dataclass(frozen=True)
+class PrefersNumbers(HeadlineTaste):
+    """Readers who like a headline holding a number ('3', '1.5bn', 'ten')."""
+
+    name: ClassVar[str] = "numbers"
+
+    def likes(self, headline: str) -> bool:
+        return any(character.isdigit() for character in headline) or not NUMBER_WORDS.isdisjoint(
+            word.strip(".,:;!?'\"").lower() for word in headline.split()
+        )
+
+    @property
+    def description(self) -> str:
+        return "headlines holding a number"
+
+
+NUMBER_WORDS = frozenset(
+    {
+        *("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+        *("eleven", "twelve", "twenty", "thirty", "forty", "fifty", "hundred", "hundreds"),
+        *("thousand", "thousands", "million", "millions", "billion", "billions"),
+    }
+)
+TASTES: dict[str, type[HeadlineTaste]] = {
+    taste.name: taste for taste in (PrefersShortHeadlines, PrefersNumbers)
+}
 
 
 @dataclass(frozen=True)

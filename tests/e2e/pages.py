@@ -126,6 +126,13 @@ class DashboardPage:
     def row(self, variant: str) -> Locator:
         return self.page.locator(f'#stats-table tbody tr[data-variant="{variant}"]')
 
+    def category_cells(self, category: str) -> dict[str, str]:
+        """The by-category table's row for `category`: column heading -> cell text."""
+        table = self.page.locator("#category-table")
+        headings = table.locator("thead th").all_text_contents()
+        row = table.locator(f'tbody tr[data-category="{category}"]')
+        return dict(zip(headings, row.locator("th, td").all_text_contents(), strict=True))
+
     def counts(self, variant: str) -> VoteCounts:
         """The up and down votes the table shows for a variant (0/0 when it has no row)."""
         row = self.row(variant)

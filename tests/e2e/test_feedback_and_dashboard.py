@@ -15,10 +15,12 @@ from pressroom_common.experiment.report import (
     DECISION_PROBABILITY,
     MIN_LIFT,
     MIN_VOTES_PER_VARIANT,
+    UNCATEGORISED,
     CredibleInterval,
     LatencyPercentiles,
     VariantStats,
     judge,
+    judge_categories,
 )
 from pressroom_common.feedback.store import ExperimentVerdict, StatsReport
 from pressroom_common.platform.errors import DependencyUnavailable
@@ -163,6 +165,14 @@ def test_the_dashboard_shows_every_number_as_text_and_draws_the_charts(
         for row in page.locator("#votes-table tbody tr").all()
     ]
     assert sum(slot_counts) == int(up)
+    # By category: a row per category /api/stats has, with its votes and its decision
+    categories = {item["category"]: item for item in report["by_category"]}
+    expect(page.locator("#category-table tbody tr")).to_have_count(len(categories))
+    for name, item in categories.items():
+        cells = dashboard.category_cells(name)
+        for counts in item["variants"]:
+            votes = cells[f"{counts['variant']} votes"]
+            assert int(votes) == counts["up"] + counts["down"], name
     save_screenshot(page, "dashboard")
 
     page.set_viewport_size(PHONE_VIEWPORT)
@@ -190,6 +200,7 @@ def test_the_dashboard_says_so_when_there_is_no_data(page: Page, local_stack: An
             decision_probability=0.95,
             min_lift=0.07,
         ),
+        by_category=[],
     ).model_dump_json()
     page.route("**/api/stats**", answer_json(HTTPStatus.OK, empty))
     DashboardPage(page, local_stack.url).open()
@@ -199,8 +210,12 @@ def test_the_dashboard_says_so_when_there_is_no_data(page: Page, local_stack: An
     save_screenshot(page, "dashboard-empty")
 
 
-def round_report(votes: dict[str, tuple[int, int]]) -> str:
-    """/api/stats for `votes` (variant -> up, down), judged by the API's own rule."""
+def round_report(
+    votes: dict[str, tuple[int, int]],
+    categories: dict[str, dict[str, tuple[int, int, int]]] | None = None,
+) -> str:
+    """/api/stats for `votes` (variant -> up, down) and `categories` (category -> variant ->
+    impressions, up, down), judged by the API's own rule."""
     judgement = judge(votes)
     variants = [
         VariantStats(
@@ -236,6 +251,7 @@ def round_report(votes: dict[str, tuple[int, int]]) -> str:
             decision_probability=DECISION_PROBABILITY,
             min_lift=MIN_LIFT,
         ),
+        by_category=judge_categories(categories or {}, judgement.leader),
     ).model_dump_json()
 
 
@@ -253,6 +269,65 @@ def test_the_dashboard_says_how_many_more_votes_the_round_needs(
     )
 
 
+def test_the_dashboard_breaks_the_verdict_down_by_category_and_shows_where_it_turns(
+    page: Page, local_stack: Any
+) -> None:
+    # A wins overall; sport's readers prefer B
+    categories = {
+        "business": {"A": (160, 120, 40), "B": (160, 60, 100)},
+        "sport": {"A": (40, 10, 30), "B": (40, 32, 8)},
+        UNCATEGORISED: {"A": (80, 45, 35), "B": (80, 40, 40)},
+    }
+    votes = {
+        name: (
+            sum(by_variant[name][1] for by_variant in categories.values()),
+            sum(by_variant[name][2] for by_variant in categories.values()),
+        )
+        for name in "AB"
+    }
+    report = StatsReport.model_validate_json(round_report(votes, categories))
+    assert (report.verdict.decision, report.verdict.leader) == ("winner", "A")
+    sport = report.by_category[1]
+    assert (sport.category, sport.verdict.decision, sport.disagrees_with_overall) == (
+        "sport",
+        "winner",
+        True,
+    )
+    page.route("**/api/stats**", answer_json(HTTPStatus.OK, report.model_dump_json()))
+    dashboard = DashboardPage(page, local_stack.url).open()
+
+    expect(page.get_by_role("heading", name="By category")).to_be_visible()
+    rows = page.locator("#category-table tbody tr")
+    expect(rows).to_have_count(3)
+    assert [row.get_attribute("data-category") for row in rows.all()] == [
+        "business",
+        "sport",
+        "uncategorised",
+    ]
+    assert dashboard.category_cells("sport") == {
+        "Category": "sport",
+        "A votes": "40",
+        "A up-rate": "25.0%",
+        "A P(best)": f"{sport.verdict.probability_best['A']:.1%}",
+        "B votes": "40",
+        "B up-rate": "80.0%",
+        "B P(best)": f"{sport.verdict.probability_best['B']:.1%}",
+        "Decision": "Variant B winsnot variant A, the overall leader",
+    }
+    expect(page.locator('#category-table tr[data-category="sport"]')).to_have_class("disagrees")
+    assert dashboard.category_cells("business")["Decision"] == "Variant A wins"
+    assert dashboard.category_cells("uncategorised")["Decision"] == "Too close (variant A leads)"
+    # The turn is said next to the verdict, not left in the table
+    note = page.locator("#category-mismatch")
+    expect(note).to_be_visible()
+    expect(note).to_have_text(
+        "Not every category agrees: in sport, variant B wins (P(best) "
+        f"{sport.verdict.probability_best['B']:.1%}), while variant A leads overall. "
+        'See "By category" below.'
+    )
+    save_screenshot(page, "dashboard-by-category")
+
+
 def test_the_dashboard_calls_a_round_without_lift(page: Page, local_stack: Any) -> None:
     page.route(
         "**/api/stats**",
@@ -262,6 +337,9 @@ def test_the_dashboard_calls_a_round_without_lift(page: Page, local_stack: Any) 
 
     expect(page.locator("#verdict")).to_contain_text("No lift worth having")
     expect(page.locator("#verdict")).to_contain_text("Keep the current champion")
+    # No category in the body: no table and no note
+    expect(page.locator("#category-section")).to_be_hidden()
+    expect(page.locator("#category-mismatch")).to_be_hidden()
 
 
 def test_the_dashboard_explains_a_failure_and_shows_no_stale_numbers(

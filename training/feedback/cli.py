@@ -76,6 +76,10 @@ def retrain(
     down_vote_weight: Annotated[
         float | None, typer.Option(min=0, help="Unlikelihood weight of a down-vote (0: ignore).")
     ] = None,
+    anchor_weight: Annotated[
+        float | None,
+        typer.Option(min=0, help="Weight of KL(champion || challenger) on voted text (0: off)."),
+    ] = None,
     models_root: Annotated[Path, typer.Option(help="Where built models live.")] = (
         DEFAULT_MODELS_ROOT
     ),
@@ -95,6 +99,7 @@ def retrain(
                 "min_votes": min_votes,
                 "min_each": min_each,
                 "down_vote_weight": down_vote_weight,
+                "anchor_weight": anchor_weight,
             },
             models_root=models_root,
             registry_root=registry,

@@ -92,6 +92,7 @@ function render(report) {
   content.hidden = false;
   renderVerdict(report, variants);
   renderTable(report, variants);
+  renderCategories(report, variants);
   renderCharts(report, variants);
 }
 
@@ -179,6 +180,93 @@ function renderTable(report, variants) {
   const pValue = report.verdict.sample_ratio_mismatch_p_value;
   document.getElementById("srm-value").textContent =
     pValue === null ? "not tested (needs two weighted variants)" : formatNumber(pValue, 4);
+}
+
+// ----- by category -----
+
+/** A category's decision in a few words (the API decides; the page only words it). */
+function categoryDecision(verdict) {
+  switch (verdict.decision) {
+    case "winner":
+      return `Variant ${verdict.leader} wins`;
+    case "too_close":
+      return `Too close (variant ${verdict.leader} leads)`;
+    case "no_lift":
+      return "No lift";
+    case "too_few_votes":
+      return "Too few votes";
+    default:
+      return "One variant";
+  }
+}
+
+function renderCategories(report, variants) {
+  const section = document.getElementById("category-section");
+  const note = document.getElementById("category-mismatch");
+  // An API from before the verdict by category sends none: show nothing rather than guess.
+  const categories = Array.isArray(report.by_category) ? report.by_category : [];
+  section.hidden = categories.length === 0;
+  const names = variants.map((item) => item.variant);
+  const { min_votes_per_variant: minVotes, decision_probability: decisionProbability } = report.verdict;
+  document.getElementById("category-hint").textContent =
+    `The verdict's rule on each news category's votes alone: at least ${minVotes} votes per variant in the category, then a P(best) of ${formatPercent(decisionProbability)} decides. The category is the classifier's label; "uncategorised" where it gave none.`;
+
+  const head = document.createElement("tr");
+  const headings = ["Category", ...names.flatMap((name) => [`${name} votes`, `${name} up-rate`, `${name} P(best)`]), "Decision"];
+  for (const text of headings) {
+    const cell = document.createElement("th");
+    cell.scope = "col";
+    cell.textContent = text;
+    head.append(cell);
+  }
+  const rows = categories.map((category) => {
+    const row = document.createElement("tr");
+    row.dataset.category = category.category;
+    const label = document.createElement("th");
+    label.scope = "row";
+    label.textContent = category.category;
+    row.append(label);
+    for (const name of names) {
+      const counts = category.variants.find((item) => item.variant === name) ?? { up: 0, down: 0, up_rate: null };
+      const probability = category.verdict.probability_best[name];
+      for (const text of [
+        String(counts.up + counts.down),
+        counts.up_rate === null ? "no votes" : formatPercent(counts.up_rate, 1),
+        probability === undefined ? "–" : formatPercent(probability, 1),
+      ]) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+    }
+    const decision = document.createElement("td");
+    decision.textContent = categoryDecision(category.verdict);
+    if (category.disagrees_with_overall) {
+      row.classList.add("disagrees");
+      row.dataset.disagrees = "true";
+      const turned = document.createElement("span");
+      turned.className = "cell-detail turned";
+      turned.textContent = `not variant ${report.verdict.leader}, the overall leader`;
+      decision.append(turned);
+    }
+    row.append(decision);
+    return row;
+  });
+  const table = document.getElementById("category-table");
+  table.tHead.replaceChildren(head);
+  table.tBodies[0].replaceChildren(...rows);
+
+  // Where a category's winner is not the overall leader, say so next to the verdict.
+  const turned = categories.filter((category) => category.disagrees_with_overall);
+  note.hidden = turned.length === 0;
+  note.textContent = note.hidden
+    ? ""
+    : `Not every category agrees: ${turned
+        .map(
+          (category) =>
+            `in ${category.category}, variant ${category.verdict.leader} wins (P(best) ${formatPercent(category.verdict.probability_best[category.verdict.leader], 1)})`,
+        )
+        .join("; ")}, while variant ${report.verdict.leader} leads overall. See "By category" below.`;
 }
 
 // ----- charts -----

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pressroom_common.experiment.routing import FixedWeights, Router
-from pressroom_common.feedback.store import open_store
+from pressroom_common.feedback.store import GenerationRecord, open_store
 from typer.testing import CliRunner
 
 from local.cli import app
@@ -43,6 +44,51 @@ def test_report_prints_the_table_and_writes_charts_and_a_page(tmp_path: Path) ->
     page = (out / REPORT_HTML).read_text()
     assert 'src="posteriors.png"' in page and "headline-lite (B)" in page
     assert "Verdict:" in page and "Up-rate difference" in page
+
+
+def test_report_breaks_the_verdict_down_by_category_and_names_a_turned_winner(
+    tmp_path: Path,
+) -> None:
+    # Sport's readers prefer B; everyone else, A (and more of them): A leads overall.
+    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    store = open_store(url, migrate=True)
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    tastes = {"sport": {"A": 10, "B": 35}, "business": {"A": 38, "B": 12}, None: {"A": 30, "B": 25}}
+    for category, ups in tastes.items():
+        for variant, up in ups.items():
+            for index in range(40):
+                generation_id = f"{category}-{variant}-{index}"
+                store.record_generation(
+                    GenerationRecord(
+                        id=generation_id,
+                        created_at=start + timedelta(minutes=index),
+                        user_hash=generation_id,
+                        prompt="Markets",
+                        text="Markets rally",
+                        variant=variant,
+                        model_name={"A": "headline-base", "B": "headline-lite"}[variant],
+                        model_version="v1",
+                        strategy="fixed",
+                        category_label=category,
+                        latency_model_ms=50.0,
+                        latency_total_ms=60.0,
+                    )
+                )
+                store.record_vote(generation_id, generation_id, "up" if index < up else "down")
+    store.engine.dispose()
+
+    result = CliRunner().invoke(app, ["report", "--database-url", url], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    assert "By category" in result.output
+    rows = {line.split()[1]: line for line in result.output.splitlines() if "│" in line}
+    assert {"business", "sport", "uncategorised"} <= set(rows)
+    assert "40 (0.250)" in rows["sport"] and "B wins (≠ overall)" in rows["sport"]
+    assert "A wins" in rows["business"] and "≠" not in rows["business"]
+    assert (
+        "In sport, headline-lite (B) wins (P(best) 1.000) although headline-base (A) leads "
+        "overall." in result.output
+    )
 
 
 def test_report_says_not_enough_data_with_a_handful_of_votes(tmp_path: Path) -> None:

@@ -234,6 +234,23 @@ def test_openapi_documents_both_routes_and_the_stats_model(store_url: str, tmp_p
     assert {"/api/feedback", "/api/stats"} <= set(schema["paths"])
     components = schema["components"]["schemas"]
     assert {"StatsReport", "VariantStats", "FeedbackRequest", "FeedbackResponse"} <= set(components)
+    # The verdict by category, every field described.
+    assert "by_category" in components["StatsReport"]["required"]
+    category = components["CategoryStats"]
+    assert set(category["properties"]) == {
+        "category",
+        "variants",
+        "verdict",
+        "disagrees_with_overall",
+    }
+    assert "uncategorised" in category["properties"]["category"]["description"]
+    assert "leader" in category["properties"]["disagrees_with_overall"]["description"]
+    verdict = components["CategoryVerdict"]["properties"]
+    assert {"decision", "leader", "probability_best", "votes_needed"} <= set(verdict)
+    assert all(field.get("description") for field in verdict.values())
+    assert {"impressions", "up", "down", "up_rate"} <= set(
+        components["CategoryVariantStats"]["properties"]
+    )
     (since,) = [
         p for p in schema["paths"]["/api/stats"]["get"]["parameters"] if p["name"] == "since"
     ]

@@ -1,6 +1,7 @@
-"""The hourly rollup behind statistics, on SQLite, PostgreSQL and PostgreSQL through the Data API:
-it always equals the raw rows, its backfill equals its incremental upkeep, and the statistics
-read from it (counts, `since` windows, p50/p95) equal a full computation over the raw rows."""
+"""The hourly rollups behind statistics, on SQLite, PostgreSQL and PostgreSQL through the Data
+API: they always equal the raw rows, their backfills equal their incremental upkeep, and the
+statistics read from them (counts, `since` windows, p50/p95, the counts by category) equal a
+full computation over the raw rows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from pressroom_common.experiment.report import UNCATEGORISED, judge
 from pressroom_common.experiment.statistics import percentile
 from pressroom_common.feedback.store import (
     FeedbackStore,
@@ -22,13 +24,20 @@ from pressroom_common.feedback.store import (
 from pressroom_common.feedback.store.migrations import alembic_config
 from pressroom_common.feedback.store.rollup import (
     LATENCY_BOUNDS_MS,
+    CategoryKey,
     RollupKey,
+    category_key,
     latency_bucket,
     latency_bucket_sql,
     rebuild,
     rollup_key,
 )
-from pressroom_common.feedback.store.schema import generations, hourly_rollup, votes
+from pressroom_common.feedback.store.schema import (
+    generations,
+    hourly_category_rollup,
+    hourly_rollup,
+    votes,
+)
 from pressroom_common.platform.settings import WEIGHTED_STRATEGY
 
 from benchmarks.stats import store_answer as reported
@@ -39,6 +48,10 @@ Votes = dict[tuple[str, str], str]
 """(generation id, user) → the vote that stands."""
 Counts = tuple[int, int, int, int, int]
 """requests, errors, weighted requests, up, down."""
+CategoryCounts = tuple[int, int, int, int]
+"""requests, errors, up, down."""
+# The classifier's labels, and None: it abstained, or did not answer.
+LABELS = ("business", "sport", None, "tech", "politics")
 
 
 def mixed_generations(make_generation: GenerationFactory, count: int) -> list[GenerationRecord]:
@@ -60,6 +73,7 @@ def mixed_generations(make_generation: GenerationFactory, count: int) -> list[Ge
                 strategy="override" if index % 6 == 1 else WEIGHTED_STRATEGY,
                 error_code="model_timeout" if failed else None,
                 text="" if failed else "headline",
+                category_label=None if failed else LABELS[index % len(LABELS)],
             )
         )
     return records
@@ -95,6 +109,60 @@ def expected_rollup(records: list[GenerationRecord], standing: Votes) -> dict[Ro
     return {
         key: (row["requests"], row["errors"], row["weighted"], row["up"], row["down"])
         for key, row in counts.items()
+    }
+
+
+def expected_category_rollup(
+    records: list[GenerationRecord], standing: Votes
+) -> dict[CategoryKey, CategoryCounts]:
+    counts: dict[CategoryKey, Counter[str]] = defaultdict(Counter)
+    by_id = {record.id: record for record in records}
+    for record in records:
+        row = counts[category_key(record.created_at, record.category_label, record.variant)]
+        row["requests"] += 1
+        row["errors"] += record.error_code is not None
+    for (generation_id, _), vote in standing.items():
+        record = by_id[generation_id]
+        counts[category_key(record.created_at, record.category_label, record.variant)][vote] += 1
+    return {
+        key: (row["requests"], row["errors"], row["up"], row["down"]) for key, row in counts.items()
+    }
+
+
+def expected_by_category(
+    records: list[GenerationRecord], standing: Votes, since: datetime | None
+) -> dict[str, dict[str, tuple[int, int, int]]]:
+    """category -> variant -> (impressions, up, down) in the window, from the records alone,
+    every variant of the window in every category."""
+    window = [r for r in records if since is None or r.created_at >= since]
+    by_id = {record.id: record for record in window}
+    variants = {record.variant for record in window}
+    counts: dict[str, dict[str, Counter[str]]] = defaultdict(
+        lambda: {variant: Counter() for variant in variants}
+    )
+    for record in window:
+        counts[record.category_label or UNCATEGORISED][record.variant]["impressions"] += (
+            record.error_code is None
+        )
+    for (generation_id, _), vote in standing.items():
+        if generation_id in by_id:
+            record = by_id[generation_id]
+            counts[record.category_label or UNCATEGORISED][record.variant][vote] += 1
+    return {
+        category: {
+            variant: (row["impressions"], row["up"], row["down"])
+            for variant, row in by_variant.items()
+        }
+        for category, by_variant in counts.items()
+    }
+
+
+def reported_by_category(
+    store: FeedbackStore, since: datetime | None
+) -> dict[str, dict[str, tuple[int, int, int]]]:
+    return {
+        item.category: {row.variant: (row.impressions, row.up, row.down) for row in item.variants}
+        for item in store.stats(since, {"A": 1, "B": 1}).by_category
     }
 
 
@@ -138,16 +206,30 @@ def rollup_rows(connection: sa.Connection) -> dict[RollupKey, Counts]:
     }
 
 
+def category_rollup_rows(connection: sa.Connection) -> dict[CategoryKey, CategoryCounts]:
+    return {
+        (row.hour, row.category, row.variant): (row.requests, row.errors, row.up, row.down)
+        for row in connection.execute(sa.select(hourly_category_rollup))
+    }
+
+
 def stored_rollup(store: FeedbackStore) -> dict[RollupKey, Counts]:
     with store.engine.connect() as connection:
         return rollup_rows(connection)
 
 
-def rebuilt_rollup(store: FeedbackStore) -> dict[RollupKey, Counts]:
-    """What the backfill computes from the raw rows now (rolled back: the store keeps its own)."""
+def stored_category_rollup(store: FeedbackStore) -> dict[CategoryKey, CategoryCounts]:
+    with store.engine.connect() as connection:
+        return category_rollup_rows(connection)
+
+
+def rebuilt_rollups(
+    store: FeedbackStore,
+) -> tuple[dict[RollupKey, Counts], dict[CategoryKey, CategoryCounts]]:
+    """What the backfills compute from the raw rows now (rolled back: the store keeps its own)."""
     with store.engine.connect() as connection, connection.begin() as transaction:
         rebuild(connection)
-        rows = rollup_rows(connection)
+        rows = rollup_rows(connection), category_rollup_rows(connection)
         transaction.rollback()
     return rows
 
@@ -159,25 +241,29 @@ def test_the_rollup_equals_the_raw_rows_after_generations_errors_and_changed_vot
     for record in records:
         store.record_generation(record)
     store.record_generation(records[0])  # recorded again: counted once
-    before_unknown = stored_rollup(store)
+    before_unknown = stored_rollup(store), stored_category_rollup(store)
     with pytest.raises(GenerationNotFoundError):
         store.record_vote("no-such-generation", records[0].user_hash, "up")
-    assert stored_rollup(store) == before_unknown
+    assert (stored_rollup(store), stored_category_rollup(store)) == before_unknown
     standing = cast_votes(store, records)
 
     expected = expected_rollup(records, standing)
+    by_category = expected_category_rollup(records, standing)
     assert stored_rollup(store) == expected
-    assert rebuilt_rollup(store) == expected
-    # The mix spreads over hours, variants and buckets, the first and the last included.
+    assert stored_category_rollup(store) == by_category
+    assert rebuilt_rollups(store) == (expected, by_category)
+    # The mix spreads over hours, variants and buckets, the first and the last included...
     assert len({key[0] for key in expected}) == 4
     assert {key[2] for key in expected} >= {0, len(LATENCY_BOUNDS_MS)}
+    # ... and over every category, the one without a label (stored as '') included.
+    assert {key[1] for key in by_category} == {"business", "sport", "tech", "politics", ""}
 
 
 def test_the_migration_backfills_what_the_store_then_keeps_up_incrementally(
     store_url: str, make_generation: GenerationFactory
 ) -> None:
-    """Rows stored before the rollup existed (revision 0001) are backfilled by 0002; votes that
-    later change them move the backfilled counts."""
+    """Rows stored before the rollups existed (revision 0001) are backfilled by 0002 and 0004;
+    votes that later change them move the backfilled counts."""
     records = mixed_generations(make_generation, 40)
     old, new = records[:25], records[25:]
     engine = open_store(store_url).engine
@@ -196,12 +282,16 @@ def test_the_migration_backfills_what_the_store_then_keeps_up_incrementally(
         records = old + new
         standing: Votes = {(record.id, record.user_hash): "up" for record in old[::2]}
         assert stored_rollup(store) == expected_rollup(old, standing)
+        assert stored_category_rollup(store) == expected_category_rollup(old, standing)
 
         for record in new:
             store.record_generation(record)
         standing |= cast_votes(store, records)  # changes some of the backfilled votes
-        assert stored_rollup(store) == expected_rollup(records, standing)
-        assert rebuilt_rollup(store) == expected_rollup(records, standing)
+        expected = expected_rollup(records, standing)
+        by_category = expected_category_rollup(records, standing)
+        assert stored_rollup(store) == expected
+        assert stored_category_rollup(store) == by_category
+        assert rebuilt_rollups(store) == (expected, by_category)
     finally:
         store.engine.dispose()
 
@@ -242,6 +332,7 @@ def test_stats_since_cut_inside_an_hour_count_exactly_the_rows_after_the_cut(
             created_at=moment,
             latency_total_ms=float(10 + index * 7 + offset),
             error_code="model_error" if index == 3 and offset == 2 else None,
+            category_label=LABELS[(index + offset) % len(LABELS)],
         )
         for index, moment in enumerate(times)
         for offset in range(3)
@@ -262,6 +353,9 @@ def test_stats_since_cut_inside_an_hour_count_exactly_the_rows_after_the_cut(
         None,
     ):
         assert reported(store, since) == expected_stats(records, standing, since), since
+        assert reported_by_category(store, since) == expected_by_category(
+            records, standing, since
+        ), since
     window = reported(store, cut)
     assert sum(requests for requests, *_ in window.values()) == 12
 
@@ -281,3 +375,49 @@ def test_stats_percentiles_equal_the_exact_percentiles_of_the_raw_latencies(
         store.record_generation(record)
     for since in (None, START + timedelta(minutes=97, seconds=13)):
         assert reported(store, since) == expected_stats(records, {}, since)
+
+
+def test_the_verdict_by_category_is_the_rule_on_each_categorys_votes(
+    store: FeedbackStore, make_generation: GenerationFactory
+) -> None:
+    """Readers of sport prefer B, everyone else A: A leads overall, sport's winner is B."""
+    tastes = {"sport": {"A": 0.2, "B": 0.8}, "business": {"A": 0.8, "B": 0.3}, None: {"A": 0.7}}
+    records = []
+    for category, rates in tastes.items():
+        for variant in "AB":
+            rate = rates.get(variant, 0.5)
+            for index in range(40):
+                record = make_generation(
+                    id=f"{category}-{variant}-{index}",
+                    user_hash=f"reader-{category}-{variant}-{index}",
+                    variant=variant,
+                    category_label=category,
+                    created_at=START + timedelta(minutes=index),
+                )
+                store.record_generation(record)
+                store.record_vote(
+                    record.id, record.user_hash, "up" if index < rate * 40 else "down"
+                )
+                records.append(record)
+
+    report = store.stats(None, {"A": 1, "B": 1})
+
+    assert report.verdict.leader == "A"
+    by_name = {item.category: item for item in report.by_category}
+    assert list(by_name) == ["business", "sport", UNCATEGORISED]
+    for item in report.by_category:
+        judgement = judge({row.variant: (row.up, row.down) for row in item.variants})
+        assert item.verdict.decision == judgement.decision
+        assert item.verdict.probability_best == judgement.probability_best
+    sport = by_name["sport"]
+    assert (sport.verdict.decision, sport.verdict.leader, sport.disagrees_with_overall) == (
+        "winner",
+        "B",
+        True,
+    )
+    assert [(row.variant, row.up, row.down) for row in sport.variants] == [
+        ("A", 8, 32),
+        ("B", 32, 8),
+    ]
+    assert not by_name["business"].disagrees_with_overall
+    assert not by_name[UNCATEGORISED].disagrees_with_overall

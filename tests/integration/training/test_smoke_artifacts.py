@@ -233,7 +233,7 @@ def test_the_artifact_carries_its_calibration_and_records_it(
     assert set(recorded["at_threshold"]) == {
         "bbc_test",
         "other_publishers_test",
-        "other_publishers_held_out",
+        "held_out_publishers",
     }
     assert model_fn(str(artifact.directory)).calibration.threshold == served["threshold"]
     assert "## Calibration and abstention" in (artifact.directory / "README.md").read_text()

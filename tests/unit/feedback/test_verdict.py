@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from pressroom_common.experiment import statistics
 from pressroom_common.experiment.report import (
     MIN_LIFT,
     MIN_VOTES_PER_VARIANT,
+    UNCATEGORISED,
     DecisionRules,
     judge,
+    judge_categories,
 )
 
 ENOUGH = MIN_VOTES_PER_VARIANT
@@ -86,3 +89,60 @@ def test_the_votes_needed_at_the_current_rates_do_decide_the_round(
 
     assert decided.decision in ({expected} if expected else {"winner", "no_lift"})
     assert decided.votes_needed == {"A": 0, "B": 0}
+
+
+def test_each_category_is_judged_by_the_same_rule_and_a_turned_winner_is_flagged() -> None:
+    # category -> variant -> (impressions, up, down)
+    counts = {
+        UNCATEGORISED: {"A": (12, 5, 5), "B": (10, 4, 4)},
+        "sport": {"A": (100, 20, 80), "B": (100, 70, 30)},  # B wins here...
+        "business": {"A": (100, 70, 30), "B": (100, 20, 80)},  # ... A here
+        "tech": {"A": (50, 40, 10)},  # B served none of it
+    }
+
+    by_category = judge_categories(counts, overall_leader="A")
+
+    assert [item.category for item in by_category] == ["business", "sport", "tech", UNCATEGORISED]
+    for item in by_category:
+        votes = {row.variant: (row.up, row.down) for row in item.variants}
+        judgement = judge(votes)
+        assert (item.verdict.decision, item.verdict.leader) == (
+            judgement.decision,
+            judgement.leader,
+        )
+        assert item.verdict.probability_best == judgement.probability_best
+        assert item.verdict.votes_needed == judgement.votes_needed
+    business, sport, tech, uncategorised = by_category
+    assert (sport.verdict.decision, sport.verdict.leader, sport.disagrees_with_overall) == (
+        "winner",
+        "B",
+        True,
+    )
+    assert (business.verdict.leader, business.disagrees_with_overall) == ("A", False)
+    # A variant without the category's traffic is there with zeros: too few votes to decide.
+    assert [(row.variant, row.impressions, row.up_rate) for row in tech.variants] == [
+        ("A", 50, 0.8),
+        ("B", 0, None),
+    ]
+    assert (tech.verdict.decision, tech.disagrees_with_overall) == ("too_few_votes", False)
+    # Undecided categories never disagree, whoever leads them.
+    assert uncategorised.verdict.decision == "too_few_votes"
+    assert not uncategorised.disagrees_with_overall
+
+
+def test_one_grid_for_both_integrals_gives_the_bits_of_two() -> None:
+    first, second = statistics.up_rate_posterior(40, 60), statistics.up_rate_posterior(46, 54)
+    grid = statistics.PosteriorGrid([first, second])
+    posteriors = {"A": first, "B": second}
+
+    assert statistics.best_arm_probabilities(posteriors, grid=grid) == (
+        statistics.best_arm_probabilities(posteriors)
+    )
+    assert statistics.probability_within(second, first, MIN_LIFT, grid=grid) == (
+        statistics.probability_within(second, first, MIN_LIFT)
+    )
+    # A grid of other posteriors is not used.
+    other = statistics.PosteriorGrid([first, statistics.up_rate_posterior(1, 1)])
+    assert statistics.probability_within(second, first, MIN_LIFT, grid=other) == (
+        statistics.probability_within(second, first, MIN_LIFT)
+    )

@@ -19,7 +19,7 @@ def test_data_command_writes_the_corpus_and_prints_its_summary(
     assert "Headlines per source" in result.output and "BBC headlines per category" in result.output
     lines = (tmp_path / "build/data/headlines.jsonl").read_text().splitlines()
     assert len(lines) == len(build_corpus().headlines)
-    assert set(json.loads(lines[0])) == {"text", "source", "category", "split"}
+    assert set(json.loads(lines[0])) == {"text", "source", "category", "split", "publisher"}
 
 
 def test_unknown_model_is_named_in_the_error() -> None:

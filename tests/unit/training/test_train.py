@@ -14,7 +14,7 @@ from models.serving.inference import headline_prompt_ids
 from training import train as training_loop
 from training.data import Headline
 from training.definitions import ScratchSpec, TrainingSpec
-from training.feedback.retrain import vote_loss, voted_collate
+from training.feedback.retrain import vote_objective, voted_collate
 from training.modeling import build_scratch_gpt2, train_tokenizer
 from training.quantization import outlier_linears
 from training.train import IGNORE_INDEX, causal_lm_collate, freeze_all_but_top_layers, train
@@ -202,7 +202,7 @@ def test_the_loss_of_up_votes_is_their_texts_cross_entropy() -> None:
     collate = voted_collate(tokenizer, 40, CONTEXT, down_vote_weight=0.5)
     batch = collate([_voted("Stocks", " fall", "up"), _voted("Film", " wins award", "up")])
     with torch.no_grad():
-        assert abs(float(vote_loss(model, batch)) - float(model(**batch.inputs).loss)) < 1e-5
+        assert abs(float(vote_objective()(model, batch)) - float(model(**batch.inputs).loss)) < 1e-5
 
 
 @pytest.mark.parametrize(("vote", "moves"), [("up", "down"), ("down", "up")])
@@ -215,9 +215,23 @@ def test_one_step_on_a_vote_moves_that_texts_cross_entropy_the_votes_way(
     as_liked = collate([_voted("Minister resigns", " over leaked budget plans", "up")])
     with torch.no_grad():
         before = float(model(**as_liked.inputs).loss)
-    vote_loss(model, voted).backward()
+    vote_objective()(model, voted).backward()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter -= 0.05 * parameter.grad
         after = float(model(**as_liked.inputs).loss)
     assert (after < before) if moves == "down" else (after > before)
+
+
+def test_the_anchor_adds_nothing_at_the_champion_and_grows_as_the_model_leaves_it() -> None:
+    model, tokenizer = _tiny_model_and_tokenizer(layers=2)
+    anchor, _ = _tiny_model_and_tokenizer(layers=2)
+    anchor.load_state_dict(model.state_dict())
+    collate = voted_collate(tokenizer, 40, CONTEXT, down_vote_weight=0.5)
+    batch = collate([_voted("Stocks", " fall", "up"), _voted("Film", " wins award", "down")])
+    plain, anchored = vote_objective(), vote_objective(anchor, anchor_weight=2.0)
+    with torch.no_grad():
+        assert abs(float(anchored(model, batch)) - float(plain(model, batch))) < 1e-5
+        for parameter in model.parameters():
+            parameter += 0.05 * torch.randn_like(parameter)
+        assert float(anchored(model, batch)) > float(plain(model, batch)) + 1e-4

@@ -22,6 +22,15 @@ DECISION_PROBABILITY = 0.95
 # DECISION_PROBABILITY, no lift worth detecting is there to find: the round stops (futility).
 MIN_LIFT = 0.07
 Decision = Literal["one_variant", "too_few_votes", "winner", "no_lift", "too_close"]
+DECISION_DESCRIPTION = (
+    "one_variant: fewer than two variants have traffic; too_few_votes: some variant has "
+    "fewer than min_votes_per_variant votes; winner: the leader's P(best) reaches "
+    "decision_probability; no_lift: probability_no_lift reaches decision_probability "
+    "(futility: no difference worth min_lift is there to find); too_close: neither yet"
+)
+# The category `by_category` reports generations without a classifier label under (the
+# classifier abstained or did not answer, or the generation failed).
+UNCATEGORISED = "uncategorised"
 
 
 class CredibleInterval(BaseModel):
@@ -80,14 +89,7 @@ class ExperimentVerdict(BaseModel):
             "fewer than two variants"
         )
     )
-    decision: Decision = Field(
-        description=(
-            "one_variant: fewer than two variants have traffic; too_few_votes: some variant has "
-            "fewer than min_votes_per_variant votes; winner: the leader's P(best) reaches "
-            "decision_probability; no_lift: probability_no_lift reaches decision_probability "
-            "(futility: no difference worth min_lift is there to find); too_close: neither yet"
-        )
-    )
+    decision: Decision = Field(description=DECISION_DESCRIPTION)
     leader: str | None = Field(description="The variant most likely best; null without traffic")
     votes_needed: dict[str, int] = Field(
         description=(
@@ -102,6 +104,60 @@ class ExperimentVerdict(BaseModel):
     )
 
 
+class CategoryVariantStats(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    variant: str
+    impressions: int = Field(description="Successful generations of this variant in the category")
+    up: int
+    down: int
+    up_rate: float | None = Field(
+        description="up / (up + down) in the category; null before its first vote"
+    )
+
+
+class CategoryVerdict(BaseModel):
+    """The overall verdict's rule (`judge`, the same thresholds) on one category's votes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision: Decision = Field(description=DECISION_DESCRIPTION + " (in this category)")
+    leader: str | None = Field(description="The variant most likely best in this category")
+    probability_best: dict[str, float] = Field(
+        description="P(variant has the highest up-rate in this category)"
+    )
+    expected_loss: dict[str, float] = Field(
+        description="E[best up-rate - this variant's up-rate] in this category"
+    )
+    probability_no_lift: float | None = Field(
+        description="P(the leader's up-rate is within min_lift of every other's) in this category"
+    )
+    votes_needed: dict[str, int] = Field(
+        description="More votes each variant likely needs in this category before a decision"
+    )
+
+
+class CategoryStats(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    category: str = Field(
+        description=(
+            "The classifier's label of the generations; 'uncategorised' for those without one "
+            "(the classifier abstained or did not answer, or the generation failed)"
+        )
+    )
+    variants: list[CategoryVariantStats] = Field(
+        description="Every variant of the report, with zeros where it served none of the category"
+    )
+    verdict: CategoryVerdict
+    disagrees_with_overall: bool = Field(
+        description=(
+            "True when this category's decision is 'winner' and its winner is not the overall "
+            "verdict's leader: where the models' ranking turns, which a client shows"
+        )
+    )
+
+
 class StatsReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -110,6 +166,12 @@ class StatsReport(BaseModel):
     total_requests: int
     variants: list[VariantStats]
     verdict: ExperimentVerdict
+    by_category: list[CategoryStats] = Field(
+        description=(
+            "The votes and the verdict per classifier category, by the same rule and "
+            "thresholds as `verdict`; categories by name, 'uncategorised' last"
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -143,13 +205,17 @@ def judge(
     variant with that probability (no_lift); else too close.
     """
     posteriors = {name: statistics.up_rate_posterior(*counts) for name, counts in votes.items()}
-    best = statistics.best_arm_probabilities(posteriors)
+    # One grid for both integrals (with two variants P(no lift) reads the same two posteriors).
+    grid = statistics.PosteriorGrid(posteriors.values())
+    best = statistics.best_arm_probabilities(posteriors, grid=grid)
     probability_best = {name: arm.probability_best for name, arm in best.items()}
     leader = max(probability_best, key=lambda name: probability_best[name], default=None)
     others = [name for name in votes if name != leader]
     no_lift = (
         min(
-            statistics.probability_within(posteriors[leader], posteriors[name], rules.min_lift)
+            statistics.probability_within(
+                posteriors[leader], posteriors[name], rules.min_lift, grid=grid
+            )
             for name in others
         )
         if leader is not None and others and rules.min_lift is not None
@@ -174,6 +240,51 @@ def judge(
         probability_no_lift=no_lift,
         votes_needed=votes_needed(votes, leader, decision, rules),
     )
+
+
+def judge_categories(
+    counts: Mapping[str, Mapping[str, tuple[int, int, int]]],
+    overall_leader: str | None,
+    rules: DecisionRules = DecisionRules(),
+) -> list[CategoryStats]:
+    """The verdict per category, from category -> variant -> (impressions, up, down).
+
+    Each category is judged over every variant that appears in any category (zeros where a
+    variant served none of it), so the minimum-votes rule holds per category too.
+    """
+    names = sorted({variant for by_variant in counts.values() for variant in by_variant})
+    ordered = sorted(counts, key=lambda category: (category == UNCATEGORISED, category))
+    report = []
+    for category in ordered:
+        by_variant = {name: counts[category].get(name, (0, 0, 0)) for name in names}
+        judgement = judge({name: (up, down) for name, (_, up, down) in by_variant.items()}, rules)
+        report.append(
+            CategoryStats(
+                category=category,
+                variants=[
+                    CategoryVariantStats(
+                        variant=name,
+                        impressions=impressions,
+                        up=up,
+                        down=down,
+                        up_rate=up / (up + down) if up + down else None,
+                    )
+                    for name, (impressions, up, down) in by_variant.items()
+                ],
+                verdict=CategoryVerdict(
+                    decision=judgement.decision,
+                    leader=judgement.leader,
+                    probability_best=judgement.probability_best,
+                    expected_loss=judgement.expected_loss,
+                    probability_no_lift=judgement.probability_no_lift,
+                    votes_needed=judgement.votes_needed,
+                ),
+                disagrees_with_overall=(
+                    judgement.decision == "winner" and judgement.leader != overall_leader
+                ),
+            )
+        )
+    return report
 
 
 def votes_needed(

@@ -12,6 +12,8 @@
 - `best_arm_probabilities`: numerical integration over the Beta posteriors on an adaptive
   grid (no sampling, so the same counts always give the same answer), ~1e-6.
 - `probability_within`: P(two up-rates differ by less than a margin), on the same grid.
+- `PosteriorGrid`: that grid, built once for callers that integrate the same posteriors twice
+  (the verdict: P(best), then P(no lift) of the same two variants).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -179,18 +181,23 @@ def _log_density(a: float, b: float, x: float, log_norm: float) -> float:
     return (a - 1.0) * math.log(x) + (b - 1.0) * math.log1p(-x) - log_norm
 
 
-class _Grid:
-    """Beta posteriors on one shared grid: each one's density and CDF (trapezoid rule).
+class PosteriorGrid:
+    """Beta posteriors on one shared grid: each one's density and CDF (trapezoid rule), by its
+    (alpha, beta).
 
     The grid puts `points_per_variant` points across each posterior's bulk (mean +- 12 sd), so
-    that even the narrow posteriors of a million votes are resolved; deterministic, ~1e-6.
+    that even the narrow posteriors of a million votes are resolved; deterministic, ~1e-6. The
+    points depend only on the set of posteriors, so integrals over any of them give the same
+    bits on this grid as on one built for exactly the posteriors they read.
     """
 
     def __init__(
-        self, posteriors: Mapping[str, tuple[float, float]], points_per_variant: int
+        self, posteriors: Iterable[tuple[float, float]], points_per_variant: int = 1_500
     ) -> None:
+        self.posteriors = frozenset(posteriors)
+        self.points_per_variant = points_per_variant
         points = {0.0, 1.0}
-        for a, b in posteriors.values():
+        for a, b in self.posteriors:
             mean = a / (a + b)
             spread = 12.0 * math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1.0)))
             low, high = max(0.0, mean - spread), min(1.0, mean + spread)
@@ -198,62 +205,90 @@ class _Grid:
             points.update(low + step * index for index in range(points_per_variant + 1))
         self.x = sorted(points)
         self.widths = [right - left for left, right in itertools.pairwise(self.x)]
-        self.densities: dict[str, list[float]] = {}
-        self.cdfs: dict[str, list[float]] = {}
-        for name, (a, b) in posteriors.items():
+        self.densities: dict[tuple[float, float], list[float]] = {}
+        self.cdfs: dict[tuple[float, float], list[float]] = {}
+        # log x and log(1 - x) once for all posteriors (None at the ends, which
+        # `_log_density` answers): the arithmetic of `_log_density`, so the same bits.
+        logs = [(math.log(x), math.log1p(-x)) if 0.0 < x < 1.0 else None for x in self.x]
+        for a, b in self.posteriors:
             log_norm = _log_beta(a, b)
-            density = [math.exp(_log_density(a, b, x, log_norm)) for x in self.x]
-            cumulative = [0.0]
-            for width, left, right in zip(self.widths, density, density[1:], strict=False):
-                cumulative.append(cumulative[-1] + width * (left + right) / 2.0)
-            self.densities[name] = density
-            self.cdfs[name] = [value / cumulative[-1] for value in cumulative]
+            a1, b1 = a - 1.0, b - 1.0
+            density = [
+                math.exp(a1 * pair[0] + b1 * pair[1] - log_norm)
+                if pair is not None
+                else math.exp(_log_density(a, b, x, log_norm))
+                for x, pair in zip(self.x, logs, strict=True)
+            ]
+            cumulative = list(itertools.accumulate(self._trapezoids(density), initial=0.0))
+            self.densities[a, b] = density
+            self.cdfs[a, b] = [value / cumulative[-1] for value in cumulative]
 
-    def integral(self, values: Sequence[float]) -> float:
-        return sum(
+    def _trapezoids(self, values: Sequence[float]) -> list[float]:
+        return [
             width * (left + right) / 2.0
             for width, left, right in zip(self.widths, values, values[1:], strict=False)
-        )
+        ]
 
-    def cdf_at(self, name: str, x: float) -> float:
-        """`name`'s CDF at any x, linear between grid points."""
-        if x <= 0.0:
-            return 0.0
-        if x >= 1.0:
-            return 1.0
-        right = bisect.bisect_right(self.x, x)
-        left = right - 1
-        cdf = self.cdfs[name]
-        share = (x - self.x[left]) / (self.x[right] - self.x[left])
-        return cdf[left] + (cdf[right] - cdf[left]) * share
+    def integral(self, values: Sequence[float]) -> float:
+        return sum(self._trapezoids(values))
+
+    def cdfs_at(self, posterior: tuple[float, float], points: Iterable[float]) -> list[float]:
+        """`posterior`'s CDF at each of `points`, linear between grid points."""
+        grid, cdf, find = self.x, self.cdfs[posterior], bisect.bisect_right
+        # grid[right] is the first grid point above x; one comprehension, as this runs for
+        # every grid point of `probability_within`.
+        return [
+            0.0
+            if x <= 0.0
+            else 1.0
+            if x >= 1.0
+            else cdf[(right := find(grid, x)) - 1]
+            + (cdf[right] - cdf[right - 1])
+            * ((x - grid[right - 1]) / (grid[right] - grid[right - 1]))
+            for x in points
+        ]
+
+    def covers(self, *posteriors: tuple[float, float], points_per_variant: int) -> bool:
+        """Whether this grid is the one `posteriors` alone would build."""
+        return (
+            self.points_per_variant == points_per_variant
+            and frozenset(posteriors) == self.posteriors
+        )
 
 
 def best_arm_probabilities(
-    posteriors: Mapping[str, tuple[float, float]], *, points_per_variant: int = 1_500
+    posteriors: Mapping[str, tuple[float, float]],
+    *,
+    points_per_variant: int = 1_500,
+    grid: PosteriorGrid | None = None,
 ) -> dict[str, BestArm]:
     """P(variant has the highest up-rate) and E[best rate - its rate] under Beta posteriors.
 
     `posteriors` maps a variant to its Beta (alpha, beta), alpha and beta >= 1. Both are
     one-dimensional integrals, P(i best) = integral of f_i(x) * prod_{j != i} F_j(x) dx and
-    E[max] = x_end - integral of prod_j F_j(x) dx, on a `_Grid`. Deterministic; ~1e-6.
+    E[max] = x_end - integral of prod_j F_j(x) dx, on a `PosteriorGrid` (`grid`, when it is
+    the one these posteriors build; otherwise a new one). Deterministic; ~1e-6.
     """
     names = list(posteriors)
     if not names:
         return {}
-    grid = _Grid(posteriors, points_per_variant)
+    if grid is None or not grid.covers(*posteriors.values(), points_per_variant=points_per_variant):
+        grid = PosteriorGrid(posteriors.values(), points_per_variant)
 
     def product_of_cdfs(excluded: str | None) -> list[float]:
         product = [1.0] * len(grid.x)
         for name in names:
             if name != excluded:
-                product = [p * c for p, c in zip(product, grid.cdfs[name], strict=True)]
+                cdf = grid.cdfs[posteriors[name]]
+                product = [p * c for p, c in zip(product, cdf, strict=True)]
         return product
 
     expected_best = grid.x[-1] - grid.integral(product_of_cdfs(None))
     result = {}
     for name, (a, b) in posteriors.items():
         others = product_of_cdfs(name)
-        best = grid.integral([d * o for d, o in zip(grid.densities[name], others, strict=True)])
+        density = grid.densities[a, b]
+        best = grid.integral([d * o for d, o in zip(density, others, strict=True)])
         result[name] = BestArm(min(1.0, max(0.0, best)), max(0.0, expected_best - a / (a + b)))
     return result
 
@@ -264,13 +299,18 @@ def probability_within(
     margin: float,
     *,
     points_per_variant: int = 1_500,
+    grid: PosteriorGrid | None = None,
 ) -> float:
     """P(|X - Y| < margin) for independent X ~ Beta(*first), Y ~ Beta(*second): how sure the
     two up-rates differ by less than `margin`. The integral of f_X(x) * (F_Y(x + margin) -
-    F_Y(x - margin)) dx on a `_Grid`; deterministic, ~1e-5."""
-    grid = _Grid({"x": first, "y": second}, points_per_variant)
+    F_Y(x - margin)) dx on a `PosteriorGrid` (`grid`, when it is the one these two build);
+    deterministic, ~1e-5."""
+    if grid is None or not grid.covers(first, second, points_per_variant=points_per_variant):
+        grid = PosteriorGrid((first, second), points_per_variant)
+    above = grid.cdfs_at(second, [x + margin for x in grid.x])
+    below = grid.cdfs_at(second, [x - margin for x in grid.x])
     inside = [
-        density * (grid.cdf_at("y", x + margin) - grid.cdf_at("y", x - margin))
-        for x, density in zip(grid.x, grid.densities["x"], strict=True)
+        density * (high - low)
+        for density, high, low in zip(grid.densities[first], above, below, strict=True)
     ]
     return min(1.0, max(0.0, grid.integral(inside)))

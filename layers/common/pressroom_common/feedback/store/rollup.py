@@ -5,6 +5,11 @@ requests, errors, weight-routed requests, and the up/down votes on those generat
 updates it in the same transaction as each generation and vote, so it always equals what
 `rebuild` computes from the raw rows (the 0002 migration's backfill, and bulk loads').
 
+`hourly_category_rollup` holds the same counts (without weight-routed requests) per hour,
+classifier category and variant, for the verdict by category (`category_window_totals`); the
+0004 migration backfilled it, and the store keeps it in step in the same transactions. A
+generation without a category counts under `UNCATEGORISED`.
+
 Answers stay exact:
 - counts: sums of the rollup's rows; a window `since` takes the full hours after since's hour
   from the rollup and since's own, partial hour from the raw rows (`window_totals`);
@@ -27,7 +32,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pressroom_common.feedback.contracts import Vote
-from pressroom_common.feedback.store.schema import generations, hourly_rollup, votes
+from pressroom_common.feedback.store.schema import (
+    generations,
+    hourly_category_rollup,
+    hourly_rollup,
+    votes,
+)
 from pressroom_common.platform.settings import WEIGHTED_STRATEGY
 
 HOUR = timedelta(hours=1)
@@ -38,9 +48,15 @@ LATENCY_BOUNDS_MS = tuple(
     for step in range(-4 * BUCKETS_PER_OCTAVE, 20 * BUCKETS_PER_OCTAVE + 1)
 )
 COUNTERS = ("requests", "errors", "weighted_requests", "up", "down")
+CATEGORY_COUNTERS = ("requests", "errors", "up", "down")
+# What `hourly_category_rollup` stores for a generation without a category (a classifier
+# label is never empty).
+UNCATEGORISED = ""
 
 RollupKey = tuple[int, str, int]
 """(hour since the Unix epoch, variant, latency bucket): one row of `hourly_rollup`."""
+CategoryKey = tuple[int, str, str]
+"""(hour since the Unix epoch, category, variant): one row of `hourly_category_rollup`."""
 
 
 def hour_of(moment: datetime) -> int:
@@ -57,6 +73,15 @@ def latency_bucket(latency_ms: float) -> int:
 
 def rollup_key(created_at: datetime, variant: str, latency_ms: float) -> RollupKey:
     return hour_of(created_at), variant, latency_bucket(latency_ms)
+
+
+def category_key(created_at: datetime, category_label: str | None, variant: str) -> CategoryKey:
+    return hour_of(created_at), category_label or UNCATEGORISED, variant
+
+
+def category_sql(column: Any) -> Any:
+    """`category_key`'s category in SQL."""
+    return sa.func.coalesce(column, sa.literal(UNCATEGORISED, sa.String))
 
 
 def latency_bucket_sql(column: Any) -> Any:
@@ -97,9 +122,14 @@ def _counted(
 
 
 def rebuild(connection: Connection) -> None:
-    """Recompute the whole rollup from `generations` and `votes` (the one backfill)."""
-    dialect = connection.dialect.name
-    vote_counts = (
+    """Recompute both rollups from `generations` and `votes` (the one backfill)."""
+    rebuild_hourly(connection)
+    rebuild_categories(connection)
+
+
+def _vote_counts() -> Any:
+    """Up and down votes per generation id."""
+    return (
         sa.select(
             votes.c.generation_id,
             sa.func.count().filter(votes.c.vote == Vote.UP.value).label("up"),
@@ -108,6 +138,12 @@ def rebuild(connection: Connection) -> None:
         .group_by(votes.c.generation_id)
         .subquery("vote_counts")
     )
+
+
+def rebuild_hourly(connection: Connection) -> None:
+    """Recompute `hourly_rollup` from the raw rows (the 0002 migration's backfill)."""
+    dialect = connection.dialect.name
+    vote_counts = _vote_counts()
     rows = (
         sa.select(
             epoch_bucket_sql(generations.c.created_at, 3600, dialect).label("hour"),
@@ -134,6 +170,40 @@ def rebuild(connection: Connection) -> None:
     connection.execute(hourly_rollup.delete())
     connection.execute(
         hourly_rollup.insert().from_select(["hour", "variant", "latency_bucket", *COUNTERS], totals)
+    )
+
+
+def rebuild_categories(connection: Connection) -> None:
+    """Recompute `hourly_category_rollup` from the raw rows (the 0004 migration's backfill)."""
+    dialect = connection.dialect.name
+    vote_counts = _vote_counts()
+    rows = (
+        sa.select(
+            epoch_bucket_sql(generations.c.created_at, 3600, dialect).label("hour"),
+            category_sql(generations.c.category_label).label("category"),
+            generations.c.variant,
+            generations.c.error_code,
+            sa.func.coalesce(vote_counts.c.up, 0).label("up"),
+            sa.func.coalesce(vote_counts.c.down, 0).label("down"),
+        )
+        .select_from(
+            generations.outerjoin(vote_counts, vote_counts.c.generation_id == generations.c.id)
+        )
+        .subquery("rows")
+    )
+    group_by = [rows.c.hour, rows.c.category, rows.c.variant]
+    totals = sa.select(
+        *group_by,
+        sa.func.count().label("requests"),
+        sa.func.count().filter(rows.c.error_code.is_not(None)).label("errors"),
+        sa.func.sum(rows.c.up).label("up"),
+        sa.func.sum(rows.c.down).label("down"),
+    ).group_by(*group_by)
+    connection.execute(hourly_category_rollup.delete())
+    connection.execute(
+        hourly_category_rollup.insert().from_select(
+            ["hour", "category", "variant", *CATEGORY_COUNTERS], totals
+        )
     )
 
 
@@ -183,5 +253,52 @@ def window_totals(since: datetime | None) -> sa.CompoundSelect[Any] | sa.Select[
         )
         .where(votes.c.generation_created_at >= since, votes.c.generation_created_at < edge_end)
         .group_by(votes.c.variant)
+    )
+    return sa.union_all(full_hours, edge_generations, edge_votes)
+
+
+def category_window_totals(since: datetime | None) -> sa.CompoundSelect[Any] | sa.Select[Any]:
+    """`CATEGORY_COUNTERS` per (category, variant) over generations created at or after `since`:
+    the full hours after since's hour from `hourly_category_rollup`, since's own hour, cut at
+    `since`, from the raw rows (as `window_totals`, its votes joined to their generations for
+    the category)."""
+    table = hourly_category_rollup
+    sums = [sa.func.sum(table.c[name]).label(name) for name in CATEGORY_COUNTERS]
+    by_category = [table.c.category, table.c.variant]
+    full_hours = sa.select(*by_category, *sums)
+    if since is None:
+        return full_hours.group_by(*by_category)
+    edge_hour = hour_of(since)
+    edge_end = hour_start(edge_hour + 1)
+    full_hours = full_hours.where(table.c.hour > edge_hour).group_by(*by_category)
+    zero = sa.literal_column("0", sa.Integer)
+    category = category_sql(generations.c.category_label)
+    edge_generations = (
+        sa.select(
+            category.label("category"),
+            generations.c.variant,
+            sa.func.count().label("requests"),
+            sa.func.count().filter(generations.c.error_code.is_not(None)).label("errors"),
+            zero.label("up"),
+            zero.label("down"),
+        )
+        .where(generations.c.created_at >= since, generations.c.created_at < edge_end)
+        .group_by(category, generations.c.variant)
+    )
+    # Driven from the edge hour's generations (by `created_at`, which each vote copies), their
+    # votes found by the votes' primary key: a plan PostgreSQL does not hand to parallel workers,
+    # whose start-up would cost more than the query (driven from `votes`, it did).
+    edge_votes = (
+        sa.select(
+            category.label("category"),
+            generations.c.variant,
+            zero.label("requests"),
+            zero.label("errors"),
+            sa.func.count().filter(votes.c.vote == Vote.UP.value).label("up"),
+            sa.func.count().filter(votes.c.vote == Vote.DOWN.value).label("down"),
+        )
+        .select_from(generations.join(votes, votes.c.generation_id == generations.c.id))
+        .where(generations.c.created_at >= since, generations.c.created_at < edge_end)
+        .group_by(category, generations.c.variant)
     )
     return sa.union_all(full_hours, edge_generations, edge_votes)

@@ -114,3 +114,21 @@ hourly_rollup = sa.Table(
     sa.PrimaryKeyConstraint("variant", "latency_bucket", "hour"),
     sqlite_with_rowid=False,
 )
+
+# The verdict by category reads this: the same counters per hour of the generation's creation,
+# classifier category and variant, with no latency bucket (a few rows an hour). A generation
+# without a category (the classifier abstained or did not answer, or the generation failed) is
+# counted under `rollup.UNCATEGORISED` (''), since a primary key column cannot be null.
+hourly_category_rollup = sa.Table(
+    "hourly_category_rollup",
+    metadata,
+    sa.Column("hour", sa.Integer(), nullable=False),  # hours since the Unix epoch (UTC)
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("variant", sa.String(32), nullable=False),
+    sa.Column("requests", sa.Integer(), nullable=False),
+    sa.Column("errors", sa.Integer(), nullable=False),
+    sa.Column("up", sa.Integer(), nullable=False),
+    sa.Column("down", sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint("category", "variant", "hour"),
+    sqlite_with_rowid=False,
+)

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from pressroom_common.experiment import statistics
+from pressroom_common.experiment.report import UNCATEGORISED as REPORTED_UNCATEGORISED
 from pressroom_common.experiment.report import (
     CredibleInterval,
     DecisionRules,
@@ -25,6 +26,7 @@ from pressroom_common.experiment.report import (
     StatsReport,
     VariantStats,
     judge,
+    judge_categories,
 )
 from pressroom_common.feedback.contracts import GenerationRecord, Vote, VoteRecord
 from pressroom_common.feedback.store.engines import create_store_engine
@@ -32,14 +34,24 @@ from pressroom_common.feedback.store.errors import GenerationNotFoundError
 from pressroom_common.feedback.store.migrations import MigrationResult, upgrade_to_head
 from pressroom_common.feedback.store.outages import store_failure
 from pressroom_common.feedback.store.rollup import (
+    CATEGORY_COUNTERS,
     COUNTERS,
     LATENCY_BOUNDS_MS,
+    UNCATEGORISED,
+    CategoryKey,
     RollupKey,
+    category_key,
+    category_window_totals,
     epoch_bucket_sql,
     rollup_key,
     window_totals,
 )
-from pressroom_common.feedback.store.schema import generations, hourly_rollup, votes
+from pressroom_common.feedback.store.schema import (
+    generations,
+    hourly_category_rollup,
+    hourly_rollup,
+    votes,
+)
 from pressroom_common.platform.errors import VoteNotAllowed
 from pressroom_common.platform.readers import ANONYMOUS_READER
 from pressroom_common.platform.settings import WEIGHTED_STRATEGY
@@ -124,12 +136,19 @@ class FeedbackStore:
         with self._transaction("the generation") as connection:
             if connection.execute(statement).first() is None:
                 return  # recorded (and counted) before
+            errors = int(record.error_code is not None)
             self._add_to_rollup(
                 connection,
                 rollup_key(record.created_at, record.variant, record.latency_total_ms),
                 requests=1,
-                errors=int(record.error_code is not None),
+                errors=errors,
                 weighted_requests=int(record.strategy == WEIGHTED_STRATEGY),
+            )
+            self._add_to_category_rollup(
+                connection,
+                category_key(record.created_at, record.category_label, record.variant),
+                requests=1,
+                errors=errors,
             )
 
     def record_vote(self, generation_id: str, user_hash: str, vote: Vote | str) -> VoteRecord:
@@ -152,6 +171,7 @@ class FeedbackStore:
                     generations.c.created_at,
                     generations.c.latency_total_ms,
                     generations.c.user_hash,
+                    generations.c.category_label,
                 )
                 .where(generations.c.id == generation_id)
                 .with_for_update(key_share=True)
@@ -186,13 +206,23 @@ class FeedbackStore:
             )
             row = connection.execute(statement).mappings().one()
             if previous != vote.value:
+                moved = {
+                    "up": (vote is Vote.UP) - (previous == Vote.UP.value),
+                    "down": (vote is Vote.DOWN) - (previous == Vote.DOWN.value),
+                }
                 self._add_to_rollup(
                     connection,
                     rollup_key(
                         generation.created_at, generation.variant, generation.latency_total_ms
                     ),
-                    up=(vote is Vote.UP) - (previous == Vote.UP.value),
-                    down=(vote is Vote.DOWN) - (previous == Vote.DOWN.value),
+                    **moved,
+                )
+                self._add_to_category_rollup(
+                    connection,
+                    category_key(
+                        generation.created_at, generation.category_label, generation.variant
+                    ),
+                    **moved,
                 )
         return VoteRecord.model_validate(dict(row))
 
@@ -283,11 +313,14 @@ class FeedbackStore:
         ]
 
     def stats(self, since: datetime | None, weights: Mapping[str, float]) -> StatsReport:
-        """Per-variant statistics and the experiment verdict over generations since `since`.
+        """Per-variant statistics and the experiment verdict over generations since `since`,
+        overall and per category.
 
-        Two reads of one snapshot: the rollup's counters and latency histogram per variant
-        (`rollup.window_totals`), then the exact p50/p95 from `generations` (see
-        `_exact_percentiles`). Counts and percentiles equal a full scan of the raw rows.
+        Three reads of one snapshot: the rollup's counters and latency histogram per variant
+        (`rollup.window_totals`), the exact p50/p95 from `generations` (see
+        `_exact_percentiles`), and the category rollup's counters per category and variant
+        (`rollup.category_window_totals`). Counts and percentiles equal a full scan of the raw
+        rows.
         """
         with self._transaction("the statistics") as connection:
             if self._engine.dialect.name == "sqlite":
@@ -298,8 +331,12 @@ class FeedbackStore:
                 )
             aggregates, histograms = _aggregate(connection.execute(window_totals(since)).mappings())
             latencies = _exact_percentiles(connection, since, histograms)
+            categories = _category_counts(
+                connection.execute(category_window_totals(since)).mappings()
+            )
         return _build_report(
             [replace(item, latency=latencies.get(item.variant)) for item in aggregates],
+            categories,
             since,
             weights,
         )
@@ -324,18 +361,45 @@ class FeedbackStore:
         return insert(table)
 
     def _add_to_rollup(self, connection: Connection, key: RollupKey, **counts: int) -> None:
-        """Add `counts` to one rollup row, creating it at zero first if need be (atomic)."""
+        """Add `counts` to one `hourly_rollup` row, creating it at zero first if need be."""
         hour, variant, bucket = key
-        insert = self._insert(hourly_rollup).values(
-            hour=hour,
-            variant=variant,
-            latency_bucket=bucket,
-            **{name: counts.get(name, 0) for name in COUNTERS},
+        self._add(
+            connection,
+            hourly_rollup,
+            COUNTERS,
+            {"hour": hour, "variant": variant, "latency_bucket": bucket},
+            counts,
+        )
+
+    def _add_to_category_rollup(
+        self, connection: Connection, key: CategoryKey, **counts: int
+    ) -> None:
+        """Add `counts` to one `hourly_category_rollup` row, creating it if need be."""
+        hour, category, variant = key
+        self._add(
+            connection,
+            hourly_category_rollup,
+            CATEGORY_COUNTERS,
+            {"hour": hour, "category": category, "variant": variant},
+            counts,
+        )
+
+    def _add(
+        self,
+        connection: Connection,
+        table: sa.Table,
+        counters: tuple[str, ...],
+        key: Mapping[str, object],
+        counts: Mapping[str, int],
+    ) -> None:
+        """Add `counts` to the row of `table` at `key`, creating it at zero first (atomic)."""
+        insert = self._insert(table).values(
+            **key, **{name: counts.get(name, 0) for name in counters}
         )
         connection.execute(
             insert.on_conflict_do_update(
-                index_elements=list(hourly_rollup.primary_key),
-                set_={name: hourly_rollup.c[name] + insert.excluded[name] for name in COUNTERS},
+                index_elements=list(table.primary_key),
+                set_={name: table.c[name] + insert.excluded[name] for name in counters},
             )
         )
 
@@ -365,6 +429,21 @@ def _aggregate(
         for variant, counts in sorted(totals.items())
     ]
     return aggregates, histograms
+
+
+def _category_counts(rows: Iterable[RowMapping]) -> dict[str, dict[str, tuple[int, int, int]]]:
+    """Sum `category_window_totals` rows: category -> variant -> (impressions, up, down), the
+    category named as the API names it."""
+    totals: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        totals[row["category"], row["variant"]].update(
+            {name: int(row[name]) for name in CATEGORY_COUNTERS}
+        )
+    counts: dict[str, dict[str, tuple[int, int, int]]] = defaultdict(dict)
+    for (category, variant), each in totals.items():
+        name = REPORTED_UNCATEGORISED if category == UNCATEGORISED else category
+        counts[name][variant] = (each["requests"] - each["errors"], each["up"], each["down"])
+    return dict(counts)
 
 
 def _exact_percentiles(
@@ -421,7 +500,10 @@ def _locate(histogram: Mapping[int, int], rank: int) -> tuple[int, int]:
 
 
 def _build_report(
-    aggregates: list[_VariantAggregate], since: datetime | None, weights: Mapping[str, float]
+    aggregates: list[_VariantAggregate],
+    categories: Mapping[str, Mapping[str, tuple[int, int, int]]],
+    since: datetime | None,
+    weights: Mapping[str, float],
 ) -> StatsReport:
     total_requests = sum(item.requests for item in aggregates)
     posteriors = {
@@ -472,6 +554,7 @@ def _build_report(
             decision_probability=rules.decision_probability,
             min_lift=rules.min_lift,
         ),
+        by_category=judge_categories(categories, judgement.leader, rules),
     )
 
 
