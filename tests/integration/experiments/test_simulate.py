@@ -35,7 +35,13 @@ def thompson_stack(
         models_root=models_root_of(smoke_artifacts),
         parameter_overrides={**SESSION_PARAMETERS, "RoutingStrategy": "thompson"},
         emulator=sagemaker_emulator,
-        function_environment={"THOMPSON_WARMUP_VOTES": "10", "THOMPSON_REFRESH_S": "0.01"},
+        function_environment={
+            "THOMPSON_WARMUP_VOTES": "10",
+            # Plain Thompson sampling, whose traffic follows the evidence (the default top-two
+            # split keeps the runner-up at half the traffic).
+            "THOMPSON_TOP_TWO_PROBABILITY": "1.0",
+            "THOMPSON_REFRESH_S": "0.01",
+        },
         site_dir=None,
         instances_per_function=1,
     ) as stack:
