@@ -127,6 +127,23 @@ def rebuild(connection: Connection) -> None:
     rebuild_categories(connection)
 
 
+def _hourly_voted_rows(connection: Connection, *columns: Any) -> Any:
+    """Every generation's hour, `columns` and up and down votes: what both rebuilds group."""
+    vote_counts = _vote_counts()
+    return (
+        sa.select(
+            epoch_bucket_sql(generations.c.created_at, 3600, connection.dialect.name).label("hour"),
+            *columns,
+            sa.func.coalesce(vote_counts.c.up, 0).label("up"),
+            sa.func.coalesce(vote_counts.c.down, 0).label("down"),
+        )
+        .select_from(
+            generations.outerjoin(vote_counts, vote_counts.c.generation_id == generations.c.id)
+        )
+        .subquery("rows")
+    )
+
+
 def _vote_counts() -> Any:
     """Up and down votes per generation id."""
     return (
@@ -142,22 +159,12 @@ def _vote_counts() -> Any:
 
 def rebuild_hourly(connection: Connection) -> None:
     """Recompute `hourly_rollup` from the raw rows (the 0002 migration's backfill)."""
-    dialect = connection.dialect.name
-    vote_counts = _vote_counts()
-    rows = (
-        sa.select(
-            epoch_bucket_sql(generations.c.created_at, 3600, dialect).label("hour"),
-            generations.c.variant,
-            latency_bucket_sql(generations.c.latency_total_ms).label("latency_bucket"),
-            generations.c.error_code,
-            generations.c.strategy,
-            sa.func.coalesce(vote_counts.c.up, 0).label("up"),
-            sa.func.coalesce(vote_counts.c.down, 0).label("down"),
-        )
-        .select_from(
-            generations.outerjoin(vote_counts, vote_counts.c.generation_id == generations.c.id)
-        )
-        .subquery("rows")
+    rows = _hourly_voted_rows(
+        connection,
+        generations.c.variant,
+        latency_bucket_sql(generations.c.latency_total_ms).label("latency_bucket"),
+        generations.c.error_code,
+        generations.c.strategy,
     )
     totals = _counted(
         rows,
@@ -175,21 +182,11 @@ def rebuild_hourly(connection: Connection) -> None:
 
 def rebuild_categories(connection: Connection) -> None:
     """Recompute `hourly_category_rollup` from the raw rows (the 0004 migration's backfill)."""
-    dialect = connection.dialect.name
-    vote_counts = _vote_counts()
-    rows = (
-        sa.select(
-            epoch_bucket_sql(generations.c.created_at, 3600, dialect).label("hour"),
-            category_sql(generations.c.category_label).label("category"),
-            generations.c.variant,
-            generations.c.error_code,
-            sa.func.coalesce(vote_counts.c.up, 0).label("up"),
-            sa.func.coalesce(vote_counts.c.down, 0).label("down"),
-        )
-        .select_from(
-            generations.outerjoin(vote_counts, vote_counts.c.generation_id == generations.c.id)
-        )
-        .subquery("rows")
+    rows = _hourly_voted_rows(
+        connection,
+        category_sql(generations.c.category_label).label("category"),
+        generations.c.variant,
+        generations.c.error_code,
     )
     group_by = [rows.c.hour, rows.c.category, rows.c.variant]
     totals = sa.select(
