@@ -5,11 +5,12 @@ VENV := .venv
 TOOLS_VENV := .venv-tools
 CHECKOV_VENV := .venv-checkov
 LITSERVE_VENV := .venv-litserve
+CONVERT_VENV := .venv-convert
 BIN := $(VENV)/bin
 PORT ?= 8080
 HOST ?= 127.0.0.1
 
-.PHONY: help venv tools lint typecheck pytest test templates models demo up bench clean
+.PHONY: help venv converter tools lint typecheck pytest test templates models demo up bench clean
 .PHONY: workflows preflight deploy publish-site logs destroy logs-local
 .PHONY: bench-serving bench-variants
 .PHONY: bench-stats
@@ -32,7 +33,15 @@ $(VENV)/.installed: pyproject.toml requirements/offline.txt
 	$(BIN)/pip install --progress-bar on --no-deps -r requirements/offline.txt
 	touch $@
 
-venv: $(VENV)/.installed ## create or update the project virtualenv
+$(CONVERT_VENV)/.installed: requirements/converter.txt
+	@echo "==> creating $(CONVERT_VENV) for ONNX Runtime GenAI's model builder (it wants transformers 5)"
+	$(PYTHON) -m venv $(CONVERT_VENV)
+	$(CONVERT_VENV)/bin/pip install --progress-bar on -r requirements/converter.txt
+	touch $@
+
+converter: $(CONVERT_VENV)/.installed ## create or update the model converter's virtualenv (packaging a generator needs it)
+
+venv: $(VENV)/.installed converter ## create or update the project virtualenv (and the model converter's)
 
 $(TOOLS_VENV)/.installed: requirements/tools.txt
 	@echo "==> creating $(TOOLS_VENV) for aws-sam-cli and cfn-lint"

@@ -69,7 +69,7 @@ def main() -> None:
             started = time.perf_counter()
             trained = train_model(seeded, splits, console, DEFAULT_MODELS_ROOT)
             seconds = time.perf_counter() - started
-            metrics = evaluate_model(seeded, trained, splits)
+            metrics = evaluate_model(seeded, trained, splits, console)
             rows.append((seed, name, metrics, seconds, len(splits.train)))
             console.print(
                 f"seed {seed}, {name}: "

@@ -1,12 +1,20 @@
-"""Throughput against LitServe: Pressroom's SageMaker emulator and LitServe 0.2.19 serving the
-same generator artifact through the same code/inference.py hooks, side by side in one run.
+"""Throughput against LitServe: three servers of the same generator artifact side by side in one
+run, at 1 and 8 closed-loop clients (greedy, 16 new tokens, the same prompts):
 
-Both sides get one model process with one torch thread. LitServe runs with dynamic batching
-(max batch 16, 25 ms window): a batch's requests that share parameters run as one `predict_fn`
-call. Pressroom's worker batches continuously: a request joins the running decode batch at the
-next step. Clients are closed loops (each sends its next request when the last one returns),
-greedy decoding, 16 new tokens. Goals: at 8 clients >= 1.5x LitServe's requests/s, at 1 client
-at least equal. LitServe lives in its own virtualenv (`.venv-litserve`), never the project's.
+- Pressroom: the SageMaker emulator serving the artifact; its worker runs generator requests
+  one at a time on the artifact's ONNX Runtime GenAI engine (one thread, no merging: the
+  hooks' `merges_requests` says a generator does not gain from it);
+- LitServe + hooks: LitServe 0.2.19 serving the same code/inference.py hooks, with dynamic
+  batching (max batch 16, 25 ms window): a batch's requests that share parameters run as one
+  `predict_fn` call, whose prompts the engine decodes one after another;
+- LitServe + transformers `generate`: the server a user would write in an afternoon, with the
+  same batching: the artifact's fp32 weights on `transformers`, each batch left-padded after
+  the same headline context and decoded greedily by one `generate` call.
+
+Every server gets one model process with one torch thread. Clients are closed loops (each sends
+its next request when the last one returns). Goals: at 8 clients Pressroom >= 1.5x LitServe +
+hooks and >= 4x LitServe + transformers in requests/s; at 1 client >= 1.0x LitServe + hooks.
+LitServe lives in its own virtualenv (`.venv-litserve`), never the project's.
 
     make bench-frameworks   (or .venv/bin/python -m benchmarks.frameworks [--profile full|smoke])
 """
@@ -38,7 +46,7 @@ from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT, REPO_ROOT
 from tests.fixtures.postgres import free_port
 
 GENERATOR = "headline-base"
-# Greedy decoding so both sides do exactly the same work.
+# Greedy decoding so every server does the same work.
 GENERATION_PARAMETERS = {"max_new_tokens": 16, "do_sample": False}
 PROMPTS = [
     "Government announces",
@@ -52,31 +60,41 @@ PROMPTS = [
 ]
 LITSERVE_PYTHON = REPO_ROOT / ".venv-litserve" / "bin" / "python"
 LITSERVE_SERVER = Path(__file__).with_name("litserve_server.py")
+LITSERVE_REQUIREMENTS = REPO_ROOT / "requirements" / "litserve.txt"
 THREADS = 1
+HEALTHY_WITHIN_S = 600
 # clients -> requests each client sends (enough for the batch to reach its steady state)
 REQUESTS = {1: 12, 8: 8}
-GOALS = {1: 1.0, 8: 1.5}
-HEADERS = [
-    "clients",
-    "LitServe req/s",
-    "LitServe p50 / p95 ms",
-    "Pressroom req/s",
-    "Pressroom p50 / p95 ms",
-    "Pressroom / LitServe",
-    "goal",
-]
+HOOKS = "LitServe + hooks"
+PLAIN = "LitServe + transformers generate"
+PRESSROOM = "Pressroom"
+# clients -> server -> the least Pressroom's requests/s may be, as a multiple of the server's
+GOALS: dict[int, dict[str, float]] = {1: {HOOKS: 1.0}, 8: {HOOKS: 1.5, PLAIN: 4.0}}
+HEADERS = ["clients", "server", "req/s", "p50 / p95 ms", "Pressroom / server", "goal"]
 
 console = Console()
-Send = Callable[[str], None]
+Send = Callable[[str], str]
+"""Sends one prompt; returns the generated text."""
+
+
+def pinned(package: str) -> str:
+    """The version requirements/litserve.txt pins for `package`."""
+    for line in LITSERVE_REQUIREMENTS.read_text().splitlines():
+        name, _, version = line.partition("==")
+        if name.strip().lower() == package:
+            return version.strip()
+    return "?"
 
 
 @contextmanager
-def litserve(model_dir: Path) -> Iterator[str]:
-    """LitServe on 127.0.0.1 serving `model_dir`; yields its /predict URL once it is healthy."""
+def litserve(model_dir: Path, *, plain_transformers: bool = False) -> Iterator[str]:
+    """LitServe on 127.0.0.1 serving `model_dir` through its hooks (or, `plain_transformers`,
+    transformers `generate` on its weights); yields its /predict URL once it is healthy."""
     if not LITSERVE_PYTHON.is_file():
         raise SystemExit(f"{LITSERVE_PYTHON} is missing: run `make bench-frameworks`")
     port = free_port()
-    log = BUILD_DIR / "logs" / "litserve.log"
+    mode = "transformers" if plain_transformers else "hooks"
+    log = BUILD_DIR / "logs" / f"litserve-{mode}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as output:
         server = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
@@ -86,6 +104,7 @@ def litserve(model_dir: Path) -> Iterator[str]:
                 f"--model-dir={model_dir}",
                 f"--port={port}",
                 f"--threads={THREADS}",
+                *(["--plain-transformers"] if plain_transformers else []),
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -93,22 +112,49 @@ def litserve(model_dir: Path) -> Iterator[str]:
             start_new_session=True,  # LitServe spawns its workers: stop the whole group
         )
     try:
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + HEALTHY_WITHIN_S
         while True:
             if server.poll() is not None:
-                raise SystemExit(f"LitServe exited with {server.returncode}; see {log}")
+                raise SystemExit(f"LitServe ({mode}) exited with {server.returncode}; see {log}")
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).text == "ok":
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"LitServe did not become healthy in 600 s; see {log}")
+                raise SystemExit(
+                    f"LitServe ({mode}) did not become healthy in {HEALTHY_WITHIN_S} s; see {log}"
+                )
             time.sleep(0.5)
         yield f"http://127.0.0.1:{port}/predict"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+
+
+def generated_text(answer: object) -> str:
+    """The text of a `[{"generated_text": str}]` answer, as every server sends it."""
+    if (
+        isinstance(answer, list)
+        and len(answer) == 1
+        and isinstance(answer[0], dict)
+        and isinstance(answer[0].get("generated_text"), str)
+    ):
+        return str(answer[0]["generated_text"])
+    raise SystemExit(f"unexpected answer: {answer!r}")
+
+
+def check(servers: dict[str, Send]) -> None:
+    """Each server answers the first prompt with a headline that starts with it."""
+    for name, send in servers.items():
+        text = send(PROMPTS[0])
+        if not text.startswith(PROMPTS[0]):
+            raise SystemExit(f"{name} answered {text!r} to {PROMPTS[0]!r}")
+        console.print(f"{name}: {text!r}")
 
 
 def closed_loop(
@@ -135,27 +181,31 @@ def closed_loop(
     return len(samples) / (time.perf_counter() - started), Latencies(samples)
 
 
-def compare(via_litserve: Send, via_pressroom: Send, progress: Progress) -> list[list[str]]:
+def compare(servers: dict[str, Send], progress: Progress) -> list[list[str]]:
+    """At each client count, every server in turn (Pressroom last); Pressroom's requests/s
+    over each other server's, against the goals."""
     rows = []
-    for clients, goal in GOALS.items():
-        litserve_rps, litserve_latency = closed_loop(
-            via_litserve, clients, f"LitServe, {clients} client(s)", progress
-        )
-        pressroom_rps, pressroom_latency = closed_loop(
-            via_pressroom, clients, f"Pressroom, {clients} client(s)", progress
-        )
-        ratio = pressroom_rps / litserve_rps
-        rows.append(
-            [
-                str(clients),
-                f"{litserve_rps:.2f}",
-                f"{litserve_latency.p50_ms:.0f} / {litserve_latency.p95_ms:.0f}",
-                f"{pressroom_rps:.2f}",
-                f"{pressroom_latency.p50_ms:.0f} / {pressroom_latency.p95_ms:.0f}",
-                f"{ratio:.2f}x",
-                f"{'met' if ratio >= goal else 'NOT met'} (≥ {goal:g}x)",
-            ]
-        )
+    for clients, goals in GOALS.items():
+        measured = {
+            name: closed_loop(send, clients, f"{name}, {clients} client(s)", progress)
+            for name, send in servers.items()
+        }
+        pressroom_rps = measured[PRESSROOM][0]
+        for name, (rps, latency) in measured.items():
+            ratio, goal_cell = pressroom_rps / rps, "—"
+            goal = goals.get(name)
+            if goal is not None:
+                goal_cell = f"{'met' if ratio >= goal else 'NOT met'} (≥ {goal:g}x)"
+            rows.append(
+                [
+                    str(clients),
+                    name,
+                    f"{rps:.2f}",
+                    f"{latency.p50_ms:.0f} / {latency.p95_ms:.0f}",
+                    "—" if name == PRESSROOM else f"{ratio:.2f}x",
+                    goal_cell,
+                ]
+            )
     return rows
 
 
@@ -173,7 +223,8 @@ def main() -> None:
     local = threading.local()
     with (
         Progress(console=console, transient=True) as progress,
-        litserve(model_dir) as litserve_url,
+        litserve(model_dir) as hooks_url,
+        litserve(model_dir, plain_transformers=True) as plain_url,
         Emulator(
             profile,
             models_root=root,
@@ -184,23 +235,30 @@ def main() -> None:
         httpx.Client(timeout=600, limits=httpx.Limits(max_connections=32)) as http,
     ):
 
-        def via_litserve(prompt: str) -> None:
-            http.post(litserve_url, json={**body, "inputs": prompt}).raise_for_status()
+        def via(url: str) -> Send:
+            def send(prompt: str) -> str:
+                response = http.post(url, json={**body, "inputs": prompt})
+                return generated_text(response.raise_for_status().json())
 
-        def via_pressroom(prompt: str) -> None:
+            return send
+
+        def via_pressroom(prompt: str) -> str:
             if not hasattr(local, "runtime"):
                 local.runtime = emulator.client(max_pool_connections=32, read_timeout=600)
-            local.runtime.invoke_endpoint(
+            answer = local.runtime.invoke_endpoint(
                 EndpointName=endpoint,
                 TargetVariant="A",
                 ContentType="application/json",
                 Body=json.dumps({**body, "inputs": prompt}),
             )["Body"].read()
+            return generated_text(json.loads(answer))
 
-        rows = compare(via_litserve, via_pressroom, progress)
+        servers = {HOOKS: via(hooks_url), PLAIN: via(plain_url), PRESSROOM: via_pressroom}
+        check(servers)
+        rows = compare(servers, progress)
     title = (
-        f"Throughput against LitServe 0.2.19 ({GENERATOR}, {profile} profile, "
-        f"{THREADS} torch thread per side, greedy, "
+        f"Throughput against LitServe {pinned('litserve')} ({GENERATOR}, {profile} profile, "
+        f"{THREADS} thread per server, greedy, "
         f"{GENERATION_PARAMETERS['max_new_tokens']} new tokens)"
     )
     table, markdown = render(title, HEADERS, rows)
@@ -216,10 +274,17 @@ def write_section(markdown: list[str]) -> None:
             "",
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} with "
             f"{os.cpu_count()} CPU cores (1-minute load average {os.getloadavg()[0]:.1f} when "
-            "written). Pressroom: boto3 `invoke_endpoint` → emulator → worker (continuous "
-            "batching). LitServe: `POST /predict` → LitServe (dynamic batching, max batch 16, "
-            "25 ms window) → the same `predict_fn`. Closed-loop clients; each level runs "
-            "LitServe first, then Pressroom.",
+            "written). Pressroom: boto3 `invoke_endpoint` → emulator → worker, which runs "
+            "generator requests one at a time on the artifact's ONNX Runtime GenAI engine (one "
+            "thread, no merging). LitServe + hooks: `POST /predict` → LitServe (dynamic "
+            "batching, max batch 16, 25 ms window) → the same `predict_fn`, which decodes a "
+            "batch's prompts one after another on the same engine. LitServe + transformers "
+            f"generate: the same LitServe batching → `transformers` {pinned('transformers')} "
+            "`generate` in fp32 on the artifact's weights, each batch left-padded after the "
+            "same headline context, greedy. One thread per server; closed-loop clients; each "
+            "level runs LitServe + hooks, then LitServe + transformers generate, then "
+            "Pressroom. Goals: at 8 clients Pressroom ≥ 1.5x LitServe + hooks and ≥ 4x "
+            "LitServe + transformers generate; at 1 client ≥ 1x LitServe + hooks.",
             "",
             *markdown,
         ]

@@ -116,7 +116,7 @@ def ensure_artifacts(
             trained = train_model(definition, splits, console, root)
             save_checkpoint(trained, work_dir(root, definition))
             with console.status(f"evaluating {name} on {len(splits.test)} test headlines"):
-                metrics = evaluate_model(definition, trained, splits)
+                metrics = evaluate_model(definition, trained, splits, console)
             headline_figures = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
             console.print(f"{name} evaluated: {headline_figures}")
             staging = destination.with_name(f".{name}.staging")

@@ -120,7 +120,10 @@ def evaluate_command(
     definition = _definition(model, profile)
     directory = work_dir(root, definition)
     metrics = evaluate_model(
-        definition, load_checkpoint(definition, directory), select_data(definition, build_corpus())
+        definition,
+        load_checkpoint(definition, directory),
+        select_data(definition, build_corpus()),
+        console,
     )
     (directory / METRICS_RECORD).write_text(json.dumps(metrics, indent=2) + "\n")
     console.print_json(data=metrics)

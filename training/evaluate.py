@@ -1,7 +1,8 @@
 """Held-out metrics on the test split.
 
 Generators: bits per character (tokenizer-independent, so the two variants compare fairly)
-and per-token perplexity, plus sample headlines for fixed prompts. The classifier: accuracy,
+and per-token perplexity of the trained weights and of the model as served on its engine, what
+readers would read, speed, and sample headlines for fixed prompts. The classifier: accuracy,
 macro-F1, per-class F1 and the confusion matrix on BBC test headlines, and accuracy, macro-F1
 and per-class F1 on other publishers' headlines (those of publishers it never trains on, and
 the test split of the others: `classifier_metrics`); and for its calibrated
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pressroom_common.generation.service import headline
+from rich.console import Console
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from models.serving.inference import (
@@ -31,9 +33,11 @@ from models.serving.inference import (
     class_probabilities,
     generate,
     has_word,
-    loaded_generator,
+    headline_context_ids,
+    headline_prompt_ids,
 )
 from training.data import LABELS, Headline, held_out_publishers, training_publishers
+from training.engine import Precision, served
 from training.train import IGNORE_INDEX, batches_in_order, causal_lm_collate
 
 SAMPLE_PROMPTS = (
@@ -87,8 +91,8 @@ READER_PROMPTS = (
 )
 READING_PARAMETERS = replace(SAMPLE_PARAMETERS, return_full_text=False)
 # Greedy, so the one-thread timing compares the same work on every model.
-TIMING_PARAMETERS = GenerationParameters(do_sample=False, max_new_tokens=16)
-TIMING_PROMPTS = READER_PROMPTS[:8]
+TIMING_PARAMETERS = GenerationParameters(do_sample=False, max_new_tokens=16, return_full_text=False)
+TIMING_PROMPTS = READER_PROMPTS[:20]
 _BACK_TO_BACK = re.compile(r"\b([^\W\d_]+)\s+\1\b", re.IGNORECASE)
 
 
@@ -97,23 +101,56 @@ def has_back_to_back_repeat(text: str) -> bool:
     return _BACK_TO_BACK.search(text) is not None
 
 
-@torch.no_grad()
 def generator_metrics(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     test_set: Sequence[Headline],
     max_length: int,
-    batch_size: int = 32,
+    precision: Precision,
+    console: Console,
 ) -> dict[str, Any]:
-    """Held-out bits/char and perplexity, what readers would read, speed, and samples."""
-    loaded = loaded_generator(model, tokenizer)
+    """The trained weights' held-out bits/char and perplexity (PyTorch, fp32: what training
+    and the offline gate compare), then the same figures for the model as served (converted for
+    its engine at `precision`), what readers would read, speed at one thread, and samples."""
+    figures = held_out_metrics(model, tokenizer, test_set, max_length)
+    with served(model, tokenizer, precision, console) as loaded:
+        return {**figures, **served_metrics(loaded, test_set, max_length)}
+
+
+def served_metrics(
+    loaded: LoadedModel, test_set: Sequence[Headline], max_length: int
+) -> dict[str, Any]:
+    """Figures of a generator on its engine (see `generator_metrics`)."""
     samples = generate(loaded, list(SAMPLE_PROMPTS), SAMPLE_PARAMETERS)
     return {
-        **held_out_metrics(model, tokenizer, test_set, max_length, batch_size),
+        "served_bits_per_char": served_bits_per_char(loaded, test_set, max_length),
         **reading_metrics(loaded),
         **speed_metrics(loaded),
         "samples": dict(zip(SAMPLE_PROMPTS, samples, strict=True)),
     }
+
+
+def served_bits_per_char(
+    loaded: LoadedModel, test_set: Sequence[Headline], max_length: int
+) -> float:
+    """`held_out_metrics`' bits per character, from the engine's logits: the same tokens (each
+    headline cut as training cuts it, then its end), given the context, token by token."""
+    assert loaded.engine is not None
+    tokenizer, context = loaded.tokenizer, loaded.headline_context
+    context_length = len(headline_context_ids(tokenizer, context))
+    end_id = int(tokenizer.eos_token_id)
+    nats = 0.0
+    with loaded.engine.lock:
+        for item in test_set:
+            ids = headline_prompt_ids(tokenizer, item.text, context)
+            targets = [*ids[context_length : context_length + max_length - 2], end_id]
+            logits = loaded.engine.start([])
+            for position, token in enumerate(targets):
+                nats += float(np.logaddexp.reduce(logits.astype(np.float64)) - logits[token])
+                if position + 1 < len(targets):
+                    logits = loaded.engine.feed(token)
+    characters = sum(len(h.text) + 1 for h in test_set)
+    return round(nats / math.log(2) / characters, 4)
 
 
 @torch.no_grad()
@@ -170,20 +207,16 @@ def reading_metrics(loaded: LoadedModel) -> dict[str, Any]:
 
 
 def speed_metrics(loaded: LoadedModel) -> dict[str, Any]:
-    """Milliseconds per headline and per new token at one thread, greedy: the cost of serving
-    one request on one core (the median over TIMING_PROMPTS, after one warm-up call)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        generate(loaded, [TIMING_PROMPTS[0]], TIMING_PARAMETERS)
-        seconds, new_tokens = [], 0
-        for prompt in TIMING_PROMPTS:
-            started = time.perf_counter()
-            (text,) = generate(loaded, [prompt], TIMING_PARAMETERS)
-            seconds.append(time.perf_counter() - started)
-            new_tokens += max(1, len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"]))
-    finally:
-        torch.set_num_threads(threads)
+    """Milliseconds per headline and per new token, greedy, on the engine as loaded (one thread
+    for `generator_metrics`): the cost of serving one request on one core (the median over
+    TIMING_PROMPTS, after one warm-up call)."""
+    generate(loaded, [TIMING_PROMPTS[0]], TIMING_PARAMETERS)
+    seconds, new_tokens = [], 0
+    for prompt in TIMING_PROMPTS:
+        started = time.perf_counter()
+        (text,) = generate(loaded, [prompt], TIMING_PARAMETERS)
+        seconds.append(time.perf_counter() - started)
+        new_tokens += max(1, len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"]))
     return {
         "ms_per_headline_1_thread": round(float(np.median(seconds)) * 1000, 1),
         "ms_per_token_1_thread": round(sum(seconds) * 1000 / new_tokens, 2),
@@ -192,7 +225,8 @@ def speed_metrics(loaded: LoadedModel) -> dict[str, Any]:
 
 # (metric key, column title) in the order the table shows them.
 COLUMNS = (
-    ("test_bits_per_char", "bits/char (test)"),
+    ("test_bits_per_char", "bits/char (test, fp32)"),
+    ("served_bits_per_char", "bits/char (test, served)"),
     ("test_perplexity", "perplexity"),
     ("ms_per_headline_1_thread", "ms/headline, 1 thread"),
     ("ms_per_token_1_thread", "ms/token, 1 thread"),

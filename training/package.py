@@ -10,6 +10,7 @@ files at its root, which is what the Hugging Face DLC unpacks into /opt/ml/model
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import inspect
 import json
 import shutil
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 import transformers
 import yaml
+from rich.console import Console
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import models.serving.inference as serving
@@ -37,11 +39,16 @@ from training.data import (
     training_publishers,
 )
 from training.definitions import CalibrationSpec, ModelDefinition
+from training.engine import convert
 from training.evaluate import VariantFigures, markdown_table
 from training.onnx_int8 import served_onnx
 
 # Packages one kind of model needs beyond the Hugging Face DLC's own (torch, transformers).
-_EXTRA_REQUIREMENTS = {"generator": [], "classifier": ["onnxruntime==1.31.1"]}
+ENGINE_VERSION = importlib.metadata.version("onnxruntime-genai")
+_EXTRA_REQUIREMENTS = {
+    "generator": ["onnxruntime==1.31.1", f"onnxruntime-genai=={ENGINE_VERSION}"],
+    "classifier": ["onnxruntime==1.31.1"],
+}
 
 
 def serving_requirements(kind: str) -> list[str]:
@@ -100,8 +107,13 @@ def model_card(
     # (model-index metric type, readable name, value)
     metric_rows = (
         [
-            ("bits_per_char", "bits per character (test)", metrics["test_bits_per_char"]),
-            ("perplexity", "perplexity per token (test)", metrics["test_perplexity"]),
+            ("bits_per_char", "bits per character (test, fp32)", metrics["test_bits_per_char"]),
+            (
+                "bits_per_char",
+                "bits per character (test, as served)",
+                metrics["served_bits_per_char"],
+            ),
+            ("perplexity", "perplexity per token (test, fp32)", metrics["test_perplexity"]),
         ]
         if generator
         else [
@@ -160,6 +172,7 @@ def model_card(
         definition.description,
         "",
         f"- Base: {definition.base.describe()}",
+        *([_engine_line(definition)] if generator else []),
         f"- Profile: `{definition.profile}`",
         f"- Data: real headlines from {sources}, deduplicated, split 80/10/10 by a hash of "
         "the normalised headline"
@@ -232,13 +245,21 @@ def _training_line(definition: ModelDefinition, training: dict[str, Any]) -> str
     if source is not None:
         return (
             f"- Training: none; the weights of {source['name']} version {source['version']}, "
-            f"served with {definition.base.quantization or 'no'} quantization applied by "
-            "`model_fn` when the artifact loads."
+            "converted for the engine at this model's own precision."
         )
     return (
         f"- Training: {training['steps']} steps (best validation loss "
         f"{training['best_validation_loss']} at step {training['best_step']}), "
         f"{training['seconds']} s on CPU."
+    )
+
+
+def _engine_line(definition: ModelDefinition) -> str:
+    assert definition.engine is not None
+    return (
+        f"- Served on: ONNX Runtime GenAI {ENGINE_VERSION}, weights {definition.engine.precision} "
+        f"(`{serving.ENGINE_DIR}/`, converted from the weights beside it by its model builder; "
+        "bits/char below for the fp32 weights and as served; speed at one thread on the engine)."
     )
 
 
@@ -465,6 +486,8 @@ def package(
     code_dir.mkdir()
     shutil.copyfile(serving.__file__, code_dir / "inference.py")
     (code_dir / "requirements.txt").write_text(requirements_file(definition.kind))
+    if definition.engine is not None:
+        convert(model_dir, definition.engine.precision, Console())
     if definition.kind == "classifier":
         with tempfile.TemporaryDirectory() as scratch:
             fp32 = Path(scratch) / serving.ONNX_FILE

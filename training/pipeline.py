@@ -30,7 +30,6 @@ from training.definitions import ModelDefinition, TrainingSpec, load_definition
 from training.evaluate import classifier_metrics, generator_metrics
 from training.modeling import load_classifier, load_generator
 from training.package import package
-from training.quantization import outlier_linears
 from training.train import causal_lm_collate, classification_collate, seed_everything, train
 
 CHECKPOINT = "checkpoint"
@@ -170,27 +169,11 @@ def _derive(
     root: Path,
     console: Console,
 ) -> TrainedModel:
-    """No training: the source's packaged weights, marked with the quantization to serve."""
+    """No training: the source's packaged weights (served at this model's own precision)."""
     source_dir = root / definition.profile / source["name"] / "model"
     model = AutoModelForCausalLM.from_pretrained(source_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(source_dir)
-    base = definition.base
-    if base.quantization is not None:
-        keep_fp32 = outlier_linears(
-            model,
-            tokenizer,
-            splits.validation,
-            context=getattr(model.config, serving.HEADLINE_CONTEXT_CONFIG_KEY, None),
-            max_length=training_spec(definition).max_length,
-            ratio=base.outlier_ratio,
-        )
-        spec = {"method": base.quantization, "keep_fp32": keep_fp32}
-        setattr(model.config, serving.QUANTIZATION_CONFIG_KEY, spec)
-        console.print(
-            f"{definition.name}: {source['name']} version {source['version']}, served "
-            f"{base.quantization}; {len(keep_fp32)} outlier layer(s) stay fp32: "
-            + (", ".join(keep_fp32) or "none")
-        )
+    console.print(f"{definition.name}: {source['name']} version {source['version']}'s weights")
     record = {
         "steps": 0,
         "seconds": 0.0,
@@ -246,18 +229,20 @@ def other_publishers(definition: ModelDefinition) -> list[Headline]:
 
 
 def evaluate_model(
-    definition: ModelDefinition, trained: TrainedModel, splits: DataSplits
+    definition: ModelDefinition, trained: TrainedModel, splits: DataSplits, console: Console
 ) -> dict[str, Any]:
     if definition.kind == "classifier":
         return classifier_metrics(
             trained.model, trained.tokenizer, splits.test, other_publishers(definition)
         )
-    model = trained.model
-    quantization = getattr(model.config, serving.QUANTIZATION_CONFIG_KEY, None)
-    if quantization is not None:
-        model = serving.quantize(model, quantization)
+    assert definition.engine is not None
     return generator_metrics(
-        model, trained.tokenizer, splits.test, training_spec(definition).max_length
+        trained.model,
+        trained.tokenizer,
+        splits.test,
+        training_spec(definition).max_length,
+        definition.engine.precision,
+        console,
     )
 
 

@@ -88,6 +88,7 @@ SOURCE_PACKAGES: dict[str, tuple[Path, tuple[str, ...]]] = {
 }
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 OFFLINE_REQUIREMENTS = REPO_ROOT / "requirements" / "offline.txt"
+CONVERTER_REQUIREMENTS = REPO_ROOT / "requirements" / "converter.txt"
 # pyproject.toml's pins the entry point's imports need on top of the training DLC.
 JOB_PACKAGES = (
     "transformers",
@@ -96,6 +97,7 @@ JOB_PACKAGES = (
     "accelerate",
     "onnx",
     "onnxruntime",
+    "onnxruntime-genai",  # the challenger is evaluated and judged on its decode engine
     "pydantic",
     "pydantic-settings",
     "aws-lambda-powertools",
@@ -286,6 +288,7 @@ def write_source_dir(tarball: Path) -> list[str]:
     files: dict[str, Path | str] = {
         "requirements.txt": requirements_text(),
         entry.CORPUS_REQUIREMENTS: corpus_requirements_text(),
+        entry.CONVERTER_REQUIREMENTS: CONVERTER_REQUIREMENTS,
     }
     for name, (folder, patterns) in SOURCE_PACKAGES.items():
         for pattern in patterns:

@@ -4,7 +4,8 @@ The Hugging Face inference toolkit hooks (`model_fn`, `input_fn`, `predict_fn`, 
 so the same artifact runs in the Hugging Face DLC on SageMaker and in Pressroom's local runtime.
 One file serves both kinds of model, told apart by the saved config:
 
-- generators (causal LMs): `{"inputs": str | [str], "parameters": {...}}` ->
+- generators (causal LMs), decoded on ONNX Runtime GenAI (the artifact's `engine/`, see
+  `HeadlineEngine`): `{"inputs": str | [str], "parameters": {...}}` ->
   `[{"generated_text": str}]` per input: one line holding at least one new word, the prompt
   then the continuation, or (`return_full_text: false`) the continuation alone, as the Hugging
   Face text-generation pipeline answers it (see `continuation`);
@@ -17,7 +18,8 @@ One file serves both kinds of model, told apart by the saved config:
 `predict_fn` takes a batch (a list of inputs sharing one parameter set) so that a dynamic
 batcher can merge concurrent requests. Bad input raises `InvalidRequestError` whose message
 names the field; the serving layer answers it with a 4xx. This file must import nothing from
-the project: only the standard library, numpy, torch, transformers (and onnxruntime if used).
+the project: only the standard library, numpy, torch, transformers, onnxruntime and (for a
+generator) onnxruntime_genai.
 """
 
 from __future__ import annotations
@@ -25,20 +27,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-import warnings
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import (
     AutoConfig,
-    AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    DynamicCache,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -47,15 +46,18 @@ logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json"
 ONNX_FILE = "model.onnx"
-# A generator's config.json may name a quantization that `model_fn` applies when it loads,
-# and the text the model reads before every headline.
-QUANTIZATION_CONFIG_KEY = "pressroom_quantization"
+# A generator's decode engine: ONNX Runtime GenAI's model directory inside the artifact.
+ENGINE_DIR = "engine"
+ENGINE_CONFIG = "genai_config.json"
+# A generator's config.json names the text the model reads before every headline.
 HEADLINE_CONTEXT_CONFIG_KEY = "pressroom_headline_context"
 # A classifier's config.json may name its calibration: see `Calibration`.
 CALIBRATION_CONFIG_KEY = "pressroom_calibration"
-DYNAMIC_INT8 = "dynamic-int8"
 MAX_INPUTS = 64
 MAX_INPUT_CHARS = 500
+MAX_NEW_TOKENS = 64
+# A byte-level tokenizer spends at most one token per UTF-8 byte, four per character.
+MAX_PROMPT_TOKENS = 4 * MAX_INPUT_CHARS
 CLASSIFIER_MAX_TOKENS = 128
 _MAX_SEED = 2**32 - 1
 
@@ -127,33 +129,20 @@ class Calibration:
 @dataclass(frozen=True)
 class LoadedModel:
     kind: str  # "generator" or "classifier"
-    model: PreTrainedModel | None  # None when the classifier runs on ONNX Runtime
+    model: PreTrainedModel | None  # the classifier on PyTorch; None on ONNX Runtime
     tokenizer: PreTrainedTokenizerBase
     labels: dict[int, str] | None = None  # the classifier's id2label
     onnx_session: Any = None  # onnxruntime.InferenceSession
-    headline_context: str | None = None  # a generator's text before every headline
     calibration: Calibration = Calibration()  # the classifier's temperature and threshold
+    engine: HeadlineEngine | None = None  # a generator's decode engine
+    headline_context: str | None = None  # a generator's text before every headline
+    vocabulary: VocabularyMasks | None = None  # a generator's per-token masks (`WordFirst`)
 
     @property
     def runtime(self) -> str:
+        if self.engine is not None:
+            return "onnxruntime-genai"
         return "onnxruntime" if self.onnx_session is not None else "pytorch"
-
-    @cached_property
-    def vocabulary(self) -> VocabularyMasks:
-        """A generator's per-token masks: built at its first generation, then reused."""
-        assert self.model is not None
-        return vocabulary_masks(self.tokenizer, self.model.config.vocab_size)
-
-    @cached_property
-    def context_cache(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each layer's keys and values for the headline context every prompt starts with
-        (prefix caching): computed at the first generation, so that a prompt then runs only
-        its own tokens through the model."""
-        assert self.model is not None
-        ids = torch.tensor([headline_context_ids(self.tokenizer, self.headline_context)])
-        with torch.inference_mode():
-            output = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        return _cache_tensors(output.past_key_values)
 
 
 # --- request validation -------------------------------------------------------------------
@@ -169,7 +158,10 @@ def _is_number(value: Any) -> bool:
 
 # name -> (check, what the value must be)
 _PARAMETER_RULES: dict[str, tuple[Any, str]] = {
-    "max_new_tokens": (lambda v: _is_int(v) and 1 <= v <= 64, "an integer from 1 to 64"),
+    "max_new_tokens": (
+        lambda v: _is_int(v) and 1 <= v <= MAX_NEW_TOKENS,
+        f"an integer from 1 to {MAX_NEW_TOKENS}",
+    ),
     "temperature": (lambda v: _is_number(v) and 0 < v <= 2, "a number in (0, 2]"),
     "top_k": (lambda v: _is_int(v) and 0 <= v <= 200, "an integer from 0 to 200"),
     "top_p": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
@@ -271,10 +263,31 @@ def headline_prompt_ids(
     return [*headline_context_ids(tokenizer, context), *text_ids]
 
 
-def loaded_generator(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> LoadedModel:
-    """A generator with the headline context its config names (see `headline_prompt_ids`)."""
-    context = getattr(model.config, HEADLINE_CONTEXT_CONFIG_KEY, None)
-    return LoadedModel("generator", model, tokenizer, headline_context=context)
+def load_generator(model_dir: Path, threads: int | None = None) -> LoadedModel:
+    """A generator on its decode engine, with the headline context its config names (see
+    `headline_prompt_ids`); the engine runs on `threads` threads (default: torch's budget,
+    which follows OMP_NUM_THREADS)."""
+    engine_dir = model_dir / ENGINE_DIR
+    if not (engine_dir / ENGINE_CONFIG).exists():
+        raise ValueError(
+            f"{model_dir}: no decode engine in {ENGINE_DIR}/ (every generator artifact has one)"
+        )
+    config = AutoConfig.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    context = getattr(config, HEADLINE_CONTEXT_CONFIG_KEY, None)
+    engine = HeadlineEngine(
+        engine_dir,
+        headline_context_ids(tokenizer, context),
+        threads or torch.get_num_threads(),
+    )
+    return LoadedModel(
+        "generator",
+        None,
+        tokenizer,
+        engine=engine,
+        headline_context=context,
+        vocabulary=vocabulary_masks(tokenizer, config.vocab_size),
+    )
 
 
 # --- hooks --------------------------------------------------------------------------------
@@ -284,9 +297,9 @@ def load_model(model_dir: str | Path, *, prefer_onnx: bool = True) -> LoadedMode
     """Load an artifact directory; `prefer_onnx=False` forces PyTorch for the classifier."""
     model_dir = Path(model_dir)
     config = AutoConfig.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     architectures = config.architectures or []
     if any(name.endswith("ForSequenceClassification") for name in architectures):
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
         labels = {int(k): v for k, v in config.id2label.items()}
         calibration = Calibration.from_config(getattr(config, CALIBRATION_CONFIG_KEY, None))
         onnx_path = model_dir / ONNX_FILE
@@ -298,40 +311,7 @@ def load_model(model_dir: str | Path, *, prefer_onnx: bool = True) -> LoadedMode
                 )
         model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
         return LoadedModel("classifier", model, tokenizer, labels, calibration=calibration)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    quantization = getattr(config, QUANTIZATION_CONFIG_KEY, None)
-    if quantization is not None:
-        model = quantize(model, quantization)
-    return loaded_generator(model, tokenizer)
-
-
-def quantize(model: PreTrainedModel, spec: Any) -> PreTrainedModel:
-    """Quantize at load time, so one artifact format serves here and in the Hugging Face DLC.
-
-    `{"method": "dynamic-int8", "keep_fp32": [names]}`: every Linear layer (the tied output
-    head included) but the named ones holds int8 weights, one scale per output channel, and
-    quantizes its input on the fly: a quarter of the bytes read per token, which bounds a small
-    model's decoding on a CPU. The named layers are those whose inputs carry outliers that one
-    int8 scale cannot hold (found at packaging time, from real headlines).
-    """
-    field = QUANTIZATION_CONFIG_KEY
-    if not isinstance(spec, dict) or spec.get("method") != DYNAMIC_INT8:
-        raise ValueError(f"{field}: unknown method {spec!r}; expected method {DYNAMIC_INT8!r}")
-    keep = spec.get("keep_fp32", [])
-    linears = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    if not isinstance(keep, list) or not set(keep) <= linears:
-        raise ValueError(f"{field}.keep_fp32: must list Linear layers of the model, got {keep!r}")
-    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-    with warnings.catch_warnings():
-        # torch.ao's eager-mode quantization warns that it moves to torchao; the DLC's torch
-        # and this one both still ship it, and torchao would be one more package to install.
-        warnings.simplefilter("ignore")
-        quantized: PreTrainedModel = torch.ao.quantization.quantize_dynamic(
-            model, {name: qconfig for name in sorted(linears - set(keep))}, dtype=torch.qint8
-        )
-    return quantized
+    return load_generator(model_dir)
 
 
 def _onnx_session(path: Path) -> Any:
@@ -394,20 +374,20 @@ MIN_SAMPLING_TEMPERATURE = 1e-3
 class VocabularyMasks:
     """Per token id, what `WordFirst` needs: which tokens hold a word, which end a headline."""
 
-    words: torch.Tensor  # bool [vocab]: the token's text holds a word and no newline
-    endings: torch.Tensor  # bool [vocab]: the end token, and every token with a newline
-    separate: torch.Tensor  # bool [vocab]: the text starts with a space or a punctuation mark
+    words: np.ndarray  # bool [vocab]: the token's text holds a word and no newline
+    endings: np.ndarray  # bool [vocab]: the end token, and every token with a newline
+    separate: np.ndarray  # bool [vocab]: the text starts with a space or a punctuation mark
 
 
 def vocabulary_masks(tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> VocabularyMasks:
     """Each token's text decoded on its own (special tokens decode to nothing)."""
     texts = tokenizer.batch_decode([[i] for i in range(vocab_size)], skip_special_tokens=True)
-    newline = torch.tensor(["\n" in text for text in texts])
-    words = torch.tensor([has_word(text) for text in texts]) & ~newline
-    endings = newline.clone()
+    newline = np.array(["\n" in text for text in texts])
+    words = np.array([has_word(text) for text in texts]) & ~newline
+    endings = newline.copy()
     if tokenizer.eos_token_id is not None:
         endings[tokenizer.eos_token_id] = True
-    separate = torch.tensor([bool(text) and not text[0].isalnum() for text in texts])
+    separate = np.array([bool(text) and not text[0].isalnum() for text in texts])
     return VocabularyMasks(words=words, endings=endings, separate=separate)
 
 
@@ -429,255 +409,135 @@ class WordFirst:
         self.masks = masks
 
     def __call__(
-        self, new_ids: list[list[int]], tokens_left: list[int], scores: torch.Tensor
-    ) -> torch.Tensor:
-        """`scores` of one next token per row, given each row's new tokens so far and how many
-        it may still take (this one included)."""
+        self, new_ids: list[list[int]], tokens_left: list[int], scores: np.ndarray
+    ) -> np.ndarray:
+        """`scores` [rows, vocab] of one next token per row, given each row's new tokens so far
+        and how many it may still take (this one included)."""
         texts = self.tokenizer.batch_decode(new_ids, skip_special_tokens=True)
-        wordless = torch.tensor([not has_word(text) for text in texts])
-        last = torch.tensor([left == 1 for left in tokens_left])
-        banned = torch.where(last[:, None], ~self.masks.words, self.masks.endings)
+        wordless = np.array([not has_word(text) for text in texts])
+        last = np.array([left == 1 for left in tokens_left])
+        banned = np.where(last[:, None], ~self.masks.words, self.masks.endings)
         mask = wordless[:, None] & banned
-        first = torch.tensor([not ids for ids in new_ids])
+        first = np.array([not ids for ids in new_ids])
         if first.any():
             glue = ~(self.masks.separate | self.masks.endings)
-            glue_mass = (scores.softmax(dim=-1) * glue).sum(dim=-1)
+            glue_mass = (softmax(scores) * glue).sum(axis=-1)
             mask |= (first & (glue_mass < 0.5))[:, None] & glue
-        return scores.masked_fill(mask, -math.inf)
+        return np.where(mask, -np.inf, scores)
 
 
 def warp(
-    scores: torch.Tensor, temperature: torch.Tensor, top_k: list[int], top_p: torch.Tensor
-) -> torch.Tensor:
+    scores: np.ndarray, temperature: np.ndarray, top_k: list[int], top_p: np.ndarray
+) -> np.ndarray:
     """Temperature, then top-k, then top-p (nucleus), one setting per row, as Hugging Face's
     warpers apply them (top_k 0 keeps every token; the most likely token always stays)."""
-    scores = scores / temperature[:, None]
-    widest = max(top_k)
-    if widest > 0:
-        kth = torch.topk(scores, min(widest, scores.shape[-1]), dim=-1).values
-        ks = torch.tensor(top_k)
-        threshold = kth.gather(-1, (ks.clamp(min=1) - 1)[:, None])
-        threshold = threshold.masked_fill((ks == 0)[:, None], -math.inf)
-        scores = scores.masked_fill(scores < threshold, -math.inf)
-    ascending, order = torch.sort(scores, dim=-1)
-    cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
-    drop = cumulative <= (1 - top_p)[:, None]
-    drop[:, -1] = False
-    return scores.masked_fill(drop.scatter(-1, order, drop), -math.inf)
+    scores = np.asarray(scores, dtype=np.float64) / temperature[:, None]
+    for row, k in enumerate(top_k):
+        if 0 < k < scores.shape[-1]:
+            kth = np.partition(scores[row], -k)[-k]
+            scores[row, scores[row] < kth] = -np.inf
+    order = np.argsort(scores, axis=-1, kind="stable")
+    cumulative = np.cumsum(softmax(np.take_along_axis(scores, order, axis=-1)), axis=-1)
+    drop_sorted = cumulative <= (1 - top_p)[:, None]
+    drop_sorted[:, -1] = False
+    drop = np.zeros_like(drop_sorted)
+    np.put_along_axis(drop, order, drop_sorted, axis=-1)
+    return np.where(drop, -np.inf, scores)
 
 
-@dataclass
-class _Row:
-    """One prompt being decoded: what it asked for and the tokens chosen so far."""
+class HeadlineEngine:
+    """A generator's forward passes on ONNX Runtime GenAI: the model in the artifact's
+    `engine/` directory, converted from its weights at packaging time at the precision its
+    model card names.
 
-    request: int
-    slot: int
-    """Marks the row's own positions in the packed cache."""
-    prompt: str
-    text_ids: list[int]
-    """The prompt's own tokens, after the headline context every row shares."""
-    params: GenerationParameters
-    rng: torch.Generator | None
-    new_ids: list[int] = field(default_factory=list)
-
-    @property
-    def tokens_left(self) -> int:
-        return self.params.max_new_tokens - len(self.new_ids)
-
-    @property
-    def samples(self) -> bool:
-        # Near temperature 0 sampling is greedy decoding in the limit; below the floor, dividing
-        # the logits by it would overflow to inf (e.g. 5e-324), so decode greedily instead.
-        return self.params.do_sample and self.params.temperature >= MIN_SAMPLING_TEMPERATURE
-
-
-_SHARED = -1  # the owner of the context's cache positions: every row reads them
-
-
-class DecodeBatch:
-    """Iteration-level (continuous) batching of headline generation over one packed KV cache.
-
-    Every row's tokens live in one sequence: the headline context once (every row reads it:
-    prefix caching), then each row's own tokens, kept apart by the attention mask (a token sees
-    the context and its own row's earlier tokens) and numbered by their positions in their own
-    row. So one forward pass takes every running row's next token and every new prompt whole,
-    with no padding: a request that joins costs its own tokens in the step that was running
-    anyway, not a pass of its own. A row leaves (and its cache positions with it) as soon as it
-    ends a headline or reaches its `max_new_tokens`; every row keeps its own sampling parameters
-    and, when seeded, its own random stream. `generate` runs one batch to completion; a model
-    server calls `add` between `step`s.
+    The engine computes the next token's logits; choosing the token stays with `generate`, so
+    every guarantee of the contract holds on the engine. The headline context every prompt
+    starts with is computed once, when the engine loads: each prompt rewinds the engine's
+    generator to the context's keys and values (prefix caching) and feeds only its own tokens.
+    The Python bindings hold the GIL while the engine runs, so threads would not run two
+    prompts at once: one generator serves one prompt at a time (`lock` keeps callers in turn),
+    and concurrency comes from more worker processes, each with its own engine.
     """
 
-    def __init__(self, model: LoadedModel) -> None:
-        assert model.model is not None and model.kind == "generator"
-        self._model = model
-        self._lm = model.model
-        self._word_first = WordFirst(model.tokenizer, model.vocabulary)
-        self._context_length = len(headline_context_ids(model.tokenizer, model.headline_context))
-        self._requests: dict[int, list[_Row]] = {}
-        self._waiting: list[_Row] = []
-        self._running: list[_Row] = []
-        self._cache = DynamicCache(model.context_cache)
-        self._owners = torch.full((self._context_length,), _SHARED)
-        self._positions = torch.arange(self._context_length)
-        self._next_request = 0
-        self._next_slot = 0
+    def __init__(self, engine_dir: Path, context_ids: list[int], threads: int) -> None:
+        import onnxruntime_genai as og  # only a generator needs the decode engine
 
-    @property
-    def rows(self) -> int:
-        """Prompts running or waiting to start."""
-        return len(self._running) + len(self._waiting)
+        config = og.Config(str(engine_dir))
+        options = {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
+        model = og.Model(config)
+        params = og.GeneratorParams(model)
+        # The key/value buffer holds the context, the longest prompt and the longest headline.
+        longest = len(context_ids) + MAX_PROMPT_TOKENS + MAX_NEW_TOKENS
+        params.set_search_options(max_length=longest)
+        self._model, self._generator = model, og.Generator(model, params)
+        self._generator.append_tokens(context_ids)
+        self._context_length = len(context_ids)
+        self._last_context_id = context_ids[-1]
+        self.lock = threading.Lock()
 
-    def add_request(self, data: Any) -> int:
-        """Queue a request body, validated as `predict_fn` does; returns its handle."""
-        prompts, params = parse_request(data, "generator")
-        assert params is not None
-        return self.add(prompts, params)
+    def start(self, prompt_ids: list[int]) -> np.ndarray:
+        """Forget the last prompt; the logits of the token after the context and `prompt_ids`."""
+        # Rewinding keeps the keys and values of the positions before it, not the logits after
+        # them: the context's last token is fed again, so an empty prompt has logits too.
+        self._generator.rewind_to(self._context_length - 1)
+        return self._feed([self._last_context_id, *prompt_ids])
 
-    def add(self, prompts: list[str], params: GenerationParameters) -> int:
-        """Queue one headline per prompt, to start at the next step; returns the handle."""
-        handle = self._next_request
-        self._next_request += 1
-        rng = None if params.seed is None else torch.Generator().manual_seed(params.seed)
-        tokenizer, context = self._model.tokenizer, self._model.headline_context
-        rows = []
-        for prompt in prompts:
-            rows.append(
-                _Row(
-                    handle,
-                    self._next_slot,
-                    prompt,
-                    headline_prompt_ids(tokenizer, prompt, context)[self._context_length :],
-                    params,
-                    rng,
-                )
-            )
-            self._next_slot += 1
-        self._requests[handle] = rows
-        self._waiting.extend(rows)
-        return handle
+    def feed(self, token_id: int) -> np.ndarray:
+        """The logits of the token after `token_id`, appended to what the engine has read."""
+        return self._feed([token_id])
 
-    @torch.inference_mode()
-    def step(self) -> dict[int, list[dict[str, Any]]]:
-        """One forward pass: the running rows' last tokens and the waiting rows' prompts; then
-        a new token for each. Returns what `predict_fn` would answer for each request whose
-        rows have all finished."""
-        rows = [*self._running, *self._waiting]
-        if rows:
-            logits = self._forward(rows)
-            self._choose(rows, logits)
-            self._running, self._waiting = rows, []
-            self._leave_ended()
-        return self._finished()
-
-    def _forward(self, rows: list[_Row]) -> torch.Tensor:
-        """Feed each row what the cache lacks of it; the logits after each row's last token."""
-        tokens: list[int] = []
-        owners: list[int] = []
-        positions: list[int] = []
-        last: list[int] = []
-        for row in rows:
-            # A waiting row feeds its whole prompt; a running row, the token chosen last step.
-            new = row.new_ids[-1:] if row.new_ids else row.text_ids
-            start = self._context_length + len(row.text_ids) + len(row.new_ids) - len(new)
-            tokens += new
-            owners += [row.slot] * len(new)
-            positions += range(start, start + len(new))
-            last.append(len(tokens) - 1)
-        query_owners, query_positions = torch.tensor(owners), torch.tensor(positions)
-        key_owners = torch.cat([self._owners, query_owners])
-        key_positions = torch.cat([self._positions, query_positions])
-        visible = (key_owners == _SHARED)[None, :] | (
-            (key_owners[None, :] == query_owners[:, None])
-            & (key_positions[None, :] <= query_positions[:, None])
-        )
-        output = self._lm(
-            input_ids=torch.tensor([tokens]),
-            attention_mask=visible[None, None],
-            position_ids=query_positions[None],
-            past_key_values=self._cache,
-            use_cache=True,
-            logits_to_keep=torch.tensor(last),
-        )
-        self._cache = output.past_key_values
-        self._owners, self._positions = key_owners, key_positions
-        return cast(torch.Tensor, output.logits[0])
-
-    def _choose(self, rows: list[_Row], logits: torch.Tensor) -> None:
-        """Each row's next token: the word guarantee, then argmax or a warped sample."""
-        scores = self._word_first(
-            [row.new_ids for row in rows], [row.tokens_left for row in rows], logits.float()
-        )
-        chosen = scores.argmax(dim=-1)
-        sampled = [index for index, row in enumerate(rows) if row.samples]
-        if sampled:
-            params = [rows[index].params for index in sampled]
-            probabilities = warp(
-                scores[sampled],
-                torch.tensor([p.temperature for p in params]),
-                [p.top_k for p in params],
-                torch.tensor([p.top_p for p in params]),
-            ).softmax(dim=-1)
-            for position, index in enumerate(sampled):
-                chosen[index] = torch.multinomial(
-                    probabilities[position], 1, generator=rows[index].rng
-                )[0]
-        for row, token in zip(rows, chosen.tolist(), strict=True):
-            row.new_ids.append(token)
-
-    def _ended(self, row: _Row) -> bool:
-        return row.tokens_left == 0 or bool(self._model.vocabulary.endings[row.new_ids[-1]])
-
-    def _leave_ended(self) -> None:
-        """Ended rows leave the batch, and their positions leave the cache."""
-        ended = {row.slot for row in self._running if self._ended(row)}
-        if not ended:
-            return
-        self._running = [row for row in self._running if row.slot not in ended]
-        keep = ~torch.isin(self._owners, torch.tensor(sorted(ended)))
-        self._cache = DynamicCache(
-            [(keys[:, :, keep], values[:, :, keep]) for keys, values in _cache_tensors(self._cache)]
-        )
-        self._owners, self._positions = self._owners[keep], self._positions[keep]
-
-    def _finished(self) -> dict[int, list[dict[str, Any]]]:
-        done = {}
-        unfinished = {row.request for row in [*self._running, *self._waiting]}
-        for handle in [h for h in self._requests if h not in unfinished]:
-            done[handle] = [
-                {"generated_text": self._text(row)} for row in self._requests.pop(handle)
-            ]
-        return done
-
-    def _text(self, row: _Row) -> str:
-        text = continuation(self._model.tokenizer, row.text_ids, row.new_ids)
-        # As the Hugging Face pipeline does: the full text is the prompt, then the continuation.
-        return row.prompt + text if row.params.return_full_text else text
-
-
-def _cache_tensors(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each layer's keys and values, [rows, heads, positions, head size]."""
-    tensors = []
-    for layer in cache.layers:
-        assert layer.keys is not None and layer.values is not None
-        tensors.append((layer.keys, layer.values))
-    return tensors
+    def _feed(self, ids: list[int]) -> np.ndarray:
+        self._generator.append_tokens(ids)
+        return np.asarray(self._generator.get_logits(), dtype=np.float32).reshape(-1)
 
 
 def generate(model: LoadedModel, prompts: list[str], params: GenerationParameters) -> list[str]:
-    """One headline per prompt: one `DecodeBatch` run to completion."""
-    batch = DecodeBatch(model)
-    handle = batch.add(prompts, params)
-    while True:
-        done = batch.step()
-        if handle in done:
-            return [prediction["generated_text"] for prediction in done[handle]]
+    """One headline per prompt, in turn on the model's engine: `WordFirst` on every step, then
+    the argmax or a sample warped with the request's temperature, top-k and top-p. A request's
+    rows draw from one random stream, seeded by its `seed`: the same request writes the same
+    text every time, whatever was served before it."""
+    engine, vocabulary = model.engine, model.vocabulary
+    assert engine is not None and vocabulary is not None
+    word_first = WordFirst(model.tokenizer, vocabulary)
+    context_length = len(headline_context_ids(model.tokenizer, model.headline_context))
+    rng = np.random.default_rng(params.seed)
+    # Near temperature 0 sampling is greedy decoding in the limit; below the floor, dividing
+    # the logits by it would overflow to inf (e.g. 5e-324), so decode greedily instead.
+    sampling = params.do_sample and params.temperature >= MIN_SAMPLING_TEMPERATURE
+    texts = []
+    with engine.lock:
+        for prompt in prompts:
+            text_ids = headline_prompt_ids(model.tokenizer, prompt, model.headline_context)
+            text_ids = text_ids[context_length:]
+            new_ids: list[int] = []
+            logits = engine.start(text_ids)
+            while True:
+                scores = word_first([new_ids], [params.max_new_tokens - len(new_ids)], logits[None])
+                new_ids.append(_choose(scores, params, rng) if sampling else int(scores.argmax()))
+                if len(new_ids) == params.max_new_tokens or vocabulary.endings[new_ids[-1]]:
+                    break
+                logits = engine.feed(new_ids[-1])
+            text = continuation(model.tokenizer, text_ids, new_ids)
+            # As the Hugging Face pipeline does: the full text is the prompt, then the new text.
+            texts.append(prompt + text if params.return_full_text else text)
+    return texts
 
 
-def decode_batch_fn(model: LoadedModel) -> DecodeBatch | None:
-    """Not a SageMaker hook: a server that batches continuously (Pressroom's local worker) asks
-    for a generator's `DecodeBatch` here; the Hugging Face toolkit never calls it."""
-    return DecodeBatch(model) if model.kind == "generator" else None
+def merges_requests(model: LoadedModel) -> bool:
+    """Not a SageMaker hook: a server that merges concurrent requests into one `predict_fn`
+    call (Pressroom's local worker) asks whether the model gains from it. The classifier's
+    forward pass takes a batch; a generator's engine decodes one prompt at a time, so merging
+    would only hold the first request until the others are written."""
+    return model.kind == "classifier"
+
+
+def _choose(scores: np.ndarray, params: GenerationParameters, rng: np.random.Generator) -> int:
+    """A token drawn from the warped scores (one row) with the request's random stream."""
+    warped = warp(scores, np.array([params.temperature]), [params.top_k], np.array([params.top_p]))
+    cumulative = np.cumsum(softmax(warped)[0])
+    drawn = np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")
+    return int(min(drawn, len(cumulative) - 1))
 
 
 def continuation(

@@ -27,7 +27,6 @@ from typing import Any
 from better_profanity.better_profanity import Profanity
 from pressroom_common.generation.service import headline
 from pydantic import BaseModel, Field
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import models.serving.inference as serving
 from training.evaluate import READER_PROMPTS, READING_PARAMETERS, has_back_to_back_repeat
@@ -200,17 +199,16 @@ def text_figures(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
 
 
 def gate_figures(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    loaded: serving.LoadedModel,
     test_bits_per_char: float,
     prompts: GatePrompts,
     answers_per_prompt: int,
 ) -> dict[str, Any]:
-    """Everything the gate compares, for one model whose held-out bits/char (the figure its
-    manifest records, from `training.evaluate`) is `test_bits_per_char`."""
+    """Everything the gate compares, for one model on its engine whose held-out bits/char (the
+    figure its manifest records, from `training.evaluate`) is `test_bits_per_char`."""
     return {
         "test_bits_per_char": test_bits_per_char,
-        **answer_figures(serving.loaded_generator(model, tokenizer), prompts, answers_per_prompt),
+        **answer_figures(loaded, prompts, answers_per_prompt),
     }
 
 

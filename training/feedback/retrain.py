@@ -34,7 +34,8 @@ from transformers import PreTrainedTokenizerBase as Tokenizer
 import models.serving.inference as serving
 from training.data import build_corpus
 from training.definitions import load_definition
-from training.evaluate import generator_metrics
+from training.engine import served
+from training.evaluate import held_out_metrics, served_metrics
 from training.feedback import RetrainRefused
 from training.feedback.gate import (
     GATE_SEEDS,
@@ -228,7 +229,7 @@ def retrain(
 
     model_dir = champion.directory / "model"
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    # The champion as it stays: the KL anchor while training, the reference at the gate.
+    # The champion as it stays: the KL anchor while training.
     frozen_champion = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     frozen_champion.requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -265,18 +266,26 @@ def retrain(
         loss=vote_objective(frozen_champion, settings.anchor_weight),
     )
     splits = select_data(definition, build_corpus())
-    with console.status(f"evaluating the challenger on {len(splits.test)} test headlines"):
-        metrics = generator_metrics(model, tokenizer, splits.test, recipe.max_length)
-    gate = offline_gate(
-        settings.gate,
-        tokenizer,
-        {
-            "challenger": (model, metrics["test_bits_per_char"]),
-            "champion": (frozen_champion, source["metrics"]["test_bits_per_char"]),
-        },
-        (GatePrompts.of([vote.prompt for vote in votes]), settings.gate_answers_per_prompt),
-        console,
-    )
+    assert definition.engine is not None
+    # The challenger is judged as it would be served: on the champion's engine and precision.
+    with served(model, tokenizer, definition.engine.precision, console) as challenger_served:
+        with console.status(f"evaluating the challenger on {len(splits.test)} test headlines"):
+            metrics = {
+                **held_out_metrics(model, tokenizer, splits.test, recipe.max_length),
+                **served_metrics(challenger_served, splits.test, recipe.max_length),
+            }
+        gate = offline_gate(
+            settings.gate,
+            {
+                "challenger": (challenger_served, metrics["test_bits_per_char"]),
+                "champion": (
+                    serving.load_generator(model_dir, threads=1),
+                    source["metrics"]["test_bits_per_char"],
+                ),
+            },
+            (GatePrompts.of([vote.prompt for vote in votes]), settings.gate_answers_per_prompt),
+            console,
+        )
     moments = [vote.voted_at for vote in votes]
     learned_from = {
         "source": {"name": source["name"], "version": source["version"]},
@@ -322,8 +331,7 @@ def retrain(
 
 def offline_gate(
     thresholds: GateThresholds,
-    tokenizer: Tokenizer,
-    models: dict[str, tuple[PreTrainedModel, float]],
+    models: dict[str, tuple[serving.LoadedModel, float]],
     asked: tuple[GatePrompts, int],
     console: Console,
 ) -> dict[str, Any]:
@@ -333,8 +341,8 @@ def offline_gate(
     answers per prompt)."""
     with console.status("offline gate: the challenger and its champion side by side"):
         figures = {
-            role: gate_figures(model, tokenizer, bits_per_char, *asked)
-            for role, (model, bits_per_char) in models.items()
+            role: gate_figures(loaded, bits_per_char, *asked)
+            for role, (loaded, bits_per_char) in models.items()
         }
     verdict = judge(figures["challenger"], figures["champion"], thresholds)
     outcome = (

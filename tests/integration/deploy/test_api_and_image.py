@@ -82,9 +82,14 @@ def test_the_image_installs_the_pinned_serving_packages() -> None:
             ]
         )
     }
-    installed = dict(re.findall(r"\b(transformers|onnxruntime)==([0-9.]+)", DOCKERFILE.read_text()))
+    serving = ("transformers", "onnxruntime", "onnxruntime-genai")
+    installed = dict(
+        re.findall(
+            r"\b(transformers|onnxruntime|onnxruntime-genai)==([0-9.]+)", DOCKERFILE.read_text()
+        )
+    )
 
-    assert installed == {name: pins[name] for name in ("transformers", "onnxruntime")}
+    assert installed == {name: pins[name] for name in serving}
     # The base is the DLC the templates served before, from AWS's registry.
     assert re.search(
         r"^FROM \$\{DLC_REGISTRY\}/huggingface-pytorch-inference:", DOCKERFILE.read_text(), re.M

@@ -18,6 +18,7 @@ from pressroom_common.feedback.store import open_store
 from local.ops.retrain_job import ENTRY_POINT, write_source_dir
 from tests.integration.retrain.test_retrain_command import record_votes
 from training.artifacts import Artifact
+from training.engine import CONVERTER_PYTHON
 from training.feedback import sagemaker_entry
 from training.package import content_version
 
@@ -93,11 +94,13 @@ def test_the_job_leaves_the_challenger_where_sagemaker_collects_it(
         archive.extractall(code, filter="data")
 
     # As the toolkit runs it: `python <sagemaker_program>` in the code dir, which it puts on
-    # PYTHONPATH (ahead of the editable install, so the source dir's copy is what runs).
+    # PYTHONPATH (ahead of the editable install, so the source dir's copy is what runs). The
+    # converter is this checkout's (a job on AWS makes one from the source dir's pins).
+    converter = {"PRESSROOM_CONVERTER_PYTHON": str(CONVERTER_PYTHON)}
     completed = subprocess.run(
         [sys.executable, ENTRY_POINT],
         cwd=code,
-        env={**os.environ, **environment, "PYTHONPATH": str(code)},
+        env={**os.environ, **environment, **converter, "PYTHONPATH": str(code)},
         capture_output=True,
         text=True,
         timeout=900,

@@ -1,4 +1,4 @@
-"""Every continuation holds a word, whatever the prompt, the decoding and the batch.
+"""Every continuation holds a word, whatever the prompt, the decoding and the request.
 
 The smoke-profile generators are tiny and write near-noise (punctuation, the end token, line
 breaks), so without the guarantee many of these answers would be empty or wordless.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
-import torch
 
 from models.serving.inference import (
     GenerationParameters,
@@ -99,7 +99,9 @@ def test_one_prompt_at_a_time(generator: LoadedModel, seed: int | None) -> None:
 
 @pytest.mark.parametrize("max_new_tokens", [1, 4])
 @pytest.mark.parametrize("do_sample", [True, False], ids=["sampled", "greedy"])
-def test_a_left_padded_batch(generator: LoadedModel, max_new_tokens: int, do_sample: bool) -> None:
+def test_every_prompt_in_one_request(
+    generator: LoadedModel, max_new_tokens: int, do_sample: bool
+) -> None:
     parameters = GenerationParameters(
         max_new_tokens=max_new_tokens, do_sample=do_sample, seed=3, return_full_text=False
     )
@@ -123,13 +125,15 @@ def test_where_the_model_holds_the_last_word_whole_its_first_token_starts_a_new_
     tokenizer = generator.tokenizer
     glued = tokenizer.encode("user", add_special_tokens=False)[0]  # letters onto "Chelsea"
     spaced = tokenizer.encode(" clash", add_special_tokens=False)[0]
-    word_first = WordFirst(tokenizer, generator.vocabulary)
+    vocabulary = generator.vocabulary
+    assert vocabulary is not None
+    word_first = WordFirst(tokenizer, vocabulary)
 
-    def first_step(*ranked: int) -> torch.Tensor:
+    def first_step(*ranked: int) -> np.ndarray:
         """The processed first-step scores when the model ranks these tokens first to last."""
-        scores = torch.full((1, len(generator.vocabulary.words)), -1e9)
-        scores[0, list(ranked)] = torch.tensor([3.0, 2.0, 1.0])
-        return word_first([[]], [8], scores)[0]
+        scores = np.full((1, len(vocabulary.words)), -1e9, dtype=np.float32)
+        scores[0, list(ranked)] = [3.0, 2.0, 1.0]
+        return np.asarray(word_first([[]], [8], scores)[0])
 
     eos = int(tokenizer.eos_token_id)
     ended = first_step(eos, glued, spaced)  # the model would end the headline here

@@ -9,18 +9,19 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-import torch
 import transformers
 import yaml
 from pressroom_common.generation.contracts import ClassifierAnswer
 
 from models.serving.inference import (
     CALIBRATION_CONFIG_KEY,
-    QUANTIZATION_CONFIG_KEY,
+    ENGINE_CONFIG,
+    ENGINE_DIR,
     InvalidRequestError,
     classifier_logits,
     has_word,
     input_fn,
+    load_generator,
     load_model,
     model_fn,
     output_fn,
@@ -28,13 +29,15 @@ from models.serving.inference import (
     softmax,
 )
 from training.artifacts import Artifact, ensure_artifacts
-from training.compare import compare_generators, generator_names
+from training.compare import REFERENCE, compare_generators, generator_names
 from training.data import LABELS
 from training.definitions import load_definition
 from training.evaluate import SAMPLE_PROMPTS, markdown_table
 from training.package import content_version, export_onnx
 
 GENERATORS = generator_names()
+# Each generator's engine weights (ONNX Runtime GenAI's MatMulNBits, weight-only).
+ENGINE_PRECISION = {"headline-base": "int8", "headline-lite": "int4"}
 MANIFEST_FIELDS = {
     "name",
     "version",
@@ -79,6 +82,37 @@ def test_artifact_has_the_sagemaker_layout_and_a_manifest(
         members = {m.name for m in archive.getmembers() if m.isfile()}
     assert members == model_files
     assert ("model.onnx" in model_files) == (name == "news-classifier")
+    engine_files = {f"{ENGINE_DIR}/{ENGINE_CONFIG}", f"{ENGINE_DIR}/model.onnx"}
+    assert (engine_files <= model_files) == (name in GENERATORS)
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_a_generator_artifact_holds_its_engine_and_says_how_it_is_served(
+    smoke_artifacts: dict[str, Artifact], name: str
+) -> None:
+    artifact = smoke_artifacts[name]
+    precision = ENGINE_PRECISION[name]
+    definition = load_definition(name, "smoke")
+    assert definition.engine is not None and definition.engine.precision == precision
+    engine_dir = artifact.directory / ENGINE_DIR
+    assert (engine_dir / ENGINE_CONFIG).is_file() and (engine_dir / "model.onnx").is_file()
+    graph = onnx.load(str(engine_dir / "model.onnx"), load_external_data=False).graph
+    bits = {
+        attribute.i
+        for node in graph.node
+        if node.op_type == "MatMulNBits"
+        for attribute in node.attribute
+        if attribute.name == "bits"
+    }
+    assert bits == {int(precision.removeprefix("int"))}, "every projection at the card's precision"
+    metrics = artifact.manifest["metrics"]
+    assert metrics["served_bits_per_char"] > 0 and metrics["test_bits_per_char"] > 0
+    card = (artifact.directory / "README.md").read_text()
+    assert "ONNX Runtime GenAI" in card and f"weights {precision}" in card
+    card_metrics = {m["name"]: m["value"] for m in _card_metrics(artifact)}
+    assert card_metrics["bits per character (test, as served)"] == metrics["served_bits_per_char"]
+    loaded = model_fn(str(artifact.directory))
+    assert (loaded.runtime, loaded.model) == ("onnxruntime-genai", None)
 
 
 def test_unchanged_artifacts_are_not_rebuilt(smoke_artifacts: dict[str, Artifact]) -> None:
@@ -320,7 +354,7 @@ def test_the_version_hashes_the_served_files_but_not_the_model_card(
         version = content_version(copy)
 
 
-def test_the_challenger_serves_variant_a_weights_quantized_to_int8(
+def test_the_challenger_serves_variant_a_weights_at_another_precision(
     smoke_artifacts: dict[str, Artifact],
 ) -> None:
     base, lite = smoke_artifacts["headline-base"], smoke_artifacts["headline-lite"]
@@ -332,30 +366,33 @@ def test_the_challenger_serves_variant_a_weights_quantized_to_int8(
         "name": "headline-base",
         "version": base.manifest["version"],
     }
+    # The same weights, converted at int8 and at int4: the engines differ, and so do the
+    # scores they give the same text.
+    base_engine, lite_engine = base.directory / ENGINE_DIR, lite.directory / ENGINE_DIR
+    assert (base_engine / "model.onnx.data").read_bytes() != (
+        lite_engine / "model.onnx.data"
+    ).read_bytes()
     served_a, served_b = model_fn(str(base.directory)), model_fn(str(lite.directory))
-    quantized = torch.ao.nn.quantized.dynamic.Linear
-    assert not any(isinstance(m, quantized) for m in served_a.model.modules())
-    keep_fp32 = json.loads((lite.directory / "config.json").read_text())[QUANTIZATION_CONFIG_KEY][
-        "keep_fp32"
-    ]
-    fp32 = [n for n, m in served_b.model.named_modules() if isinstance(m, torch.nn.Linear)]
-    int8 = [n for n, m in served_b.model.named_modules() if isinstance(m, quantized)]
-    assert sorted(fp32) == sorted(keep_fp32), "only the calibrated outlier layers stay fp32"
-    assert "lm_head" in int8 and len(int8) > len(fp32)
     assert served_a.headline_context == served_b.headline_context is not None
+    assert served_a.engine is not None and served_b.engine is not None
+    prompt_ids = served_a.tokenizer("Stocks fall as", add_special_tokens=False)["input_ids"]
+    logits_a, logits_b = served_a.engine.start(prompt_ids), served_b.engine.start(prompt_ids)
+    assert logits_a.shape == logits_b.shape and not np.array_equal(logits_a, logits_b)
     card = (lite.directory / "README.md").read_text()
     assert "## Side by side with headline-base" in card and base.manifest["version"][:8] in card
 
 
-def test_an_unknown_quantization_is_refused_naming_the_config_key(
+def test_a_generator_without_its_engine_is_refused_naming_the_directory(
     smoke_artifacts: dict[str, Artifact], tmp_path: Path
 ) -> None:
     copy = tmp_path / "model"
-    shutil.copytree(smoke_artifacts["headline-lite"].directory, copy)
-    config = json.loads((copy / "config.json").read_text())
-    (copy / "config.json").write_text(json.dumps({**config, QUANTIZATION_CONFIG_KEY: "int3"}))
-    with pytest.raises(ValueError, match=f"{QUANTIZATION_CONFIG_KEY}: unknown method 'int3'"):
+    shutil.copytree(
+        smoke_artifacts["headline-lite"].directory, copy, ignore=shutil.ignore_patterns("engine")
+    )
+    with pytest.raises(ValueError, match=f"no decode engine in {ENGINE_DIR}/"):
         model_fn(str(copy))
+    with pytest.raises(ValueError, match=f"no decode engine in {ENGINE_DIR}/"):
+        load_generator(copy, threads=1)
 
 
 def test_evaluate_compares_both_variants_side_by_side_through_their_served_models(
@@ -363,14 +400,24 @@ def test_evaluate_compares_both_variants_side_by_side_through_their_served_model
 ) -> None:
     root = smoke_artifacts["headline-base"].directory.parents[2]
     results = compare_generators(root, "smoke", timing_rounds=1)
-    assert [r.name for r in results] == list(GENERATORS)
+    # The fp32 PyTorch weights every variant is converted from, then each served variant.
+    assert [r.name for r in results] == [REFERENCE, *GENERATORS]
+    reference, variants = results[0], {r.name: r for r in results[1:]}
     for result in results:
-        assert result.version == smoke_artifacts[result.name].manifest["version"]
-        assert 0 <= result.metrics["no_word_share"] <= 1
         assert result.metrics["ms_per_token_1_thread"] > 0
         assert set(result.samples) == set(SAMPLE_PROMPTS)
+    for name, result in variants.items():
+        assert result.version == smoke_artifacts[name].manifest["version"]
+        assert 0 <= result.metrics["no_word_share"] <= 1
+        # The engine scores the test text as the fp32 weights do, up to its precision.
+        fp32, served = result.metrics["test_bits_per_char"], result.metrics["served_bits_per_char"]
+        assert abs(served - fp32) < 0.5, (name, fp32, served)
     table = markdown_table(results)
-    assert "| bits/char (test) |" in table and "speed-up per token over headline-base" in table
-    # B is A's weights served int8: the same text is scored differently, so figures differ.
-    bits = [r.metrics["test_bits_per_char"] for r in results]
-    assert bits[0] != bits[1]
+    assert "| bits/char (test, fp32) |" in table and "| bits/char (test, served) |" in table
+    assert f"speed-up per token over {REFERENCE}" in table
+    # headline-base's fp32 weights are the reference: the same figure on the same test set.
+    base = variants["headline-base"].metrics
+    assert reference.metrics["test_bits_per_char"] == base["test_bits_per_char"]
+    # int4 weights score the test text other than the fp32 weights they were converted from.
+    lite = variants["headline-lite"].metrics
+    assert lite["served_bits_per_char"] != lite["test_bits_per_char"]

@@ -162,7 +162,12 @@ def test_a_job_starts_on_the_champion_dev_serves_with_its_code_uploaded(
     body = client("s3").get_object(Bucket=BUCKET, Key=run.job.source_key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as archive:
         names = set(archive.getnames())
-    assert {ENTRY_POINT, "requirements.txt", "corpus-requirements.txt"} <= names
+    assert {
+        ENTRY_POINT,
+        "requirements.txt",
+        "corpus-requirements.txt",
+        "converter-requirements.txt",
+    } <= names
 
 
 def test_the_completed_jobs_challenger_is_registered_pending_approval_once(

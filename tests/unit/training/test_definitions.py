@@ -46,8 +46,12 @@ def test_the_build_key_follows_the_parsed_definition_not_its_comments(
 
 def test_the_challenger_derives_from_variant_a_and_is_stale_when_a_changes() -> None:
     lite = load_definition("headline-lite", "full")
-    assert (lite.base.derived_from, lite.base.quantization) == ("headline-base", "dynamic-int8")
+    base = load_definition("headline-base", "full")
+    assert lite.base.derived_from == "headline-base"
     assert lite.training is None
+    # The one difference between the variants: the precision of the engine's weights.
+    assert base.engine is not None and lite.engine is not None
+    assert (base.engine.precision, lite.engine.precision) == ("int8", "int4")
     splits = DataSplits(train=[], validation=[], test=[])
     assert build_key(lite, splits, "a-key") != build_key(lite, splits, "another-key")
 
@@ -57,7 +61,7 @@ def test_the_challenger_derives_from_variant_a_and_is_stale_when_a_changes() -> 
     [
         ({"derived_from": "headline-base"}, {"seed": 1}, "derived from another takes no training"),
         ({"pretrained": "gpt2"}, None, "every other model needs one"),
-        ({"pretrained": "gpt2", "quantization": "dynamic-int8"}, None, "needs base.derived_from"),
+        ({"derived_from": "headline-base", "gguf_file": "x.gguf"}, None, "gguf_file needs"),
         ({"derived_from": "nope"}, None, "unknown model 'nope'"),
         ({"pretrained": "gpt2", "derived_from": "headline-base"}, None, "exactly one of"),
     ],
@@ -73,3 +77,15 @@ def test_definitions_that_cannot_be_built_are_refused_with_the_field_named(
     )
     with pytest.raises(ValidationError, match=error):
         ModelDefinition.model_validate({**raw, "base": base, "training": spec})
+
+
+def test_a_generator_needs_an_engine_and_a_classifier_takes_none() -> None:
+    generator = load_definition("headline-base", "full").model_dump()
+    classifier = load_definition("news-classifier", "full").model_dump()
+    assert classifier["engine"] is None
+    with pytest.raises(ValidationError, match="engine: every generator names its engine"):
+        ModelDefinition.model_validate({**generator, "engine": None})
+    with pytest.raises(ValidationError, match=r"engine: .*only a generator"):
+        ModelDefinition.model_validate({**classifier, "engine": {"precision": "int8"}})
+    with pytest.raises(ValidationError, match=r"engine\.precision"):
+        ModelDefinition.model_validate({**generator, "engine": {"precision": "int3"}})

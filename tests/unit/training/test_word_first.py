@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
-import torch
 
 from models.serving.inference import WordFirst, has_word, vocabulary_masks
 
@@ -29,8 +29,8 @@ MASKS = vocabulary_masks(FakeTokenizer(), len(VOCABULARY))  # type: ignore[arg-t
 WORD_FIRST = WordFirst(FakeTokenizer(), MASKS)  # type: ignore[arg-type]
 
 
-def allowed(scores: torch.Tensor) -> list[set[str]]:
-    return [{VOCABULARY[i] for i in torch.isfinite(row).nonzero().flatten()} for row in scores]
+def allowed(scores: np.ndarray) -> list[set[str]]:
+    return [{VOCABULARY[i] for i in np.flatnonzero(np.isfinite(row))} for row in scores]
 
 
 @pytest.mark.parametrize("text", ["s climb", " 2024", " Zürich", "東京", " Ωμέγα"])
@@ -44,25 +44,28 @@ def test_spaces_punctuation_and_symbols_are_no_word(text: str) -> None:
 
 
 def test_the_masks_name_the_word_tokens_and_the_tokens_that_end_a_headline() -> None:
-    assert {VOCABULARY[i] for i in MASKS.words.nonzero().flatten()} == WORDS
-    assert {VOCABULARY[i] for i in MASKS.endings.nonzero().flatten()} == ENDINGS
+    assert MASKS.words.dtype == MASKS.endings.dtype == np.bool_
+    assert MASKS.words.shape == MASKS.endings.shape == (len(VOCABULARY),)
+    assert {VOCABULARY[i] for i in np.flatnonzero(MASKS.words)} == WORDS
+    assert {VOCABULARY[i] for i in np.flatnonzero(MASKS.endings)} == ENDINGS
 
 
 def test_a_row_without_a_word_may_not_end_and_its_last_token_must_be_a_word() -> None:
     new_ids = [[2], [4], [5]]  # one new token each: a word, punctuation, a space
-    scores = torch.zeros(3, len(VOCABULARY))
+    scores = np.zeros((3, len(VOCABULARY)), dtype=np.float32)
     everything = set(VOCABULARY)
 
-    early = WORD_FIRST(new_ids, [3, 3, 3], scores.clone())
+    early = WORD_FIRST(new_ids, [3, 3, 3], scores.copy())
     assert allowed(early) == [everything, everything - ENDINGS, everything - ENDINGS]
 
-    last = WORD_FIRST(new_ids, [1, 1, 1], scores.clone())
+    last = WORD_FIRST(new_ids, [1, 1, 1], scores)
     assert allowed(last) == [everything, WORDS, WORDS]
     assert last[1, END] == -math.inf
+    assert last.shape == scores.shape and np.isfinite(scores).all()  # the input stays as it was
 
 
-def first_step_scores(favoured: str) -> torch.Tensor:
-    scores = torch.zeros(1, len(VOCABULARY))
+def first_step_scores(favoured: str) -> np.ndarray:
+    scores = np.zeros((1, len(VOCABULARY)), dtype=np.float32)
     scores[0, VOCABULARY.index(favoured)] = 5.0
     return scores
 
