@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -172,33 +173,29 @@ def loop_lines(loop: LoopResult, seconds: float, champion: dict[str, Any]) -> li
                 f"| {row['true_up_rate']:.3f} | {row['liked_share']:.0%} | "
                 f"{row['mean_words']:.1f} | {row['distinct_share']:.0%} |"
             )
+    hundreds = [c for c in figures["second_round_checkpoints"] if c["requests"] % 100 == 0]
     lines += [
         "",
-        "| readers of round two | "
-        + " | ".join(
-            str(checkpoint["requests"])
-            for checkpoint in figures["second_round_checkpoints"]
-            if checkpoint["requests"] % 100 == 0
-        )
-        + " |",
+        checkpoint_row("readers of round two", hundreds, lambda c: str(c["requests"])),
         "|---|" + "---:|" * (ROUND_READERS // 100),
-        "| P(challenger best) | "
-        + " | ".join(
-            f"{checkpoint['probability_best'].get('B', 0):.3f}"
-            for checkpoint in figures["second_round_checkpoints"]
-            if checkpoint["requests"] % 100 == 0
-        )
-        + " |",
-        "| challenger's share of the last 50 | "
-        + " | ".join(
-            f"{checkpoint['challenger_share_in_window']:.0%}"
-            for checkpoint in figures["second_round_checkpoints"]
-            if checkpoint["requests"] % 100 == 0
-        )
-        + " |",
+        checkpoint_row(
+            "P(challenger best)", hundreds, lambda c: f"{c['probability_best'].get('B', 0):.3f}"
+        ),
+        checkpoint_row(
+            "challenger's share of the last 50",
+            hundreds,
+            lambda c: f"{c['challenger_share_in_window']:.0%}",
+        ),
         "",
     ]
     return lines
+
+
+def checkpoint_row(
+    title: str, checkpoints: list[dict[str, Any]], cell: Callable[[dict[str, Any]], str]
+) -> str:
+    """One markdown row: the title, then one cell per checkpoint."""
+    return f"| {title} | " + " | ".join(cell(c) for c in checkpoints) + " |"
 
 
 def section(

@@ -13,12 +13,10 @@ evaluate` prints the table; `make bench-variants` writes it to BENCHMARKS.md.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
@@ -30,12 +28,12 @@ from training.evaluate import (
     SAMPLE_PARAMETERS,
     SAMPLE_PROMPTS,
     TIMING_PARAMETERS,
-    TIMING_PROMPTS,
     VariantFigures,
     held_out_metrics,
     reading_metrics,
     served_bits_per_char,
     speed_metrics,
+    timed_headlines,
 )
 from training.pipeline import select_data, training_spec
 
@@ -65,13 +63,14 @@ def compare_generators(root: Path, profile: str, *, timing_rounds: int = 3) -> l
         max_length = training_spec(definition).max_length
         weights = AutoModelForCausalLM.from_pretrained(artifact.directory).eval()
         served[name] = (artifact, loaded)
+        fp32 = held_out_metrics(weights, loaded.tokenizer, test_set, max_length)
         figures[name] = {
-            **held_out_metrics(weights, loaded.tokenizer, test_set, max_length),
+            **fp32,
             "served_bits_per_char": served_bits_per_char(loaded, test_set, max_length),
             **reading_metrics(loaded),
         }
         if name == REFERENCE_WEIGHTS:
-            figures[REFERENCE] = held_out_metrics(weights, loaded.tokenizer, test_set, max_length)
+            figures[REFERENCE] = dict(fp32)
             reference = (weights, loaded)
     timers: dict[str, Callable[[], dict[str, Any]]] = {
         REFERENCE: lambda: reference_speed(*reference),
@@ -120,18 +119,9 @@ def reference_speed(model: PreTrainedModel, loaded: serving.LoadedModel) -> dict
     torch.set_num_threads(1)
     options = {"max_new_tokens": TIMING_PARAMETERS.max_new_tokens, "do_sample": False}
     try:
-        _generate(model, loaded, TIMING_PROMPTS[0], **options)
-        seconds, new_tokens = [], 0
-        for prompt in TIMING_PROMPTS:
-            started = time.perf_counter()
-            new_tokens += len(_generate(model, loaded, prompt, **options))
-            seconds.append(time.perf_counter() - started)
+        return timed_headlines(lambda prompt: len(_generate(model, loaded, prompt, **options)))
     finally:
         torch.set_num_threads(threads)
-    return {
-        "ms_per_headline_1_thread": round(float(np.median(seconds)) * 1000, 1),
-        "ms_per_token_1_thread": round(sum(seconds) * 1000 / max(1, new_tokens), 2),
-    }
 
 
 def reference_samples(model: PreTrainedModel, loaded: serving.LoadedModel) -> dict[str, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,8 +33,7 @@ from models.serving.inference import (
     class_probabilities,
     generate,
     has_word,
-    headline_context_ids,
-    headline_prompt_ids,
+    headline_text_ids,
 )
 from training.data import LABELS, Headline, held_out_publishers, training_publishers
 from training.engine import Precision, served
@@ -136,14 +135,12 @@ def served_bits_per_char(
     """`held_out_metrics`' bits per character, from the engine's logits: the same tokens (each
     headline cut as training cuts it, then its end), given the context, token by token."""
     assert loaded.engine is not None
-    tokenizer, context = loaded.tokenizer, loaded.headline_context
-    context_length = len(headline_context_ids(tokenizer, context))
+    tokenizer = loaded.tokenizer
     end_id = int(tokenizer.eos_token_id)
     nats = 0.0
     with loaded.engine.lock:
         for item in test_set:
-            ids = headline_prompt_ids(tokenizer, item.text, context)
-            targets = [*ids[context_length : context_length + max_length - 2], end_id]
+            targets = [*headline_text_ids(tokenizer, item.text)[: max_length - 2], end_id]
             logits = loaded.engine.start([])
             for position, token in enumerate(targets):
                 nats += float(np.logaddexp.reduce(logits.astype(np.float64)) - logits[token])
@@ -210,16 +207,26 @@ def speed_metrics(loaded: LoadedModel) -> dict[str, Any]:
     """Milliseconds per headline and per new token, greedy, on the engine as loaded (one thread
     for `generator_metrics`): the cost of serving one request on one core (the median over
     TIMING_PROMPTS, after one warm-up call)."""
-    generate(loaded, [TIMING_PROMPTS[0]], TIMING_PARAMETERS)
+
+    def write(prompt: str) -> int:
+        (text,) = generate(loaded, [prompt], TIMING_PARAMETERS)
+        return max(1, len(headline_text_ids(loaded.tokenizer, text)))
+
+    return timed_headlines(write)
+
+
+def timed_headlines(write: Callable[[str], int]) -> dict[str, Any]:
+    """Milliseconds per headline (median) and per new token over TIMING_PROMPTS, after one
+    warm-up call; `write(prompt)` writes one headline and returns how many tokens it took."""
+    write(TIMING_PROMPTS[0])
     seconds, new_tokens = [], 0
     for prompt in TIMING_PROMPTS:
         started = time.perf_counter()
-        (text,) = generate(loaded, [prompt], TIMING_PARAMETERS)
+        new_tokens += write(prompt)
         seconds.append(time.perf_counter() - started)
-        new_tokens += max(1, len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"]))
     return {
         "ms_per_headline_1_thread": round(float(np.median(seconds)) * 1000, 1),
-        "ms_per_token_1_thread": round(sum(seconds) * 1000 / new_tokens, 2),
+        "ms_per_token_1_thread": round(sum(seconds) * 1000 / max(1, new_tokens), 2),
     }
 
 

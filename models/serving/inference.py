@@ -259,8 +259,12 @@ def headline_prompt_ids(
     tokenizer: PreTrainedTokenizerBase, text: str, context: str | None = None
 ) -> list[int]:
     """Token ids of the start of a headline: its context, then the text."""
-    text_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return [*headline_context_ids(tokenizer, context), *text_ids]
+    return [*headline_context_ids(tokenizer, context), *headline_text_ids(tokenizer, text)]
+
+
+def headline_text_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of a headline's own text: what follows its context."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def load_generator(model_dir: Path, threads: int | None = None) -> LoadedModel:
@@ -500,7 +504,6 @@ def generate(model: LoadedModel, prompts: list[str], params: GenerationParameter
     engine, vocabulary = model.engine, model.vocabulary
     assert engine is not None and vocabulary is not None
     word_first = WordFirst(model.tokenizer, vocabulary)
-    context_length = len(headline_context_ids(model.tokenizer, model.headline_context))
     rng = np.random.default_rng(params.seed)
     # Near temperature 0 sampling is greedy decoding in the limit; below the floor, dividing
     # the logits by it would overflow to inf (e.g. 5e-324), so decode greedily instead.
@@ -508,8 +511,7 @@ def generate(model: LoadedModel, prompts: list[str], params: GenerationParameter
     texts = []
     with engine.lock:
         for prompt in prompts:
-            text_ids = headline_prompt_ids(model.tokenizer, prompt, model.headline_context)
-            text_ids = text_ids[context_length:]
+            text_ids = headline_text_ids(model.tokenizer, prompt)
             new_ids: list[int] = []
             logits = engine.start(text_ids)
             while True:
