@@ -7,6 +7,8 @@ CHECKOV_VENV := .venv-checkov
 LITSERVE_VENV := .venv-litserve
 CONVERT_VENV := .venv-convert
 BIN := $(VENV)/bin
+# Every build output (the Python tools take it from training/paths.py and local/paths.py).
+BUILD := build
 PORT ?= 8080
 HOST ?= 127.0.0.1
 
@@ -76,7 +78,7 @@ test: lint typecheck workflows templates pytest ## everything CI checks
 
 # ---- template checks: lint, validate, build, and import each built function against its layer
 TEMPLATES := template-root.yaml $(wildcard apps/*/template.yaml)
-SAM_BUILD_DIR := build/templates/sam
+SAM_BUILD_DIR := $(BUILD)/templates/sam
 export SAM_CLI_TELEMETRY := 0
 
 templates: venv tools ## cfn-lint (+ project rules), sam validate --lint, sam build, import smoke test
@@ -90,7 +92,7 @@ templates: venv tools ## cfn-lint (+ project rules), sam validate --lint, sam bu
 	for template in $(TEMPLATES); do $(TOOLS_VENV)/bin/sam validate --lint -t $$template || exit 1; done
 	@echo "==> sam build (into $(SAM_BUILD_DIR))"
 	$(TOOLS_VENV)/bin/sam build -t template-root.yaml --build-dir $(SAM_BUILD_DIR) \
-		--cache-dir build/templates/sam-cache --cached
+		--cache-dir $(BUILD)/templates/sam-cache --cached
 	@echo "==> each built function imports against only its layer (fresh python3.11 -I -S)"
 	$(BIN)/python -m local.ops.build_checks $(SAM_BUILD_DIR)
 
@@ -147,7 +149,7 @@ bench-api: venv ## end-to-end latency through the local stack beside the raw mod
 	$(BIN)/python -m benchmarks.api
 
 clean: ## remove build outputs (keeps the virtualenvs)
-	rm -rf build .aws-sam
+	rm -rf $(BUILD) .aws-sam
 
 # ---- AWS operations (need AWS credentials; see infra/README.md). ENV is a samconfig.toml environment.
 ENV ?= dev

@@ -31,9 +31,9 @@ from local.experiment.loop import CONFIDENT, LoopResult, close_the_loop, write_l
 from local.experiment.simulate import PROMPTS, HeadlineTaste, PrefersNumbers, PrefersShortHeadlines
 from local.paths import BUILD_DIR, DEFAULT_MODELS_ROOT
 from local.registry import DEFAULT_REGISTRY_ROOT
+from local.retrain import resolve_champion
 from models.serving.inference import generate, load_model, parse_request
 from training.artifacts import ensure_artifacts
-from training.feedback.cli import resolve_champion
 from training.feedback.retrain import Champion, RetrainSettings, retrain, settings_for
 
 READERS, ROUND_READERS, SHARE, SEED = 400, 600, 0.1, 7
@@ -43,7 +43,7 @@ SERVED_MAX_NEW_TOKENS = GenerateRequest.model_fields["max_new_tokens"].default
 OUT = BUILD_DIR / "loop"
 CHOSEN = settings_for("full")
 ALTERNATIVES: dict[str, RetrainSettings] = {
-    "with a KL anchor to the champion x 1": CHOSEN.model_copy(update={"anchor_weight": 1.0}),
+    "without the KL anchor to the champion": CHOSEN.model_copy(update={"anchor_weight": 0.0}),
     "likelihood of up-votes only": CHOSEN.model_copy(update={"down_vote_weight": 0.0}),
     "every copy of a vote (before the gate)": CHOSEN.model_copy(
         update={"distinct_examples": False}
@@ -139,7 +139,6 @@ def main() -> None:
 
 def loop_lines(loop: LoopResult, seconds: float, champion: dict[str, Any]) -> list[str]:
     figures = loop.to_json()
-    confident_at = figures["challenger_confident_at"]
     learned = figures["challenger"]["learned_from"]
     drift = (
         loop.challenger.manifest["metrics"]["test_bits_per_char"]
@@ -154,14 +153,7 @@ def loop_lines(loop: LoopResult, seconds: float, champion: dict[str, Any]) -> li
         f"(held-out bits/char drift {drift:+.4f}); one run of {seconds / 60:.1f} min "
         f"(`build/loop/{loop.taste.name}/loop.json`, chart `loop.png` beside it).",
         "",
-        "**Result: "
-        + (
-            f"the challenger reached P(best) >= {CONFIDENT} after {confident_at} readers of round "
-            f"two, {figures['challenger_answers_at_confidence']} of them its own.**"
-            if confident_at
-            else f"the challenger stayed below P(best) {CONFIDENT} for {ROUND_READERS} readers.**"
-        )
-        + f" `pressroom round decide` on round two: {figures['round_decision']}.",
+        result_line(loop),
         "",
         "| round | variant | model | answers | true up-rate | liked | mean words | distinct |",
         "|---|---|---|---:|---:|---:|---:|---:|",
@@ -174,6 +166,8 @@ def loop_lines(loop: LoopResult, seconds: float, champion: dict[str, Any]) -> li
                 f"{row['mean_words']:.1f} | {row['distinct_share']:.0%} |"
             )
     hundreds = [c for c in figures["second_round_checkpoints"] if c["requests"] % 100 == 0]
+    if not hundreds:
+        return [*lines, ""]
     lines += [
         "",
         checkpoint_row("readers of round two", hundreds, lambda c: str(c["requests"])),
@@ -189,6 +183,24 @@ def loop_lines(loop: LoopResult, seconds: float, champion: dict[str, Any]) -> li
         "",
     ]
     return lines
+
+
+def result_line(loop: LoopResult) -> str:
+    """What the loop came to: the gate's refusal, or round two's verdict and `round decide`'s."""
+    if loop.second_round is None:
+        return (
+            f"**Result: the offline gate rejected the challenger, so round two did not run:** "
+            f"{loop.challenger.reason}."
+        )
+    figures = loop.to_json()
+    confident_at = figures["challenger_confident_at"]
+    verdict = (
+        f"the challenger reached P(best) >= {CONFIDENT} after {confident_at} readers of round "
+        f"two, {figures['challenger_answers_at_confidence']} of them its own."
+        if confident_at
+        else f"the challenger stayed below P(best) {CONFIDENT} for {ROUND_READERS} readers."
+    )
+    return f"**Result: {verdict}** `pressroom round decide` on round two: {loop.decision}."
 
 
 def checkpoint_row(

@@ -1,11 +1,11 @@
 """How many readers a round needs before it is decided (`make bench-rounds`).
 
 The round's own code, without models: `ThompsonSampling` routes each reader (the challenger on
-variant B from the canary share `rounds.DEFAULT_SHARE`), the reader votes up with the true
-up-rate of the variant it got, and every `CHECK_EVERY` readers `report.judge` reads the votes
-as `/api/stats` does. A run ends at the first decision (winner or no lift) or at `MAX_READERS`.
-The same seeds run the rules before this change (a warm-up of 100 votes per variant, plain
-Thompson sampling, no futility stop) and today's defaults, side by side.
+variant B from the canary share `local.rounds.state.DEFAULT_SHARE`), the reader votes up with
+the true up-rate of the variant it got, and every `CHECK_EVERY` readers `report.judge` reads the
+votes as `/api/stats` does. A run ends at the first decision (winner or no lift) or at
+`MAX_READERS`. The same seeds run the rules before this change (a warm-up of 100 votes per
+variant, plain Thompson sampling, no futility stop) and today's defaults, side by side.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pressroom_common.experiment.adaptive import ThompsonSampling
 from pressroom_common.experiment.report import DecisionRules, judge
 from pressroom_common.experiment.routing import FixedWeights
+from pressroom_common.experiment.settings import VariantConfig
 from pressroom_common.experiment.statistics import percentile
-from pressroom_common.platform.settings import GenerateSettings, VariantConfig
+from pressroom_common.generation.settings import GenerateSettings
 from rich.console import Console
 from rich.markdown import Markdown
 
 from benchmarks import results
-from local.experiment.rounds import DEFAULT_SHARE
+from local.rounds.state import DEFAULT_SHARE
 
 SEEDS = 200
 CHECK_EVERY = 25  # how often the verdict is read, as the loop's checkpoints do

@@ -35,6 +35,7 @@ from typing import Any, Literal, TypeVar
 
 import psycopg
 import sqlalchemy as sa
+from pressroom_common.experiment.report import build_report
 from pressroom_common.experiment.statistics import percentile
 from pressroom_common.feedback.store import FeedbackStore, open_store
 from pressroom_common.feedback.store.rollup import rebuild
@@ -235,7 +236,9 @@ def store_answer(store: FeedbackStore, since: datetime | None) -> Exact:
             item.latency_ms.p50,
             item.latency_ms.p95,
         )
-        for item in store.stats(since, WEIGHTS).variants
+        for item in build_report(
+            store.experiment_totals(since), since=since, weights=WEIGHTS
+        ).variants
     }
 
 
@@ -257,7 +260,9 @@ class Scenario:
 
     def run(self, store: FeedbackStore) -> object:
         if self.kind == "stats":
-            return store.stats(self.since, WEIGHTS)
+            return build_report(
+                store.experiment_totals(self.since), since=self.since, weights=WEIGHTS
+            )
         if self.kind == "routing":
             return store.variant_counts()
         return python_baseline(store, self.since)
@@ -341,7 +346,9 @@ def main() -> None:
         load_s = time.perf_counter() - started
         rows = measure(stores, arguments.runs, arguments.baseline_runs)
         load_average = os.getloadavg()[0]  # the last minute: the end of the timings
-        report = stores["PostgreSQL"].stats(None, WEIGHTS)
+        report = build_report(
+            stores["PostgreSQL"].experiment_totals(None), since=None, weights=WEIGHTS
+        )
 
     title = (
         f"/api/stats: {arguments.votes:,} votes over {arguments.generations:,} generations, "

@@ -16,8 +16,8 @@ from local.ops.deploy import commands as deploy_commands
 from local.ops.preflight import commands as preflight_commands
 from local.ops.publish import commands as publish_commands
 from local.ops.retrain_job import commands as retrain_job_commands
+from local.retrain import commands as retrain_commands
 from training.cli import commands as training_commands
-from training.feedback.cli import commands as retrain_commands
 
 app = typer.Typer(
     help="Pressroom: headline models, A/B tested with human feedback, on AWS or on one machine.",

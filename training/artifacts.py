@@ -22,6 +22,7 @@ from rich.console import Console
 
 from training.data import Corpus, build_corpus
 from training.definitions import MODEL_NAMES, load_definition
+from training.paths import DEFAULT_MODELS_ROOT
 from training.pipeline import (
     build_key,
     evaluate_model,
@@ -32,8 +33,6 @@ from training.pipeline import (
     train_model,
     work_dir,
 )
-
-DEFAULT_ROOT = Path("build/models")
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ def _swap_into_place(staging: Path, destination: Path) -> None:
 def ensure_artifacts(
     profile: str,
     names: Sequence[str] | None = None,
-    root: Path = DEFAULT_ROOT,
+    root: Path = DEFAULT_MODELS_ROOT,
     *,
     console: Console | None = None,
 ) -> dict[str, Artifact]:

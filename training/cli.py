@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
+from training.paths import CORPUS_FILE, DEFAULT_MODELS_ROOT
+
 if TYPE_CHECKING:
     from training.artifacts import Artifact
 
@@ -30,7 +32,6 @@ ModelArgument = Annotated[
     str, typer.Argument(help="headline-base, headline-lite or news-classifier")
 ]
 RootOption = Annotated[Path, typer.Option("--root", help="artifacts root")]
-DATA_FILE = Path("build/data/headlines.jsonl")
 
 
 def _quiet_transformers() -> None:
@@ -54,7 +55,7 @@ def data() -> None:
     from training.data import LABELS, SOURCES, SPLITS, build_corpus, write_corpus
 
     corpus = build_corpus()
-    write_corpus(corpus, DATA_FILE)
+    write_corpus(corpus, CORPUS_FILE)
     by_source = Counter((h.source, h.split) for h in corpus.headlines)
     by_label = Counter((h.category, h.split) for h in corpus.headlines if h.category)
     for title, rows, counts in (
@@ -73,12 +74,12 @@ def data() -> None:
         table.add_row("[bold]total", *map(str, totals), str(sum(totals)))
         console.print(table)
     dropped = ", ".join(f"{count} {reason}" for reason, count in corpus.dropped.items())
-    console.print(f"Dropped: {dropped}. Written to {DATA_FILE}.")
+    console.print(f"Dropped: {dropped}. Written to {CORPUS_FILE}.")
 
 
 @commands.command("train")
 def train_command(
-    model: ModelArgument, profile: ProfileOption = "full", root: RootOption = Path("build/models")
+    model: ModelArgument, profile: ProfileOption = "full", root: RootOption = DEFAULT_MODELS_ROOT
 ) -> None:
     """Train one model and save its checkpoint under build/training/<profile>/<model>."""
     _quiet_transformers()
@@ -98,7 +99,7 @@ def evaluate_command(
         typer.Argument(help="one model's checkpoint; none: both packaged generators side by side"),
     ] = None,
     profile: ProfileOption = "full",
-    root: RootOption = Path("build/models"),
+    root: RootOption = DEFAULT_MODELS_ROOT,
 ) -> None:
     """Evaluate a trained model on the test split, or compare the packaged generators."""
     _quiet_transformers()
@@ -131,7 +132,7 @@ def evaluate_command(
 
 @commands.command("package")
 def package_command(
-    model: ModelArgument, profile: ProfileOption = "full", root: RootOption = Path("build/models")
+    model: ModelArgument, profile: ProfileOption = "full", root: RootOption = DEFAULT_MODELS_ROOT
 ) -> None:
     """Package a trained, evaluated model into build/models/<profile>/<model>."""
     _quiet_transformers()
@@ -164,7 +165,7 @@ def package_command(
 
 
 @commands.command("build-all")
-def build_all(profile: ProfileOption = "full", root: RootOption = Path("build/models")) -> None:
+def build_all(profile: ProfileOption = "full", root: RootOption = DEFAULT_MODELS_ROOT) -> None:
     """Train, evaluate and package all three models, skipping those built and unchanged."""
     _quiet_transformers()
     from training.artifacts import ensure_artifacts

@@ -32,9 +32,9 @@ from transformers import (
 from models.serving.inference import HEADLINE_CONTEXT_CONFIG_KEY
 from training.data import LABELS
 from training.definitions import BaseSpec, ScratchSpec
+from training.paths import BASES_CACHE_DIR
 
 END_OF_TEXT = "<|endoftext|>"
-CACHE_DIR = Path(__file__).resolve().parents[1] / "build" / "cache" / "bases"
 
 
 def resolve_pretrained(spec: BaseSpec) -> str:
@@ -56,7 +56,7 @@ def _converted_gguf(directory: Path, gguf_file: str) -> Path:
     source = directory / gguf_file
     stat = source.stat()
     key = hashlib.sha256(f"{source}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    target = CACHE_DIR / f"{source.stem}-{key}"
+    target = BASES_CACHE_DIR / f"{source.stem}-{key}"
     if (target / "config.json").exists():
         return target
     Console(stderr=True).print(
@@ -66,9 +66,9 @@ def _converted_gguf(directory: Path, gguf_file: str) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
     model = AutoModelForCausalLM.from_config(gguf_model.config)
     model.load_state_dict(gguf_model.state_dict())
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    BASES_CACHE_DIR.mkdir(parents=True, exist_ok=True)
     # Write next to the target and rename, so a concurrent reader never sees half a checkpoint.
-    staging = Path(tempfile.mkdtemp(dir=CACHE_DIR, prefix=".converting-"))
+    staging = Path(tempfile.mkdtemp(dir=BASES_CACHE_DIR, prefix=".converting-"))
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     try:

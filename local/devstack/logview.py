@@ -1,4 +1,4 @@
-"""`pressroom logs`: the local log file (see `local.devstack.logfile`), read the way `sam logs`
+"""`pressroom logs`: the local log file (see `local.plumbing.logfile`), read the way `sam logs`
 reads CloudWatch: a time, where the line comes from, and the message made readable.
 
     pressroom logs                       # the last 10 minutes
@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from local.devstack.logfile import DEFAULT_LOG_FILE, LogEvent
+from local.plumbing.logfile import DEFAULT_LOG_FILE, LogEvent
 
 DEFAULT_SINCE = "10m"
 POLL_S = 0.25

@@ -33,9 +33,7 @@ from starlette.routing import BaseRoute
 
 from local.cfn import DEFAULT_REGION
 from local.champion import CHAMPION_VERSION_PARAMETER, ChampionError, champion_parameters
-from local.devstack.logfile import DEFAULT_LOG_FILE, LogFile
 from local.devstack.reader_key import DEFAULT_READER_KEY_FILE, ensure_reader_key
-from local.devstack.server import BackgroundServer, Service
 from local.devstack.site import site_mount
 from local.devstack.summary import served_models, summary_panel
 from local.emulate.gateway import Gateway, discover_apis
@@ -43,17 +41,18 @@ from local.emulate.sagemaker import Emulator
 from local.emulate.sagemaker.emulator import StartupProgress
 from local.emulate.sagemaker.endpoints import load_local_stacks
 from local.emulate.waf import WebAcl, WebAclFilter, discover_web_acl
-from local.experiment.rounds import (
+from local.paths import DEFAULT_CAPTURE_ROOT, DEFAULT_DATABASE_URL, DEFAULT_MODELS_ROOT, SITE_DIR
+from local.plumbing.logfile import DEFAULT_LOG_FILE, LogFile
+from local.plumbing.server import BackgroundServer, Service
+from local.registry import DEFAULT_REGISTRY_ROOT
+from local.rounds.state import (
     ROUND_FILE,
     RoundRefused,
     describe_round,
     load_round,
     round_parameters,
 )
-from local.paths import BUILD_DIR, DEFAULT_CAPTURE_ROOT, DEFAULT_MODELS_ROOT, SITE_DIR
-from local.registry import DEFAULT_REGISTRY_ROOT
 
-DEFAULT_DATABASE_URL = f"sqlite:///{BUILD_DIR / 'local' / 'pressroom.db'}"
 # WAF's bounds on a rate-based rule's Limit (the templates' MinValue and MaxValue).
 WAF_MIN_LIMIT = 10
 WAF_MAX_LIMIT = 2_000_000_000
@@ -74,7 +73,7 @@ class LocalStack(Service):
     """Emulator + store + gateway + site; a context manager with `.url`.
 
     `parameter_overrides` go to the root template (e.g. `HostingMode`, `ApiThrottlingRateLimit`,
-    `VariantAWeight`, or an experiment round's `local.experiment.rounds.round_parameters`) and
+    `VariantAWeight`, or an experiment round's `local.rounds.state.round_parameters`) and
     so reach both the emulator and the functions' environment; `registry_root` is the local
     model registry a round's challenger is served from; `reader_key_file` holds the reader key
     (created on first start; see `local.devstack.reader_key`);
@@ -82,7 +81,7 @@ class LocalStack(Service):
     `GENERATE_DEADLINE_S`), after the local wiring of `function_overrides()`. `emulator`, when
     given, is a running emulator of the same templates and overrides to share; otherwise the
     stack starts (and stops) its own with `emulator_options`. `log_path`, when given, is the
-    log file (see `local.devstack.logfile`) that receives what the functions write (their log and
+    log file (see `local.plumbing.logfile`) that receives what the functions write (their log and
     metric lines), the API's access log and, for an emulator of its own, the model workers'
     output; without it the functions write to this process's stdout. `capture_root` is where an
     emulator of its own writes the endpoints' data capture (see `Emulator`).

@@ -21,8 +21,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from local.devstack.logfile import DEFAULT_LOG_FILE
 from local.emulate.sagemaker.endpoints import EndpointSpec
+from local.plumbing.logfile import DEFAULT_LOG_FILE
 
 # Headline metrics, in the order shown: manifest key -> how to write the value.
 HEADLINE_METRICS: tuple[tuple[str, str], ...] = (

@@ -6,7 +6,7 @@ It reads the root template and its nested apps (through `local.cfn`), finds each
 REST proxy event per request (see `local.emulate.events`), the real handler invoked in-process
 with the environment the template gives the function, the stage's throttling as a token bucket
 (429), the integration timeout (504), and the API's `GatewayResponses` for its own errors. Given
-a `LogFile`, it also logs as AWS does (see `local.devstack.logfile`): each function's output
+a `LogFile`, it also logs as AWS does (see `local.plumbing.logfile`): each function's output
 with the runtime's START / END / REPORT lines, and the stage's access log in its
 `AccessLogSetting` format.
 
@@ -41,11 +41,11 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from local.cfn import Resource, Stack
-from local.devstack.logfile import FunctionLog, LogFile, function_output
 from local.emulate.events import is_binary, proxy_event
 from local.emulate.functions import Handler, load_handler
 from local.emulate.throttling import Throttle, TokenBucket
 from local.emulate.waf import WebAclFilter
+from local.plumbing.logfile import FunctionLog, LogFile, function_output
 
 # API Gateway stops waiting for an integration after 29 seconds.
 INTEGRATION_TIMEOUT_S = 29.0
@@ -313,7 +313,7 @@ class _Instance:
 class FunctionInstances:
     """A fixed pool of loaded copies of one function; each serves one event at a time.
 
-    With a `log_file`, what each copy writes goes there (see `local.devstack.logfile`), framed by
+    With a `log_file`, what each copy writes goes there (see `local.plumbing.logfile`), framed by
     the Lambda runtime's START, END and REPORT lines.
     """
 

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pressroom_common.platform.settings import GenerateSettings
+from pressroom_common.generation.settings import GenerateSettings
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from local.devstack.stack import DEFAULT_DATABASE_URL
-from local.paths import ROOT_TEMPLATE
+from local.paths import BUILD_DIR, DEFAULT_DATABASE_URL, ROOT_TEMPLATE
 
 commands = typer.Typer()
 
@@ -69,7 +68,7 @@ def report(
     from pressroom_common.platform.errors import DomainError
     from sqlalchemy.engine import make_url
 
-    from local.experiment.report import build_report, print_report
+    from local.experiment.report import experiment_report, print_report
 
     console = Console()
     weights = parse_assignments(weight, "--weight") if weight else template_weights()
@@ -80,7 +79,7 @@ def report(
         raise typer.Exit(1)
     try:
         store = open_store(database_url)
-        experiment = build_report(store, weights, bucket_s=bucket_s)
+        experiment = experiment_report(store, weights, bucket_s=bucket_s)
     except DomainError as error:
         shown = make_url(database_url).render_as_string(hide_password=True)
         console.print(f"[red]Cannot read the feedback store at {shown}:[/] {error.message}")
@@ -265,14 +264,14 @@ def simulate_retrain(
     out: Annotated[
         Path,
         typer.Option(help="Where loop.json, loop.png, the run's feedback.db and its log go."),
-    ] = Path("build/loop"),
+    ] = BUILD_DIR / "loop",
 ) -> None:
     """Readers with a hidden taste vote; `retrain` learns from them; does the challenger win?"""
     from local.experiment.loop import close_the_loop, write_loop_files
-    from local.experiment.rounds import RoundRefused
     from local.experiment.simulate import TASTES, PrefersShortHeadlines, SimulationError
     from local.paths import DEFAULT_MODELS_ROOT
     from local.registry import DEFAULT_REGISTRY_ROOT
+    from local.rounds.state import RoundRefused
     from training.artifacts import ensure_artifacts
     from training.feedback import RetrainRefused
 
@@ -303,7 +302,6 @@ def simulate_retrain(
                 on_request=lambda: progress.advance(task),
             )
         except (SimulationError, RetrainRefused, RoundRefused) as error:
-            # RoundRefused: the offline gate rejected the challenger, so round two cannot start.
             console.print(f"[red]Simulation stopped:[/] {error}")
             raise typer.Exit(1) from None
     table = Table(title=f"Readers like {taste.description}", title_justify="left")
@@ -323,6 +321,10 @@ def simulate_retrain(
                 f"{figures.distinct_share:.0%}",
             )
     console.print(table)
+    if result.second_round is None:
+        write_loop_files(result, out)
+        console.print(f"[red]Challenger {result.challenger.version}:[/] {result.decision}")
+        raise typer.Exit(1)
     confident_at = result.challenger_confident_at()
     final = result.second_round.checkpoints[-1].probability_best.get("B", 0.0)
     console.print(

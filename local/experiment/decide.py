@@ -32,15 +32,15 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import httpx
-from pressroom_common.experiment.adaptive import GuardrailThresholds
 from pressroom_common.experiment.report import StatsReport, VariantStats
-from pressroom_common.platform.settings import GenerateSettings
+from pressroom_common.experiment.settings import GuardrailThresholds
+from pressroom_common.generation.settings import GenerateSettings
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
-from local.experiment.rounds import Keep, ModelVersion, end_round, load_round
-from local.experiment.shadow import Stage
 from local.registry import APPROVED, PENDING, REJECTED
+from local.rounds.shadow import Stage
+from local.rounds.state import Keep, ModelVersion, end_round, load_round
 from training.feedback import CHAMPION
 
 CHAMPION_VARIANT = "A"  # a round serves the champion on A and the challenger on B

@@ -26,15 +26,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pressroom_common.feedback.contracts import Vote
 from pressroom_common.feedback.store import VotedGeneration
+from pressroom_common.records import Vote
 from rich.console import Console
 from rich.progress import Progress
 
 from local.devstack.logview import parse_since
-from local.devstack.stack import DEFAULT_DATABASE_URL
 from local.emulate.sagemaker.capture import hour_directory
-from local.paths import BUILD_DIR
+from local.paths import BUILD_DIR, DEFAULT_DATABASE_URL
 
 commands = typer.Typer()
 

@@ -8,6 +8,9 @@
    routes, and readers of the same taste vote. The API's own `/api/stats` (which counts the
    round alone) gives P(best) at every checkpoint; the simulation reports when the challenger
    first reached P(best) >= 0.95 and how the taste moved.
+
+A challenger the offline gate rejected cannot start a round: the result then has no round two,
+and says why.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from rich.console import Console
 
 from local.devstack.stack import LocalStack
 from local.experiment.decide import decide, fetch_stats, guardrail_thresholds
-from local.experiment.rounds import Round, round_parameters
 from local.experiment.simulate import HeadlineTaste, SimulationResult, simulate
-from local.registry import RegisteredModel
-from training.feedback.cli import run_retrain
+from local.registry import REJECTED, RegisteredModel
+from local.retrain import run_retrain
+from local.rounds.state import Round, round_parameters
 
 CONFIDENT = 0.95
 CHALLENGER_VARIANT = "B"
@@ -51,20 +54,23 @@ class LoopResult:
     taste: HeadlineTaste
     first_round: SimulationResult
     challenger: RegisteredModel
-    second_round: SimulationResult
+    second_round: SimulationResult | None  # None: the offline gate rejected the challenger
     share: float
     decision: str  # what `pressroom round decide` makes of round two, in words
 
     def challenger_confident_at(self) -> int | None:
         """Readers of round two until the API first gave the challenger P(best) >= 0.95."""
-        for checkpoint in self.second_round.checkpoints:
+        checkpoints = self.second_round.checkpoints if self.second_round else []
+        for checkpoint in checkpoints:
             if checkpoint.probability_best.get(CHALLENGER_VARIANT, 0.0) >= CONFIDENT:
                 return checkpoint.requests
         return None
 
     def taste_figures(self, round_name: str) -> dict[str, TasteFigures]:
         result = self.first_round if round_name == "first" else self.second_round
-        figures = {}
+        figures: dict[str, TasteFigures] = {}
+        if result is None:
+            return figures
         for variant, model in result.models.items():
             served = [
                 (probability, headline)
@@ -87,6 +93,7 @@ class LoopResult:
 
     def to_json(self) -> dict[str, Any]:
         confident_at = self.challenger_confident_at()
+        second = self.second_round
         return {
             "taste": self.taste.to_json(),
             "challenger": {
@@ -101,17 +108,19 @@ class LoopResult:
                 {
                     "requests": checkpoint.requests,
                     "challenger_share_in_window": share_of(
-                        self.second_round, checkpoint.requests, CHALLENGER_VARIANT
+                        second, checkpoint.requests, CHALLENGER_VARIANT
                     ),
                     "probability_best": checkpoint.probability_best,
                 }
-                for checkpoint in self.second_round.checkpoints
-            ],
+                for checkpoint in second.checkpoints
+            ]
+            if second
+            else [],
             "challenger_confident_at": confident_at,
             "round_decision": self.decision,
             # How many of those readers the canary had served (and so how many votes it had).
-            "challenger_answers_at_confidence": self.second_round.served[: confident_at or 0].count(
-                CHALLENGER_VARIANT
+            "challenger_answers_at_confidence": (
+                second.served[: confident_at or 0].count(CHALLENGER_VARIANT) if second else 0
             ),
         }
 
@@ -160,6 +169,15 @@ def close_the_loop(
         registry_root=registry_root,
         console=console,
     )
+    if challenger.status == REJECTED:
+        return LoopResult(
+            taste=taste,
+            first_round=first,
+            challenger=challenger,
+            second_round=None,
+            share=share,
+            decision=f"no round: the offline gate rejected the challenger ({challenger.reason})",
+        )
     experiment_round = Round.start(
         challenger, share=share, started_at=datetime.now(UTC), models_root=models_root
     )
@@ -213,11 +231,13 @@ def _readers(
 
 
 def write_loop_files(result: LoopResult, out_dir: Path) -> list[Path]:
-    """`loop.json` (every figure) and `loop.png` (round two's P(best) curve) in `out_dir`."""
+    """`loop.json` (every figure) and, when round two ran, `loop.png` (its P(best) curve) in
+    `out_dir`."""
     from local.experiment.charts import loop_chart, save_chart
 
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = out_dir / "loop.json"
     figures.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    chart = save_chart(loop_chart(result.to_json()), out_dir / "loop.png")
-    return [figures, chart]
+    if result.second_round is None:
+        return [figures]
+    return [figures, save_chart(loop_chart(result.to_json()), out_dir / "loop.png")]

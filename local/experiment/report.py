@@ -1,8 +1,8 @@
 """The experiment's state from the feedback store: per-variant table, SRM check, verdict.
 
 The statistics themselves (Beta posteriors, P(best), expected loss, the SRM test) come from the
-store's `stats()` and `pressroom_common.experiment.statistics`; this module only adds what a reader
-of the terminal report needs on top: the difference between the two leaders with its interval,
+layer's `build_report` over the store's totals; this module only adds what a reader of the
+terminal report needs on top: the difference between the two leaders with its interval,
 a plain-language verdict, and the sample size a planned experiment needs.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from pressroom_common.experiment.report import CategoryStats
-from pressroom_common.feedback.store import FeedbackStore, StatsReport, TrafficBucket
+from pressroom_common.experiment.report import CategoryStats, StatsReport, build_report
+from pressroom_common.feedback.store import FeedbackStore, TrafficBucket
 from rich.console import Console
 from rich.table import Table
 
@@ -47,10 +47,10 @@ class ExperimentReport:
         return f"{model} ({variant})" if model else variant
 
 
-def build_report(
+def experiment_report(
     store: FeedbackStore, weights: Mapping[str, float], *, bucket_s: int = 60
 ) -> ExperimentReport:
-    stats = store.stats(None, weights)
+    stats = build_report(store.experiment_totals(None), since=None, weights=weights)
     timeline = store.traffic_over_time(bucket_s)
     models = {bucket.variant: bucket.model_name for bucket in timeline}
     difference = leader_difference(stats)

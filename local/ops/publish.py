@@ -29,13 +29,6 @@ import typer
 from botocore.exceptions import ClientError
 from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
-from local.experiment.rounds import (
-    DEFAULT_SHARE,
-    MAX_SHARE,
-    ROUND_PARAMETERS,
-    round_overrides,
-    share_problem,
-)
 from local.ops.deploy import (
     DeployError,
     ModelParameters,
@@ -46,7 +39,15 @@ from local.ops.deploy import (
     parse_overrides,
     serving_container,
 )
+from local.paths import DEFAULT_MODELS_ROOT
 from local.registry import APPROVED, PENDING, REJECTED, ApprovalStatus
+from local.rounds.state import (
+    DEFAULT_SHARE,
+    MAX_SHARE,
+    ROUND_PARAMETERS,
+    round_overrides,
+    share_problem,
+)
 
 VERSION_KEY = "pressroom:version"
 MAX_DESCRIPTION = 1024  # CreateModelPackage's ModelPackageDescription
@@ -398,7 +399,6 @@ def object_exists(s3: Any, bucket: str, key: str) -> bool:
 # --------------------------------------------------------------------------- commands
 
 commands = typer.Typer()
-MODELS_ROOT = Path("build/models")
 # Environments that serve approved packages only; any other serves the newest registered one.
 APPROVED_ONLY_ENVIRONMENTS = frozenset({"prod"})
 
@@ -417,7 +417,9 @@ def publish_command(
     model_package_group: Annotated[
         str | None, typer.Option(help="Model package group (default: pressroom-<model>).")
     ] = None,
-    models_root: Annotated[Path, typer.Option(help="Where packaged models live.")] = MODELS_ROOT,
+    models_root: Annotated[Path, typer.Option(help="Where packaged models live.")] = (
+        DEFAULT_MODELS_ROOT
+    ),
     approve: Annotated[
         bool,
         typer.Option(

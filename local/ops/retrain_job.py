@@ -101,6 +101,7 @@ JOB_PACKAGES = (
     "pydantic",
     "pydantic-settings",
     "aws-lambda-powertools",
+    "aws-xray-sdk",  # the store's methods are traced (Powertools' Tracer imports it)
     "boto3",
     "SQLAlchemy",
     "alembic",

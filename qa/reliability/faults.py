@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import httpx
 from pressroom_common.experiment.routing import FixedWeights, Router
+from pressroom_common.experiment.settings import VariantConfig
 from pressroom_common.platform.readers import ReaderKeys
-from pressroom_common.platform.settings import VariantConfig
 
 from local.devstack.stack import LocalStack
 from local.emulate.gateway import INTEGRATION_TIMEOUT_S

@@ -17,12 +17,13 @@ from pressroom_common.experiment.report import (
     MIN_VOTES_PER_VARIANT,
     UNCATEGORISED,
     CredibleInterval,
+    ExperimentVerdict,
     LatencyPercentiles,
+    StatsReport,
     VariantStats,
     judge,
     judge_categories,
 )
-from pressroom_common.feedback.store import ExperimentVerdict, StatsReport
 from pressroom_common.platform.errors import DependencyUnavailable
 
 from tests.e2e.network import answer_json, error_body

@@ -16,7 +16,7 @@ from pressroom_common.platform.api import JsonApiResolver
 from pydantic import BaseModel
 
 from local.emulate.events import proxy_event
-from tests.unit.api.conftest import LAMBDA_CONTEXT
+from tests.fixtures.lambda_context import lambda_context
 
 
 class Named(BaseModel):
@@ -40,7 +40,7 @@ def test_concurrent_resolvers_each_answer_from_their_own_event() -> None:
 
     def call(path: str) -> str:
         event = proxy_event("POST", path, body=f'{{"name": "{path}"}}'.encode(), request_id=path)
-        return str(apps[path].resolve(event, LAMBDA_CONTEXT)["body"])
+        return str(apps[path].resolve(event, lambda_context("generate"))["body"])
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         answers = list(pool.map(call, apps))

@@ -10,7 +10,7 @@ import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pressroom_common.feedback.store import FeedbackRequest
+from pressroom_common.feedback.contracts import FeedbackRequest
 from pressroom_common.generation.contracts import GenerateRequest
 from pressroom_common.platform.api import decode_json_body, describe_validation_errors
 

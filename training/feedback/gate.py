@@ -13,7 +13,7 @@ challenger that fails is registered `Rejected` with the reasons.
 
 The same measures judge a round's shadow stage on its live answers (`judge_live`): the answers
 the challenger gave readers' own requests beside the champion, with their latency and errors
-(`local.experiment.shadow` reads them from data capture), before it gets a canary share.
+(`local.rounds.shadow` reads them from data capture), before it gets a canary share.
 """
 
 from __future__ import annotations
@@ -62,6 +62,14 @@ NEWS_WORDS = (
 )
 BLOCKLIST = Profanity()
 BLOCKLIST.load_censor_words(whitelist_words=list(NEWS_WORDS))
+
+
+def has_blocklisted_word(text: str) -> bool:
+    """Whether a word of `text` is on the blocklist. Tokens without a letter are left out: the
+    blocklist reads digits as letters ("sh1t"), so it took "to 0.75%" for a profane word."""
+    return BLOCKLIST.contains_profanity(
+        " ".join(word for word in text.split() if any(c.isalpha() for c in word))
+    )
 
 
 class GateThresholds(BaseModel):
@@ -194,7 +202,7 @@ def text_figures(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
             sum(map(has_back_to_back_repeat, headlines)) / len(headlines), 4
         ),
         "median_words": float(statistics.median(words)),
-        "blocklisted_answers": sum(BLOCKLIST.contains_profanity(text) for text in answers),
+        "blocklisted_answers": sum(map(has_blocklisted_word, answers)),
     }
 
 

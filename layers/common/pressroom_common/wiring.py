@@ -1,32 +1,35 @@
-"""The composition roots of the HTTP functions: each app built from its settings and clients.
+"""The composition roots of the HTTP functions: each function's app built from its settings and
+clients, its routes built over the collaborators they call.
 
-A handler module is one line of wiring, `build_generate_app(GenerateSettings())`, built once per
-cold start from the environment the template sets; tests build the same objects with their own
-settings and stubbed clients. botocore reads `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` and
-`AWS_ENDPOINT_URL_SAGEMAKER` itself, which point the clients at the local emulator.
+A handler module builds its app once per cold start, `app = build_generate_app(GenerateSettings())`,
+from the environment the template sets, and its handler is `app.resolve(event, context)`.
+botocore reads `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` and `AWS_ENDPOINT_URL_SAGEMAKER` itself,
+which point the clients at the local emulator; tests stand in for SageMaker at the boundary,
+the clients `sagemaker_clients` makes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pressroom_common.experiment.adaptive import build_guardrail
 from pressroom_common.experiment.routing import Router, build_strategy
 from pressroom_common.feedback.service import FeedbackService
-from pressroom_common.feedback.store import FeedbackStore, open_store
+from pressroom_common.feedback.settings import FeedbackSettings
+from pressroom_common.feedback.store import open_store
 from pressroom_common.generation.health import HealthChecker, endpoint_checks
 from pressroom_common.generation.service import Classifier, GenerationService, Generator
+from pressroom_common.generation.settings import GenerateSettings
 from pressroom_common.platform.api import JsonApiResolver, create_app
 from pressroom_common.platform.readers import load_reader_keys
 from pressroom_common.platform.sagemaker import SageMakerRuntime, runtime_client_config
-from pressroom_common.platform.settings import FeedbackSettings, GenerateSettings
-from pressroom_common.routes import document, feedback, generate
+from pressroom_common.routes.document import document_router
+from pressroom_common.routes.feedback import feedback_router
+from pressroom_common.routes.generate import generate_router
 
 # Generator attempts, classifier calls and health checks run here, under their own timeouts.
 SAGEMAKER_WORKERS = 8
@@ -55,40 +58,31 @@ def sagemaker_clients(settings: GenerateSettings) -> SageMakerClients:
     )
 
 
-@dataclass
-class GenerateApp:
-    """POST /api/generate, GET /api/health, GET /api/openapi.json and what serves them."""
-
-    settings: GenerateSettings
-    clients: SageMakerClients
-    store: FeedbackStore
-    executor: ThreadPoolExecutor
-    router: Router
-    service: GenerationService
-    health_checker: HealthChecker
-    app: JsonApiResolver
-
-    def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return self.app.resolve(event, context)
-
-
-def build_generate_app(
-    settings: GenerateSettings, clients: SageMakerClients | None = None
-) -> GenerateApp:
-    clients = clients or sagemaker_clients(settings)
+def build_generate_app(settings: GenerateSettings) -> JsonApiResolver:
+    """POST /api/generate, GET /api/health and GET /api/openapi.json."""
+    clients = sagemaker_clients(settings)
     store = open_store(settings.database_url)
+    reader_keys = load_reader_keys(settings)
     executor = ThreadPoolExecutor(max_workers=SAGEMAKER_WORKERS, thread_name_prefix="sagemaker")
     router = Router(
         build_strategy(
             settings.routing_strategy,
             counts=store,
+            counts_since=settings.experiment_started_at,
             warmup_votes=settings.thompson_warmup_votes,
             top_two_probability=settings.thompson_top_two_probability,
             refresh_s=settings.thompson_refresh_s,
-            counts_since=settings.experiment_started_at,
         ),
         settings.variants,
-        guardrail=build_guardrail(settings),
+        guardrail=build_guardrail(
+            settings.guardrail_enabled,
+            variants=settings.variants,
+            window_s=settings.guardrail_window_s,
+            min_requests=settings.guardrail_min_requests,
+            max_error_rate=settings.guardrail_max_error_rate,
+            max_p95_latency_ms=settings.guardrail_max_p95_latency_ms,
+            cooldown_s=settings.guardrail_cooldown_s,
+        ),
     )
     generator = Generator(
         SageMakerRuntime(
@@ -110,61 +104,48 @@ def build_generate_app(
         settings.classifier_endpoint_name,
         settings.classifier_timeout_s,
     )
-    wired = GenerateApp(
-        settings=settings,
-        clients=clients,
-        store=store,
-        executor=executor,
-        router=router,
-        service=GenerationService(
+    served = generate_router(
+        GenerationService(
             router,
             generator,
             classifier,
             store,
-            load_reader_keys(settings),
+            reader_keys,
             deadline_s=settings.generate_deadline_s,
         ),
-        health_checker=HealthChecker(
+        HealthChecker(
             clients.control,
             endpoint_checks(settings),
             store,
             executor=executor,
             timeout_s=settings.health_timeout_s,
         ),
-        app=create_app(settings),
     )
-    # Late-bound: the routes use whatever service and health checker the app holds now.
-    generate.serve(wired.app, service=lambda: wired.service, health=lambda: wired.health_checker)
-    document.serve(wired.app)
-    return wired
+    # The document describes the feedback function's routes too. They come from the same
+    # factory that function serves, over a vote service of this function's own store, reader
+    # key, weights and round: the document cannot drift from the routes, which never run here.
+    feedback_routes = feedback_router(
+        FeedbackService(
+            store,
+            reader_keys,
+            weights=settings.variant_weights,
+            round_started_at=settings.experiment_started_at,
+        )
+    )
+    app = create_app(settings)
+    app.include_router(served)
+    app.include_router(document_router([served, feedback_routes]))
+    return app
 
 
-@dataclass
-class FeedbackApp:
+def build_feedback_app(settings: FeedbackSettings) -> JsonApiResolver:
     """POST /api/feedback and GET /api/stats over the store."""
-
-    settings: FeedbackSettings
-    store: FeedbackStore
-    service: FeedbackService
-    app: JsonApiResolver
-
-    def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return self.app.resolve(event, context)
-
-
-def build_feedback_app(settings: FeedbackSettings) -> FeedbackApp:
-    store = open_store(settings.database_url)
-    wired = FeedbackApp(
-        settings,
-        store,
-        FeedbackService(store, load_reader_keys(settings)),
-        create_app(settings),
+    service = FeedbackService(
+        open_store(settings.database_url),
+        load_reader_keys(settings),
+        weights=settings.variant_weights,
+        round_started_at=settings.experiment_started_at,
     )
-    feedback.serve(
-        wired.app,
-        service=lambda: wired.service,
-        store=lambda: wired.store,
-        weights=lambda: settings.variant_weights,
-        started_at=lambda: settings.experiment_started_at,
-    )
-    return wired
+    app = create_app(settings)
+    app.include_router(feedback_router(service))
+    return app

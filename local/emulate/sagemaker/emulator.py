@@ -55,8 +55,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from local.cfn import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
-from local.devstack.logfile import LogFile
-from local.devstack.server import BackgroundServer, Service
 from local.emulate.sagemaker import wire
 from local.emulate.sagemaker.batching import BatchingConfig
 from local.emulate.sagemaker.capture import CaptureWriter, Exchange
@@ -70,6 +68,8 @@ from local.emulate.sagemaker.metrics import Invocation, MetricsWriter
 from local.emulate.sagemaker.supervisor import RestartPolicy, WorkerState, WorkerSupervisor
 from local.emulate.sagemaker.worker import BATCH_SIZE_HEADER
 from local.paths import DEFAULT_CAPTURE_ROOT, DEFAULT_METRICS_ROOT, DEFAULT_MODELS_ROOT
+from local.plumbing.logfile import LogFile
+from local.plumbing.server import BackgroundServer, Service
 from local.registry import DEFAULT_REGISTRY_ROOT
 
 INVOCATION_TIMEOUT_S = 60.0

@@ -4,7 +4,7 @@ On AWS, CloudWatch holds what each variant of an endpoint did, shadow variants i
 (namespace `AWS/SageMaker`, dimensions `EndpointName` and `VariantName`: `Invocations`,
 `ModelLatency`, `Invocation4XXErrors`/`5XXErrors`, `ModelError`). Data capture holds the answers
 but neither the time they took nor the requests that failed, and the shadow stage of a round
-judges both (`local.experiment.shadow`). So the emulator keeps, for each endpoint with a shadow,
+judges both (`local.rounds.shadow`). So the emulator keeps, for each endpoint with a shadow,
 one line per invocation of the production variant and of the shadow, in data capture's layout
 (`<root>/<endpoint>/<variant>/<yyyy>/<mm>/<dd>/<hh>/<mm-ss-mmm>-<uuid>.jsonl`)::
 

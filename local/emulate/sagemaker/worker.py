@@ -36,8 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local.devstack.server import tcp_listener
 from local.emulate.sagemaker.batching import BatchingConfig, DynamicBatcher, batch_key
+from local.plumbing.server import tcp_listener
 
 logger = logging.getLogger("pressroom.sagemaker.worker")
 

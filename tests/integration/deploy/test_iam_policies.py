@@ -20,9 +20,9 @@ from pressroom_common.feedback.store import open_store
 
 from local.cfn import load_stack, load_template
 from local.experiment.decide import DeployedRound, Promote, Reject, conclude_on_aws
-from local.experiment.rounds import ModelVersion
 from local.ops.publish import CHALLENGER_GROUP, PackagedModel, publish
 from local.paths import REPO_ROOT, ROOT_TEMPLATE
+from local.rounds.state import ModelVersion
 from qa.reliability import security
 from tests.fixtures.retrain_job import (
     ACCOUNT_ID,

@@ -16,8 +16,8 @@ import pytest
 from local.cfn import TemplateError
 from local.devstack.stack import LocalStack
 from local.emulate.sagemaker.endpoints import endpoint_specs, load_local_stacks
-from local.experiment.rounds import Round, RoundRefused, round_parameters
 from local.registry import RegisteredModel, register
+from local.rounds.state import Round, RoundRefused, round_parameters
 from tests.fixtures.sagemaker import models_root_of
 from training.artifacts import Artifact
 

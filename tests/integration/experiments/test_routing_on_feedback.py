@@ -10,7 +10,7 @@ from pressroom_common.experiment.adaptive import ThompsonSampling
 from pressroom_common.experiment.routing import FixedWeights, Router
 from pressroom_common.feedback.store import FeedbackStore
 
-from local.experiment.report import build_report
+from local.experiment.report import experiment_report
 from tests.fixtures.experiments import TRUE_RATES, VARIANTS, FakeClock, serve_readers
 
 WEIGHTS = {name: variant.weight for name, variant in VARIANTS.items()}
@@ -22,7 +22,7 @@ def test_a_fixed_split_of_2000_votes_finds_the_better_variant_and_brackets_the_d
     router = Router(FixedWeights(), VARIANTS)
 
     serve_readers(router, experiment_store, 2000, seed=11, clock=FakeClock())
-    report = build_report(experiment_store, WEIGHTS)
+    report = experiment_report(experiment_store, WEIGHTS)
 
     difference = report.difference
     assert difference is not None
@@ -70,7 +70,7 @@ def test_equal_variants_get_no_verdict_after_a_few_hundred_votes(
     serve_readers(
         router, experiment_store, 300, seed=13, clock=FakeClock(), true_rates={"A": 0.5, "B": 0.5}
     )
-    report = build_report(experiment_store, WEIGHTS)
+    report = experiment_report(experiment_store, WEIGHTS)
 
     assert report.verdict.startswith("No clear winner yet:"), report.verdict
     assert report.difference is not None

@@ -26,6 +26,7 @@ from pressroom_common.feedback.store import (
 from local.emulate.events import proxy_event
 from local.emulate.functions import load_handler
 from tests.fixtures.data_api import CLUSTER_ARN, DataApiServer
+from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.readers import write_reader_key
 
 pytestmark = pytest.mark.postgres
@@ -154,7 +155,7 @@ def get_stats(aurora_store: FeedbackStore, aurora_url: str, tmp_path: Path) -> G
     )
 
     def get() -> tuple[int, dict[str, Any]]:
-        response = handler(proxy_event("GET", "/api/stats"), None)
+        response = handler(proxy_event("GET", "/api/stats"), lambda_context("feedback"))
         return response["statusCode"], json.loads(response["body"])
 
     return get

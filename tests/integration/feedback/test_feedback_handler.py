@@ -12,14 +12,15 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pressroom_common.feedback.settings import FeedbackSettings
 from pressroom_common.feedback.store import open_store
-from pressroom_common.platform.settings import FeedbackSettings
 from pressroom_common.wiring import build_feedback_app
 
 from local.emulate.events import proxy_event
 from local.emulate.functions import load_handler
 from qa.reliability.stuffing import stuffing_attempts
 from tests.fixtures.feedback import GenerationFactory
+from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.readers import TEST_READER_KEYS, reader_hash, write_reader_key
 
@@ -29,6 +30,7 @@ WEIGHTS = '{"A": 1, "B": 1}'
 Call = Callable[..., tuple[int, dict[str, Any]]]
 # The reader every recorded generation was served to.
 READER = "reader-1"
+# What Lambda passes as `context`: the fields the handler's Powertools decorators read.
 
 
 def invoke(handler: Any, method: str, path: str, **options: Any) -> tuple[int, dict[str, Any]]:
@@ -38,7 +40,9 @@ def invoke(handler: Any, method: str, path: str, **options: Any) -> tuple[int, d
     if body is not None:
         headers.append(("Content-Type", "application/json"))
         options["body"] = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = handler(proxy_event(method, path, headers=headers, **options), None)
+    response = handler(
+        proxy_event(method, path, headers=headers, **options), lambda_context("feedback")
+    )
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -230,7 +234,7 @@ def test_openapi_documents_both_routes_and_the_stats_model(store_url: str, tmp_p
         variant_weights=json.loads(WEIGHTS),
         reader_key_file=str(write_reader_key(tmp_path)),
     )
-    schema = build_feedback_app(settings).app.get_openapi_schema().model_dump(by_alias=True)
+    schema = build_feedback_app(settings).get_openapi_schema().model_dump(by_alias=True)
     assert {"/api/feedback", "/api/stats"} <= set(schema["paths"])
     components = schema["components"]["schemas"]
     assert {"StatsReport", "VariantStats", "FeedbackRequest", "FeedbackResponse"} <= set(components)

@@ -25,6 +25,7 @@ from pressroom_common.feedback.store.migrations import MIGRATION_LOCK_ID
 from local.emulate.functions import load_handler
 from tests.fixtures.data_api import DataApiServer
 from tests.fixtures.feedback import GenerationFactory
+from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.postgres import PostgresServer
 
 FUNCTION_DIR = Path(__file__).resolve().parents[3] / "apps" / "feedback" / "src" / "migrations"
@@ -74,14 +75,6 @@ class ResponseUrl:
         return received
 
 
-class FakeContext:
-    def __init__(self, remaining_s: float) -> None:
-        self.remaining_s = remaining_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int(self.remaining_s * 1000)
-
-
 @pytest.fixture
 def response_url() -> Iterator[ResponseUrl]:
     server = ResponseUrl()
@@ -113,7 +106,7 @@ def run_resource(
     else:
         monkeypatch.setenv("DATABASE_URL", database_url)
     handler = load_handler(FUNCTION_DIR, "app.handler", {})
-    handler(event, FakeContext(remaining_s))
+    handler(event, lambda_context("feedback-migrations", remaining_s=remaining_s))
 
 
 def create_then(

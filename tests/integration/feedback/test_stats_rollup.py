@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from pressroom_common.experiment.report import UNCATEGORISED, judge
+from pressroom_common.experiment.report import UNCATEGORISED, build_report, judge
+from pressroom_common.experiment.settings import WEIGHTED_STRATEGY
 from pressroom_common.experiment.statistics import percentile
 from pressroom_common.feedback.store import (
     FeedbackStore,
@@ -38,7 +39,6 @@ from pressroom_common.feedback.store.schema import (
     hourly_rollup,
     votes,
 )
-from pressroom_common.platform.settings import WEIGHTED_STRATEGY
 
 from benchmarks.stats import store_answer as reported
 from tests.fixtures.feedback import GenerationFactory, vote_row
@@ -162,7 +162,9 @@ def reported_by_category(
 ) -> dict[str, dict[str, tuple[int, int, int]]]:
     return {
         item.category: {row.variant: (row.impressions, row.up, row.down) for row in item.variants}
-        for item in store.stats(since, {"A": 1, "B": 1}).by_category
+        for item in build_report(
+            store.experiment_totals(since), since=since, weights={"A": 1, "B": 1}
+        ).by_category
     }
 
 
@@ -400,7 +402,7 @@ def test_the_verdict_by_category_is_the_rule_on_each_categorys_votes(
                 )
                 records.append(record)
 
-    report = store.stats(None, {"A": 1, "B": 1})
+    report = build_report(store.experiment_totals(None), since=None, weights={"A": 1, "B": 1})
 
     assert report.verdict.leader == "A"
     by_name = {item.category: item for item in report.by_category}

@@ -10,12 +10,12 @@ import pytest
 from pressroom_common.feedback.store import open_store
 from rich.console import Console
 
-from local.experiment.rounds import Round, RoundRefused
 from local.registry import REJECTED
+from local.retrain import run_retrain
+from local.rounds.state import Round, RoundRefused
 from tests.fixtures.feedback import record_voted_answers
 from tests.fixtures.sagemaker import models_root_of
 from training.artifacts import Artifact
-from training.feedback.cli import run_retrain
 
 PROMPTS = ("Markets", "Football club", "Government", "Scientists", "Film star")
 # What a loop rewarding one safe headline converges to: every up-vote on the same text.
@@ -41,6 +41,7 @@ def test_a_challenger_collapsed_onto_one_headline_is_rejected_and_cannot_start_a
             "epochs": 20,
             "learning_rate": 3e-3,
             "distinct_examples": False,  # every copy of the headline trains, as before the gate
+            "anchor_weight": 0.0,  # nothing holds it to the champion
         },
         models_root=models_root,
         registry_root=tmp_path / "registry",

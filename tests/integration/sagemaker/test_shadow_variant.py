@@ -23,10 +23,10 @@ from local.devstack.stack import LocalStack
 from local.emulate.sagemaker import Emulator, RestartPolicy
 from local.emulate.sagemaker.endpoints import endpoint_specs, load_local_stacks
 from local.emulate.sagemaker.metrics import read_invocations
-from local.experiment.rounds import Round, round_parameters
-from local.experiment.shadow import SHADOW_VARIANT, Stage, live_gate
 from local.paths import APPS_DIR, DEFAULT_MODELS_ROOT
 from local.registry import RegisteredModel
+from local.rounds.shadow import SHADOW_VARIANT, Stage, live_gate
+from local.rounds.state import Round, round_parameters
 from tests.fixtures.sagemaker import models_root_of
 from tests.integration.experiments.test_rounds import (
     GENERATOR_ENDPOINT,

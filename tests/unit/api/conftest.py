@@ -1,5 +1,6 @@
-"""Drive the real generate handler with API Gateway events; botocore's Stubber stands in for
-SageMaker (the AWS boundary) and a real SQLite file is the feedback store."""
+"""Drive the real generate handler with API Gateway events; botocore's Stubber (the runtime) and
+a fake DescribeEndpoint (the control plane) stand in for SageMaker, the AWS boundary, and a real
+SQLite file is the feedback store."""
 
 from __future__ import annotations
 
@@ -7,18 +8,21 @@ import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from pressroom_common import wiring
 from pressroom_common.feedback.store import open_store
+from pressroom_common.generation.settings import GenerateSettings
 
 from local.emulate.events import proxy_event
 from local.emulate.functions import load_module
+from tests.fixtures.lambda_context import lambda_context
 from tests.fixtures.readers import write_reader_key
 
 REPO = Path(__file__).resolve().parents[3]
@@ -43,17 +47,27 @@ SERVERLESS_VARIANTS = {
     "A": {**VARIANTS["A"], "endpoint_name": "pressroom-test-headline-base"},
     "B": {**VARIANTS["B"], "endpoint_name": "pressroom-test-headline-lite"},
 }
-LAMBDA_CONTEXT = SimpleNamespace(
-    function_name="generate",
-    memory_limit_in_mb=512,
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:generate",
-    aws_request_id="test-request",
-)
 
 
 def streaming(payload: Any) -> StreamingBody:
     data = json.dumps(payload).encode()
     return StreamingBody(io.BytesIO(data), len(data))
+
+
+@dataclass
+class FakeSageMakerControl:
+    """DescribeEndpoint at the AWS boundary, answering per endpoint (checks run in parallel);
+    an endpoint not in `endpoints` does not exist."""
+
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def describe_endpoint(self, *, EndpointName: str) -> dict[str, Any]:
+        if EndpointName not in self.endpoints:
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "Could not find endpoint"}},
+                "DescribeEndpoint",
+            )
+        return self.endpoints[EndpointName]
 
 
 @dataclass
@@ -63,6 +77,7 @@ class GenerateFunction:
     module: Any
     generator: Stubber
     classifier: Stubber
+    control: FakeSageMakerControl
     database_url: str
 
     def call(
@@ -84,7 +99,7 @@ class GenerateFunction:
             headers=[("Content-Type", "application/json"), *(headers or {}).items()],
             body=data,
         )
-        response = self.module.handler(event, LAMBDA_CONTEXT)
+        response = self.module.handler(event, lambda_context("generate"))
         headers_out = {k: v[-1] for k, v in response.get("multiValueHeaders", {}).items()}
         headers_out.update(response.get("headers") or {})
         body = json.loads(response["body"]) if response["body"] else None
@@ -124,7 +139,8 @@ def loaded_generate_function(
     database_url: str | None = None,
 ) -> Iterator[GenerateFunction]:
     """The handler module loaded with a template-like environment, its SageMaker clients
-    stubbed; a fresh migrated SQLite store unless `database_url` names another."""
+    stubbed (the ones its cold start makes); a fresh migrated SQLite store unless
+    `database_url` names another."""
     if database_url is None:
         database_url = f"sqlite:///{tmp_path / 'feedback.db'}"
         open_store(database_url, migrate=True)
@@ -134,6 +150,15 @@ def loaded_generate_function(
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+    made: list[wiring.SageMakerClients] = []
+    control = FakeSageMakerControl()
+    real_clients = wiring.sagemaker_clients
+
+    def stubbable_clients(settings: GenerateSettings) -> wiring.SageMakerClients:
+        made.append(replace(real_clients(settings), control=control))
+        return made[-1]
+
+    monkeypatch.setattr(wiring, "sagemaker_clients", stubbable_clients)
     module = load_module(
         GENERATE_CODE,
         "app",
@@ -149,16 +174,15 @@ def loaded_generate_function(
             "POWERTOOLS_METRICS_NAMESPACE": "PressroomTest",
         },
     )
-    clients = module.generate_app.clients
+    [clients] = made
     stubs = [Stubber(clients.generator), Stubber(clients.classifier)]
     for stub in stubs:
         stub.activate()
     try:
-        yield GenerateFunction(module, *stubs, database_url=database_url)
+        yield GenerateFunction(module, *stubs, control, database_url=database_url)
     finally:
         for stub in stubs:
             stub.deactivate()
-        module.generate_app.executor.shutdown(wait=False)
 
 
 @pytest.fixture
@@ -179,9 +203,3 @@ def serverless_generate_function(
         tmp_path, monkeypatch, "serverless", SERVERLESS_VARIANTS
     ) as function:
         yield function
-
-
-@pytest.fixture
-def aws_proxy_event() -> dict[str, Any]:
-    """The event `sam local generate-event apigateway aws-proxy` prints (checked in as data)."""
-    return json.loads((Path(__file__).parent / "data" / "aws-proxy-event.json").read_text())

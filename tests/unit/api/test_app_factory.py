@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from pressroom_common.experiment.settings import RoundSettings
 from pressroom_common.platform.api import create_app
 from pressroom_common.platform.errors import (
     DependencyFailed,
@@ -18,11 +19,11 @@ from pressroom_common.platform.errors import (
     Throttled,
     ValidationError,
 )
-from pressroom_common.platform.settings import ApiSettings, ExperimentSettings
+from pressroom_common.platform.settings import ApiSettings
 from pydantic import ValidationError as PydanticValidationError
 
 from local.emulate.events import proxy_event
-from tests.unit.api.conftest import LAMBDA_CONTEXT
+from tests.fixtures.lambda_context import lambda_context
 
 
 def app_raising(error: Exception) -> APIGatewayRestResolver:
@@ -36,7 +37,9 @@ def app_raising(error: Exception) -> APIGatewayRestResolver:
 
 
 def call(app: APIGatewayRestResolver) -> tuple[int, dict[str, Any]]:
-    response = app.resolve(proxy_event("GET", "/api/fail", request_id="req-42"), LAMBDA_CONTEXT)
+    response = app.resolve(
+        proxy_event("GET", "/api/fail", request_id="req-42"), lambda_context("generate")
+    )
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -68,7 +71,7 @@ def test_details_are_passed_through() -> None:
 
 def test_an_unexpected_exception_is_a_500_without_internals() -> None:
     response = app_raising(KeyError("secret-internal-name")).resolve(
-        proxy_event("GET", "/api/fail", request_id="req-42"), LAMBDA_CONTEXT
+        proxy_event("GET", "/api/fail", request_id="req-42"), lambda_context("generate")
     )
 
     assert response["statusCode"] == 500
@@ -86,7 +89,8 @@ def test_no_cors_headers_without_configured_origins() -> None:
         return {"ok": "yes"}
 
     response = app.resolve(
-        proxy_event("GET", "/api/ok", headers=[("Origin", "https://a.example")]), LAMBDA_CONTEXT
+        proxy_event("GET", "/api/ok", headers=[("Origin", "https://a.example")]),
+        lambda_context("generate"),
     )
 
     assert response["statusCode"] == 200
@@ -113,11 +117,11 @@ def test_settings_read_the_experiment_rounds_start(
 ) -> None:
     monkeypatch.setenv("EXPERIMENT_STARTED_AT", value)
 
-    assert ExperimentSettings().experiment_started_at == expected
+    assert RoundSettings().experiment_started_at == expected
 
 
 def test_a_bad_experiment_start_is_refused_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXPERIMENT_STARTED_AT", "last tuesday")
 
     with pytest.raises(PydanticValidationError, match="experiment_started_at"):
-        ExperimentSettings()
+        RoundSettings()

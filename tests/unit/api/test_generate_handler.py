@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from botocore.exceptions import ClientError
-from pressroom_common.generation.health import HealthChecker, endpoint_checks
+from pressroom_common.experiment.routing import FixedWeights, Router
+from pressroom_common.experiment.settings import VariantConfig
 from pressroom_common.generation.service import headline
-from pressroom_common.routes.document import openapi_json
 
 from tests.fixtures.readers import TEST_READER_KEYS, reader_hash
 from tests.unit.api.conftest import (
@@ -134,7 +133,7 @@ def test_every_model_call_carries_the_generation_id_as_inference_id(
 ) -> None:
     # Data capture records InferenceId; votes are exported keyed by the generation id, so the
     # generator, its fallback and the classifier must all send that id for the two to join.
-    user = user_assigned_to(generate_function, "A")
+    user = user_assigned_to("A")
     sent = SentInferenceIds()
     request = {
         "EndpointName": REALTIME_ENDPOINT,
@@ -279,7 +278,7 @@ def test_unknown_variant_override_is_422_naming_variant(
 def test_a_failing_variant_is_answered_by_the_other_one(
     generate_function: GenerateFunction,
 ) -> None:
-    user = user_assigned_to(generate_function, "A")
+    user = user_assigned_to("A")
     generate_function.model_fails("ServiceUnavailable", 503)
     generate_function.model_answers(" saved by B", "B")
     generate_function.classifier_answers("tech", 0.7)
@@ -383,8 +382,10 @@ def test_an_abstaining_classifier_answers_no_category_but_its_confidence(
     assert (row["category_label"], row["category_score"]) == (None, 0.41)
 
 
-def test_the_openapi_document_says_when_category_is_null() -> None:
-    document = json.loads(openapi_json())
+def test_the_openapi_document_says_when_category_is_null(
+    generate_function: GenerateFunction,
+) -> None:
+    _, _, document = generate_function.call("GET", "/api/openapi.json")
     response = document["components"]["schemas"]["GenerateResponse"]
     category = response["properties"]["category"]
     confidence = response["properties"]["category_confidence"]
@@ -421,43 +422,14 @@ def test_generator_answer_without_generated_text_is_502(
     assert status == 502 and body["error"]["code"] == "dependency_failed"
 
 
-class FakeSageMakerControl:
-    """DescribeEndpoint at the AWS boundary, answering per endpoint (checks run in parallel)."""
-
-    def __init__(self, endpoints: dict[str, dict[str, Any]]) -> None:
-        self._endpoints = endpoints
-
-    def describe_endpoint(self, *, EndpointName: str) -> dict[str, Any]:
-        if EndpointName not in self._endpoints:
-            raise ClientError(
-                {"Error": {"Code": "ValidationException", "Message": "Could not find endpoint"}},
-                "DescribeEndpoint",
-            )
-        return self._endpoints[EndpointName]
-
-
-def use_control_client(function: GenerateFunction, client: FakeSageMakerControl) -> None:
-    wired = function.module.generate_app
-    wired.health_checker = HealthChecker(
-        client,
-        endpoint_checks(wired.settings),
-        wired.store,
-        executor=wired.executor,
-        timeout_s=wired.settings.health_timeout_s,
-    )
-
-
 def test_health_reports_each_endpoint_and_the_database(generate_function: GenerateFunction) -> None:
-    use_control_client(
-        generate_function,
-        FakeSageMakerControl(
-            {
-                REALTIME_ENDPOINT: {
-                    "EndpointStatus": "InService",
-                    "ProductionVariants": [{"VariantName": "A"}],
-                }
+    generate_function.control.endpoints.update(
+        {
+            REALTIME_ENDPOINT: {
+                "EndpointStatus": "InService",
+                "ProductionVariants": [{"VariantName": "A"}],
             }
-        ),
+        }
     )
 
     status, _, body = generate_function.call("GET", "/api/health")
@@ -475,9 +447,8 @@ def test_health_is_ok_when_everything_is_in_service(generate_function: GenerateF
         "EndpointStatus": "InService",
         "ProductionVariants": [{"VariantName": "A"}, {"VariantName": "B"}],
     }
-    use_control_client(
-        generate_function,
-        FakeSageMakerControl({REALTIME_ENDPOINT: in_service, CLASSIFIER_ENDPOINT: in_service}),
+    generate_function.control.endpoints.update(
+        {REALTIME_ENDPOINT: in_service, CLASSIFIER_ENDPOINT: in_service}
     )
 
     status, _, body = generate_function.call("GET", "/api/health")
@@ -518,9 +489,10 @@ def test_cors_headers_only_for_the_configured_origin(generate_function: Generate
     assert "Access-Control-Allow-Origin" not in other
 
 
-def user_assigned_to(function: GenerateFunction, variant: str) -> str:
-    """A user id that the sticky strategy sends to `variant` (found by trying ids in order)."""
-    router = function.module.generate_app.router
+def user_assigned_to(variant: str) -> str:
+    """A user id that the sticky strategy (the template's default, `fixed`) sends to `variant`
+    (found by trying ids in order)."""
+    router = Router(FixedWeights(), {name: VariantConfig(**v) for name, v in VARIANTS.items()})
     return next(
         user
         for user in (f"reader-{n}" for n in range(1000))
@@ -531,20 +503,17 @@ def user_assigned_to(function: GenerateFunction, variant: str) -> str:
 def test_health_flags_a_realtime_variant_without_instances(
     generate_function: GenerateFunction,
 ) -> None:
-    use_control_client(
-        generate_function,
-        FakeSageMakerControl(
-            {
-                REALTIME_ENDPOINT: {
-                    "EndpointStatus": "Updating",
-                    "ProductionVariants": [
-                        {"VariantName": "A", "CurrentInstanceCount": 1},
-                        {"VariantName": "B", "CurrentInstanceCount": 0},
-                    ],
-                },
-                CLASSIFIER_ENDPOINT: {"EndpointStatus": "InService"},
-            }
-        ),
+    generate_function.control.endpoints.update(
+        {
+            REALTIME_ENDPOINT: {
+                "EndpointStatus": "Updating",
+                "ProductionVariants": [
+                    {"VariantName": "A", "CurrentInstanceCount": 1},
+                    {"VariantName": "B", "CurrentInstanceCount": 0},
+                ],
+            },
+            CLASSIFIER_ENDPOINT: {"EndpointStatus": "InService"},
+        }
     )
 
     _, _, body = generate_function.call("GET", "/api/health")
@@ -621,7 +590,6 @@ def test_an_unreachable_database_is_503_and_health_says_so(
         function.model_answers(" text", "A")
         function.classifier_answers("tech", 0.6)
         status, _, body = function.call("POST", "/api/generate", {"prompt": "x", "variant": "A"})
-        use_control_client(function, FakeSageMakerControl({}))
         _, _, health = function.call("GET", "/api/health")
 
     assert status == 503

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 from pressroom_common.experiment.routing import FixedWeights, Router, build_strategy
+from pressroom_common.experiment.settings import VariantConfig
 from pressroom_common.platform.errors import ValidationError
-from pressroom_common.platform.settings import VariantConfig
 
 from tests.fixtures.readers import reader_hash
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local.devstack.server import BackgroundServer
+from local.plumbing.server import BackgroundServer
 
 
 async def _answer(_: Request) -> Response:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from pressroom_common.experiment.adaptive import GuardrailThresholds
-from pressroom_common.platform.settings import GenerateSettings
+from pressroom_common.experiment.report import StatsReport, build_report
+from pressroom_common.generation.settings import GenerateSettings
 from typer.testing import CliRunner
 
 from local.champion import champion_parameters, local_champion
@@ -35,10 +36,10 @@ from local.experiment.decide import (
     guardrail_thresholds,
     parse_stats,
 )
-from local.experiment.rounds import ModelVersion, Round, load_round, save_round
 from local.registry import APPROVED, PENDING, REJECTED, find, register
+from local.retrain import resolve_champion
+from local.rounds.state import ModelVersion, Round, load_round, save_round
 from tests.fixtures.stats_api import ROUND_START, WEIGHTS, StatsApi, stats_api
-from training.feedback.cli import resolve_champion
 
 CHAMPION_VERSION = "champion00000001"
 CHALLENGER_VERSION = "challenger000001"
@@ -57,8 +58,19 @@ def api() -> Iterator[StatsApi]:
         yield running
 
 
+def round_report(api: StatsApi) -> StatsReport:
+    """The round's `/api/stats` report, built as the API builds it."""
+    return build_report(
+        api.store.experiment_totals(ROUND_START), since=ROUND_START, weights=WEIGHTS
+    )
+
+
 def outcome_of(api: StatsApi, guardrail: GuardrailThresholds = GUARDRAIL) -> object:
-    return decide(ROUND, api.store.stats(ROUND_START, WEIGHTS), guardrail)
+    return decide(
+        ROUND,
+        round_report(api),
+        guardrail,
+    )
 
 
 # --------------------------------------------------------------------------- the rules
@@ -91,7 +103,7 @@ def test_no_lift_worth_detecting_rejects_the_challenger(api: StatsApi) -> None:
     # Equal and extreme up-rates: the posteriors are narrow enough for futility at 200 votes.
     api.serve("A", up=96, down=4)
     api.serve("B", up=96, down=4)
-    report = api.store.stats(ROUND_START, WEIGHTS)
+    report = round_report(api)
     assert report.verdict.decision == "no_lift"
 
     outcome = decide(ROUND, report, GUARDRAIL)
@@ -150,7 +162,7 @@ def test_too_few_votes_waits_saying_how_many_are_missing(api: StatsApi) -> None:
 def test_too_close_waits_with_p_best_and_the_votes_needed(api: StatsApi) -> None:
     api.serve("A", up=20, down=20)
     api.serve("B", up=24, down=16)
-    report = api.store.stats(ROUND_START, WEIGHTS)
+    report = round_report(api)
     assert report.verdict.decision == "too_close"
 
     outcome = decide(ROUND, report, GUARDRAIL)
@@ -187,7 +199,7 @@ def test_the_guardrail_thresholds_are_the_generate_functions_settings() -> None:
 
 def test_a_report_from_before_the_futility_rule_still_reads(api: StatsApi) -> None:
     api.serve("A", up=8, down=12)
-    payload = json.loads(api.store.stats(ROUND_START, WEIGHTS).model_dump_json())
+    payload = json.loads(round_report(api).model_dump_json())
     for added in ("probability_no_lift", "votes_needed", "min_lift"):
         del payload["verdict"][added]
     del payload["by_category"]  # nor the verdict by category

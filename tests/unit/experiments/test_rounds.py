@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from local.cli import app
-from local.experiment.rounds import load_round
 from local.registry import APPROVED, PENDING, REJECTED, find, register, set_status
+from local.rounds.state import load_round
 
 CHAMPION_VERSION = "champion00000001"
 CHALLENGER_VERSION = "challenger000001"

@@ -14,9 +14,9 @@ import pytest
 
 from local.emulate.sagemaker.capture import CaptureSpec, CaptureWriter, Exchange
 from local.emulate.sagemaker.metrics import Invocation, MetricsWriter
-from local.experiment.rounds import load_round, round_parameters
-from local.experiment.shadow import CHAMPION_VARIANT, SHADOW_VARIANT, Stage, live_gate
 from local.registry import PENDING, REJECTED, find, set_status
+from local.rounds.shadow import CHAMPION_VARIANT, SHADOW_VARIANT, Stage, live_gate
+from local.rounds.state import load_round, round_parameters
 from tests.unit.experiments.test_rounds import CHALLENGER_VERSION, Workspace
 
 ENDPOINT = "pressroom-dev-headline"

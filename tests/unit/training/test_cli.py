@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import training.cli
 from local.cli import app
 from training.data import build_corpus
 
@@ -13,11 +14,12 @@ from training.data import build_corpus
 def test_data_command_writes_the_corpus_and_prints_its_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    corpus_file = tmp_path / "data" / "headlines.jsonl"  # not the repository's build/data
+    monkeypatch.setattr(training.cli, "CORPUS_FILE", corpus_file)
     result = CliRunner().invoke(app, ["data"])
     assert result.exit_code == 0, result.output
     assert "Headlines per source" in result.output and "BBC headlines per category" in result.output
-    lines = (tmp_path / "build/data/headlines.jsonl").read_text().splitlines()
+    lines = corpus_file.read_text().splitlines()
     assert len(lines) == len(build_corpus().headlines)
     assert set(json.loads(lines[0])) == {"text", "source", "category", "split", "publisher"}
 

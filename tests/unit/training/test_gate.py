@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from training.feedback.gate import GateThresholds, judge
+from training.feedback.gate import GateThresholds, has_blocklisted_word, judge
 
 CHAMPION = {
     "test_bits_per_char": 1.47,
@@ -63,3 +63,17 @@ def test_the_distinct_share_floor_is_never_below_the_absolute_minimum() -> None:
 
     [reason] = verdict.reasons()
     assert "must be at least 0.85" in reason
+
+
+@pytest.mark.parametrize(
+    ("answer", "blocklisted"),
+    [
+        (" damn the rates", True),
+        (" sh1t happens", True),  # digits for letters still count in a word
+        (" to 0.75%", False),  # a number is no word: the blocklist read this one as profane
+        (" murder trial opens", False),  # news reports it in plain language
+        (" rates rise 5.75% in 2015", False),
+    ],
+)
+def test_the_blocklist_reads_words_not_numbers(answer: str, blocklisted: bool) -> None:
+    assert has_blocklisted_word(answer) is blocklisted

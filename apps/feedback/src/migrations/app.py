@@ -114,6 +114,7 @@ def describe(result: MigrationResult) -> tuple[str, dict[str, str]]:
     return f"schema is at the newest migration {result.code_head}", data
 
 
+@logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
     answer = CloudFormationAnswer(event)
     budget_s = max(context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_S, 0.0)

@@ -1,1 +1,2 @@
-"""The A/B experiment: variants and routing, adaptive strategies, statistics, verdict."""
+"""The A/B experiment: its vocabulary and settings, routing, adaptive strategies, statistics, the
+report and its verdict."""

@@ -22,12 +22,13 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from pressroom_common.experiment.settings import GuardrailThresholds, Strategy, VariantConfig
 from pressroom_common.experiment.statistics import percentile, up_rate_posterior
 from pressroom_common.platform.errors import DomainError
 from pressroom_common.platform.observability import logger, record_variant_metric
-from pressroom_common.platform.settings import GenerateSettings, VariantConfig
 
 Clock = Callable[[], float]
+_GUARDRAIL = GuardrailThresholds()
 
 
 class VariantCountsSource(Protocol):
@@ -67,16 +68,16 @@ class ThompsonSampling:
     counts are used (and before any, the weights).
     """
 
-    name = "thompson"
+    name = Strategy.THOMPSON
 
     def __init__(
         self,
         counts: VariantCountsSource,
         warmup: WeightedStrategy,
         *,
-        warmup_votes: int = 20,
-        top_two_probability: float = 0.5,
-        refresh_s: float = 5.0,
+        warmup_votes: int,
+        top_two_probability: float,
+        refresh_s: float,
         since: datetime | None = None,
         rng: random.Random | None = None,
         clock: Clock = time.monotonic,
@@ -146,15 +147,6 @@ class ThompsonSampling:
             if counts is not None:
                 self._cached = counts
             self._refreshing = False
-
-
-@dataclass(frozen=True)
-class GuardrailThresholds:
-    window_s: float = 60.0
-    min_requests: int = 20
-    max_error_rate: float = 0.5
-    max_p95_latency_ms: float = 10_000.0
-    cooldown_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -267,17 +259,28 @@ class Guardrail:
                 logger.info("guardrail restored a variant", extra={"variant": variant})
 
 
-def build_guardrail(settings: GenerateSettings) -> Guardrail | None:
-    """The deployment's guardrail, or None when `GUARDRAIL_ENABLED` is false."""
-    if not settings.guardrail_enabled:
+def build_guardrail(
+    enabled: bool,
+    *,
+    variants: Mapping[str, VariantConfig],
+    window_s: float = _GUARDRAIL.window_s,
+    min_requests: int = _GUARDRAIL.min_requests,
+    max_error_rate: float = _GUARDRAIL.max_error_rate,
+    max_p95_latency_ms: float = _GUARDRAIL.max_p95_latency_ms,
+    cooldown_s: float = _GUARDRAIL.cooldown_s,
+) -> Guardrail | None:
+    """The guardrail a deployment's `GUARDRAIL_ENABLED` asks for, over the routed `variants`,
+    with its thresholds (defaults: `settings.GuardrailThresholds`); None when disabled. Built
+    the way `routing.build_strategy` builds the strategy."""
+    if not enabled:
         return None
     return Guardrail(
-        settings.variants,
+        variants,
         GuardrailThresholds(
-            window_s=settings.guardrail_window_s,
-            min_requests=settings.guardrail_min_requests,
-            max_error_rate=settings.guardrail_max_error_rate,
-            max_p95_latency_ms=settings.guardrail_max_p95_latency_ms,
-            cooldown_s=settings.guardrail_cooldown_s,
+            window_s=window_s,
+            min_requests=min_requests,
+            max_error_rate=max_error_rate,
+            max_p95_latency_ms=max_p95_latency_ms,
+            cooldown_s=cooldown_s,
         ),
     )

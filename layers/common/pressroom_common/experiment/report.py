@@ -1,11 +1,12 @@
-"""The `/api/stats` response: descriptive statistics per variant and the experiment verdict."""
+"""The `/api/stats` response: descriptive statistics per variant and the experiment verdict,
+built (`build_report`) from the totals the feedback store aggregates (`ExperimentTotals`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from statistics import NormalDist
 from typing import Literal
 
@@ -175,6 +176,36 @@ class StatsReport(BaseModel):
 
 
 @dataclass(frozen=True)
+class VariantTotals:
+    """One variant's counts over a window, and its successful requests' latency percentiles."""
+
+    variant: str
+    requests: int
+    errors: int
+    weighted_requests: int  # routed by the weights (`settings.WEIGHTED_STRATEGY`)
+    up: int
+    down: int
+    latency_p50_ms: float | None = None  # None: no successful request
+    latency_p95_ms: float | None = None
+
+    @property
+    def impressions(self) -> int:
+        return self.requests - self.errors
+
+
+CategoryCounts = Mapping[str, tuple[int, int, int]]
+"""variant -> (impressions, up, down) in one category."""
+
+
+@dataclass(frozen=True)
+class ExperimentTotals:
+    """What a report is built from: the store's totals over one window."""
+
+    variants: Sequence[VariantTotals]  # by variant name
+    categories: Mapping[str | None, CategoryCounts]  # by classifier label; None: no label
+
+
+@dataclass(frozen=True)
 class DecisionRules:
     """When a round is decided; the defaults are the API's (`MIN_VOTES_PER_VARIANT`, ...)."""
 
@@ -340,3 +371,63 @@ def _decisive_standard_error(difference: float, rules: DecisionRules) -> float:
             (middle, high) if no_lift(middle) >= rules.decision_probability else (low, middle)
         )
     return max(winner, low)
+
+
+def build_report(
+    totals: ExperimentTotals, *, since: datetime | None, weights: Mapping[str, float]
+) -> StatsReport:
+    """The report over `totals` (the generations created since `since`): each variant's
+    statistics, the verdict, and the verdict per category; `weights` are the configured ones the
+    weight-routed traffic is tested against (sample-ratio mismatch)."""
+    variants = totals.variants
+    total_requests = sum(item.requests for item in variants)
+    posteriors = {
+        item.variant: statistics.up_rate_posterior(item.up, item.down) for item in variants
+    }
+    srm_p_value = statistics.sample_ratio_mismatch_p_value(
+        {item.variant: item.weighted_requests for item in variants}, weights
+    )
+    rules = DecisionRules()
+    judgement = judge({item.variant: (item.up, item.down) for item in variants}, rules)
+    categories = {
+        UNCATEGORISED if label is None else label: counts
+        for label, counts in totals.categories.items()
+    }
+    return StatsReport(
+        since=since,
+        generated_at=datetime.now(UTC),
+        total_requests=total_requests,
+        variants=[
+            VariantStats(
+                variant=item.variant,
+                requests=item.requests,
+                impressions=item.impressions,
+                errors=item.errors,
+                error_rate=item.errors / item.requests,
+                traffic_share=item.requests / total_requests,
+                up=item.up,
+                down=item.down,
+                up_rate=item.up / (item.up + item.down) if item.up + item.down else None,
+                up_rate_interval=CredibleInterval(
+                    low=statistics.beta_quantile(*posteriors[item.variant], 0.025),
+                    high=statistics.beta_quantile(*posteriors[item.variant], 0.975),
+                ),
+                latency_ms=LatencyPercentiles(p50=item.latency_p50_ms, p95=item.latency_p95_ms),
+            )
+            for item in variants
+        ],
+        verdict=ExperimentVerdict(
+            probability_best=judgement.probability_best,
+            expected_loss=judgement.expected_loss,
+            sample_ratio_mismatch_p_value=srm_p_value,
+            weights=dict(weights),
+            probability_no_lift=judgement.probability_no_lift,
+            decision=judgement.decision,
+            leader=judgement.leader,
+            votes_needed=judgement.votes_needed,
+            min_votes_per_variant=rules.min_votes_per_variant,
+            decision_probability=rules.decision_probability,
+            min_lift=rules.min_lift,
+        ),
+        by_category=judge_categories(categories, judgement.leader, rules),
+    )

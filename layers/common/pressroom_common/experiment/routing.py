@@ -16,20 +16,26 @@ from datetime import datetime
 from typing import Protocol
 
 from pressroom_common.experiment.adaptive import Guardrail, ThompsonSampling, VariantCountsSource
+from pressroom_common.experiment.settings import (
+    WEIGHTED_STRATEGY,
+    RoutingStrategyName,
+    Strategy,
+    ThompsonParameters,
+    VariantConfig,
+)
 from pressroom_common.platform.errors import ValidationError
-from pressroom_common.platform.settings import WEIGHTED_STRATEGY, RoutingStrategyName, VariantConfig
 
-OVERRIDE_STRATEGY = "override"
+_THOMPSON = ThompsonParameters()
 
 
 @dataclass(frozen=True)
 class Assignment:
     variant: str
-    strategy: str
+    strategy: Strategy
 
 
 class RoutingStrategy(Protocol):
-    name: str
+    name: Strategy
 
     def choose(self, user_hash: str | None, variants: Mapping[str, VariantConfig]) -> str:
         """Return the name of the variant to serve; `user_hash` is None for anonymous users."""
@@ -45,7 +51,7 @@ class FixedWeights:
     they would all share one bucket and one variant.
     """
 
-    name: str = WEIGHTED_STRATEGY
+    name = WEIGHTED_STRATEGY
 
     def __init__(self, salt: str = "pressroom-ab-1", rng: random.Random | None = None) -> None:
         self._salt = salt
@@ -76,12 +82,14 @@ def build_strategy(
     name: RoutingStrategyName,
     *,
     counts: VariantCountsSource | None = None,
-    warmup_votes: int = 20,
-    top_two_probability: float = 0.5,
-    refresh_s: float = 5.0,
     counts_since: datetime | None = None,
+    warmup_votes: int = _THOMPSON.warmup_votes,
+    top_two_probability: float = _THOMPSON.top_two_probability,
+    refresh_s: float = _THOMPSON.refresh_s,
 ) -> RoutingStrategy:
-    """The strategy a deployment's `ROUTING_STRATEGY` names (new strategies register here).
+    """The strategy a deployment's `ROUTING_STRATEGY` names, with its parameters (defaults:
+    `settings.ThompsonParameters`); new strategies register here. `adaptive.build_guardrail`
+    takes the guardrail's the same way.
 
     `thompson` reads the vote counts of the generations since `counts_since` (the experiment
     round's start; all time when None) from `counts` (the feedback store) and routes its
@@ -100,9 +108,9 @@ def build_strategy(
             since=counts_since,
         )
 
-    strategies: dict[RoutingStrategyName, Callable[[], RoutingStrategy]] = {
-        "fixed": FixedWeights,
-        "thompson": thompson,
+    strategies: dict[Strategy, Callable[[], RoutingStrategy]] = {
+        Strategy.FIXED: FixedWeights,
+        Strategy.THOMPSON: thompson,
     }
     return strategies[name]()
 
@@ -128,7 +136,7 @@ class Router:
                     f"variant: unknown variant {override!r}; choose one of {known}",
                     details=[{"field": "variant", "location": "body", "reason": "unknown variant"}],
                 )
-            return Assignment(override, OVERRIDE_STRATEGY)
+            return Assignment(override, Strategy.OVERRIDE)
         routable = self._guardrail.healthy(self._variants) if self._guardrail else self._variants
         return Assignment(self._strategy.choose(user_hash, routable), self._strategy.name)
 

@@ -1,1 +1,2 @@
-"""Every generation and vote: the feedback contract and the store."""
+"""Votes and the store: the feedback function's settings, its contract and service, the store
+of every generation and vote."""

@@ -1,1 +1,2 @@
-"""Generating a headline: the API contract, the generator and classifier calls, health."""
+"""Generating a headline: the generate function's settings, the API contract, the generator and
+classifier calls, health."""

@@ -7,12 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-
-def without_nul(text: str) -> str:
-    """PostgreSQL text cannot hold U+0000 (SQLite can): reject it up front, on every backend."""
-    if "\x00" in text:
-        raise ValueError("must not contain the NUL character (U+0000)")
-    return text
+from pressroom_common.records import without_nul
 
 
 def not_blank(text: str) -> str:

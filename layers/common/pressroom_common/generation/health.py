@@ -16,9 +16,9 @@ from typing import Any, Protocol, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pressroom_common.generation.contracts import DependencyHealth, HealthResponse
+from pressroom_common.generation.settings import GenerateSettings
 from pressroom_common.platform.errors import DomainError
 from pressroom_common.platform.observability import logger
-from pressroom_common.platform.settings import GenerateSettings
 
 T = TypeVar("T")
 

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pressroom_common.experiment.routing import OVERRIDE_STRATEGY, Assignment, Router
-from pressroom_common.feedback.contracts import GenerationRecord
+from pressroom_common.experiment.routing import Assignment, Router
+from pressroom_common.experiment.settings import Strategy
 from pressroom_common.generation.contracts import (
     Category,
     ClassifierAnswer,
@@ -26,13 +26,12 @@ from pressroom_common.generation.contracts import (
     LatencyMs,
     ModelRef,
 )
+from pressroom_common.generation.settings import HostingMode
 from pressroom_common.platform.errors import DependencyFailed, DomainError
 from pressroom_common.platform.observability import logger, record_metric, record_variant_metric
 from pressroom_common.platform.readers import ANONYMOUS_READER, ReaderKeys
 from pressroom_common.platform.sagemaker import Deadline, SageMakerRuntime
-from pressroom_common.platform.settings import HostingMode
-
-FALLBACK_STRATEGY = "fallback"
+from pressroom_common.records import GenerationRecord, storable
 
 
 class GenerationRecorder(Protocol):
@@ -86,7 +85,7 @@ class Generator:
         except DomainError as error:
             fallback = (
                 None
-                if assignment.strategy == OVERRIDE_STRATEGY
+                if assignment.strategy == Strategy.OVERRIDE
                 else self._router.fallback_for(assignment.variant)
             )
             if fallback is None or deadline.expired():
@@ -145,8 +144,8 @@ def generated_text(body: Any, endpoint: str) -> str:
         and isinstance(body[0], dict)
         and isinstance(body[0].get("generated_text"), str)
     ):
-        # Byte-level tokenizers can emit U+0000, which PostgreSQL text cannot store.
-        return str(body[0]["generated_text"]).replace("\x00", "")
+        # Byte-level tokenizers can emit U+0000, which the store cannot keep.
+        return storable(str(body[0]["generated_text"]))
     raise DependencyFailed(f"Endpoint {endpoint} answered without generated_text")
 
 
@@ -273,7 +272,9 @@ class GenerationService:
                 "variant": generated.variant,
                 "model_name": served.model_name,
                 "model_version": served.model_version,
-                "strategy": FALLBACK_STRATEGY if generated.fell_back_from else assignment.strategy,
+                "strategy": str(
+                    Strategy.FALLBACK if generated.fell_back_from else assignment.strategy
+                ),
                 # An abstention is stored as no label with the confidence it fell short with.
                 "category_label": category.label if category else None,
                 "category_score": classification.confidence,

@@ -1,1 +1,2 @@
-"""The HTTP app and error mapping, settings, logging and metrics, the SageMaker client."""
+"""The HTTP app and error mapping, the settings every function shares, reader identity, logging,
+tracing and metrics, the SageMaker client."""

@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any, NoReturn
+from typing import Any
 
 from aws_lambda_powertools.event_handler import (
     APIGatewayRestResolver,
@@ -94,11 +94,6 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
             {"field": ".".join(path) or location, "location": location, "reason": reason}
         )
     return described
-
-
-def unprovided(dependency: str) -> NoReturn:
-    """Body of a route dependency that the serving function must provide (see `routes`)."""
-    raise LookupError(f"this function does not provide {dependency}")
 
 
 def decode_json_body(body: str) -> Any:
@@ -185,7 +180,7 @@ def _content_type_for_json_api(event: Mapping[str, Any]) -> dict[str, Any]:
 def create_app(settings: ApiSettings) -> JsonApiResolver:
     """Build the resolver with validation, CORS from settings, error mapping and request ids.
 
-    The routes come from `pressroom_common.routes`: each function serves its own router.
+    The routes come from `pressroom_common.routes`: each function includes its own routers.
     """
     cors = (
         CORSConfig(
@@ -202,19 +197,16 @@ def create_app(settings: ApiSettings) -> JsonApiResolver:
         cors=cors, enable_validation=True, json_body_deserializer=decode_json_body
     )
     logger.append_keys(stage=settings.stage)
-    app.use(middlewares=[_correlate_request])
+    app.use(middlewares=[_echo_request_id])
     _register_error_handlers(app)
     return app
 
 
-def _correlate_request(
-    app: APIGatewayRestResolver, next_middleware: NextMiddleware
-) -> Response[Any]:
-    """Use API Gateway's request id as the correlation id of every log line, and echo it."""
-    request_id = app.current_event.request_context.request_id
-    logger.set_correlation_id(request_id)
+def _echo_request_id(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Answer API Gateway's request id, the correlation id of every log line of the request
+    (the handlers' `logger.inject_lambda_context` sets it)."""
     response = next_middleware(app)
-    response.headers[REQUEST_ID_HEADER] = request_id
+    response.headers[REQUEST_ID_HEADER] = app.current_event.request_context.request_id
     return response
 
 

@@ -32,7 +32,7 @@ from pressroom_common.platform.errors import (
     DomainError,
     Throttled,
 )
-from pressroom_common.platform.observability import logger
+from pressroom_common.platform.observability import logger, tracer
 
 THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException"})
 UNAVAILABLE_CODES = frozenset({"ServiceUnavailable", "ModelNotReadyException"})
@@ -101,6 +101,7 @@ class SageMakerRuntime:
         self._executor = executor
         self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not cryptography
 
+    @tracer.capture_method(capture_response=False)  # the answer is a reader's headline
     def invoke_json(
         self,
         endpoint_name: str,

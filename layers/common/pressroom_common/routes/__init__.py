@@ -1,7 +1,8 @@
 """Every route of the HTTP API, declared once, as Powertools routers.
 
-Each Lambda function serves its own router (`generate.serve`, `feedback.serve`) and provides the
-cold-start objects its routes depend on (Powertools `Depends`, wired per app); `document` builds
-the OpenAPI document from all the routers, so `GET /api/openapi.json` describes every route
-whichever function serves it.
+Each route module is a router factory over the collaborators its routes call
+(`generate.generate_router(service, checker)`, `feedback.feedback_router(service)`): the
+composition root (`pressroom_common.wiring`) builds the routers of each function from its own
+cold-start objects. `document.document_router` serves the OpenAPI document of all of them, so
+`GET /api/openapi.json` describes every route whichever function serves it.
 """

@@ -1,23 +1,11 @@
-"""The feedback store: generations, votes and experiment statistics over one SQL schema.
+"""The feedback store: generations, votes and the experiment's totals over one SQL schema.
 
 `open_store(url)` serves SQLite (local), PostgreSQL, and Aurora Serverless v2 through the RDS
-Data API; the Alembic migrations in `migrations/` are the only definition of the schema.
+Data API; the Alembic migrations in `migrations/` are the only definition of the schema. What it
+keeps is declared in `pressroom_common.records`; the report it aggregates for is built by
+`pressroom_common.experiment.report`.
 """
 
-from pressroom_common.experiment.report import (
-    CredibleInterval,
-    ExperimentVerdict,
-    LatencyPercentiles,
-    StatsReport,
-    VariantStats,
-)
-from pressroom_common.feedback.contracts import (
-    FeedbackRequest,
-    FeedbackResponse,
-    GenerationRecord,
-    Vote,
-    VoteRecord,
-)
 from pressroom_common.feedback.store.errors import (
     GenerationNotFoundError,
     StoreFailedError,
@@ -29,21 +17,15 @@ from pressroom_common.feedback.store.store import (
     VotedGeneration,
     open_store,
 )
+from pressroom_common.records import GenerationRecord, Vote, VoteRecord
 
 __all__ = [
-    "CredibleInterval",
-    "ExperimentVerdict",
-    "FeedbackRequest",
-    "FeedbackResponse",
     "FeedbackStore",
     "GenerationNotFoundError",
     "GenerationRecord",
-    "LatencyPercentiles",
-    "StatsReport",
     "StoreFailedError",
     "StoreUnavailableError",
     "TrafficBucket",
-    "VariantStats",
     "Vote",
     "VoteRecord",
     "VotedGeneration",

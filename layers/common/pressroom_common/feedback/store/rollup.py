@@ -31,14 +31,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pressroom_common.feedback.contracts import Vote
+from pressroom_common.experiment.settings import WEIGHTED_STRATEGY
 from pressroom_common.feedback.store.schema import (
     generations,
     hourly_category_rollup,
     hourly_rollup,
     votes,
 )
-from pressroom_common.platform.settings import WEIGHTED_STRATEGY
+from pressroom_common.records import Vote
 
 HOUR = timedelta(hours=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,6 +1,11 @@
 """One feedback store over SQLite, PostgreSQL and Aurora (Data API): SQLAlchemy Core, one
 transaction per call, every database outage raised as `StoreUnavailableError` and every
-fault AWS reports that retrying cannot fix as `StoreFailedError` (`outages.py` decides)."""
+fault AWS reports that retrying cannot fix as `StoreFailedError` (`outages.py` decides).
+
+It records generations and votes, keeps the rollups in step, and answers aggregates: the
+experiment's totals (counts and exact latency percentiles, `experiment_totals`), which
+`experiment.report.build_report` turns into the `/api/stats` report.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +21,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from pressroom_common.experiment import statistics
-from pressroom_common.experiment.report import UNCATEGORISED as REPORTED_UNCATEGORISED
 from pressroom_common.experiment.report import (
-    CredibleInterval,
-    DecisionRules,
-    ExperimentVerdict,
-    LatencyPercentiles,
-    StatsReport,
-    VariantStats,
-    judge,
-    judge_categories,
+    CategoryCounts,
+    ExperimentTotals,
+    VariantTotals,
 )
-from pressroom_common.feedback.contracts import GenerationRecord, Vote, VoteRecord
+from pressroom_common.experiment.settings import WEIGHTED_STRATEGY
 from pressroom_common.feedback.store.engines import create_store_engine
 from pressroom_common.feedback.store.errors import GenerationNotFoundError
 from pressroom_common.feedback.store.migrations import MigrationResult, upgrade_to_head
@@ -53,26 +51,12 @@ from pressroom_common.feedback.store.schema import (
     votes,
 )
 from pressroom_common.platform.errors import VoteNotAllowed
+from pressroom_common.platform.observability import tracer
 from pressroom_common.platform.readers import ANONYMOUS_READER
-from pressroom_common.platform.settings import WEIGHTED_STRATEGY
+from pressroom_common.records import GenerationRecord, Vote, VoteRecord
 
-# The latency percentiles `stats` reports.
+# The latency percentiles the totals carry (the report's p50 and p95).
 PERCENTILES = (0.5, 0.95)
-
-
-@dataclass(frozen=True)
-class _VariantAggregate:
-    variant: str
-    requests: int
-    errors: int
-    weighted_requests: int
-    up: int
-    down: int
-    latency: tuple[float, float] | None = None  # (p50, p95) of successful requests
-
-    @property
-    def impressions(self) -> int:
-        return self.requests - self.errors
 
 
 @dataclass(frozen=True)
@@ -104,7 +88,7 @@ class VotedGeneration:
 
 
 class FeedbackStore:
-    """Records generations and votes, and aggregates them into experiment statistics."""
+    """Records generations and votes, and aggregates them into the experiment's totals."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -124,6 +108,7 @@ class FeedbackStore:
         with self._transaction("the health check") as connection:
             connection.execute(sa.select(sa.literal(1)))
 
+    @tracer.capture_method(capture_response=False)
     def record_generation(self, record: GenerationRecord) -> None:
         """Store one served response and count it in the rollup; the same id again changes
         nothing."""
@@ -151,6 +136,7 @@ class FeedbackStore:
                 errors=errors,
             )
 
+    @tracer.capture_method(capture_response=False)
     def record_vote(self, generation_id: str, user_hash: str, vote: Vote | str) -> VoteRecord:
         """Insert or replace this user's vote on a generation, and move the rollup's counts.
 
@@ -230,8 +216,8 @@ class FeedbackStore:
         """(impressions, up, down) per variant over generations created at or after `since`
         (all time when None), for adaptive routing (the rollup)."""
         with self._transaction("the vote counts") as connection:
-            aggregates, _ = _aggregate(connection.execute(window_totals(since)).mappings())
-        return {item.variant: (item.impressions, item.up, item.down) for item in aggregates}
+            totals, _ = _variant_totals(connection.execute(window_totals(since)).mappings())
+        return {item.variant: (item.impressions, item.up, item.down) for item in totals}
 
     def traffic_over_time(self, bucket_s: int) -> list[TrafficBucket]:
         """Requests, errors and votes per variant and `bucket_s`-second bucket, oldest first.
@@ -312,9 +298,10 @@ class FeedbackStore:
             for row in rows
         ]
 
-    def stats(self, since: datetime | None, weights: Mapping[str, float]) -> StatsReport:
-        """Per-variant statistics and the experiment verdict over generations since `since`,
-        overall and per category.
+    @tracer.capture_method(capture_response=False)
+    def experiment_totals(self, since: datetime | None) -> ExperimentTotals:
+        """Each variant's counts and latency percentiles over the generations since `since`
+        (all time when None), and its counts per category: what `/api/stats` reports.
 
         Three reads of one snapshot: the rollup's counters and latency histogram per variant
         (`rollup.window_totals`), the exact p50/p95 from `generations` (see
@@ -329,16 +316,16 @@ class FeedbackStore:
                 connection.exec_driver_sql(
                     "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
                 )
-            aggregates, histograms = _aggregate(connection.execute(window_totals(since)).mappings())
+            totals, histograms = _variant_totals(
+                connection.execute(window_totals(since)).mappings()
+            )
             latencies = _exact_percentiles(connection, since, histograms)
             categories = _category_counts(
                 connection.execute(category_window_totals(since)).mappings()
             )
-        return _build_report(
-            [replace(item, latency=latencies.get(item.variant)) for item in aggregates],
-            categories,
-            since,
-            weights,
+        return ExperimentTotals(
+            variants=[_with_latency(item, latencies.get(item.variant)) for item in totals],
+            categories=categories,
         )
 
     @contextmanager
@@ -404,11 +391,11 @@ class FeedbackStore:
         )
 
 
-def _aggregate(
+def _variant_totals(
     rows: Iterable[RowMapping],
-) -> tuple[list[_VariantAggregate], dict[str, dict[int, int]]]:
-    """Sum `window_totals` rows per variant; also each variant's successful requests per
-    latency bucket."""
+) -> tuple[list[VariantTotals], dict[str, dict[int, int]]]:
+    """Sum `window_totals` rows per variant, by name; also each variant's successful requests
+    per latency bucket."""
     totals: dict[str, Counter[str]] = defaultdict(Counter)
     histograms: dict[str, dict[int, int]] = defaultdict(dict)
     for row in rows:
@@ -417,8 +404,8 @@ def _aggregate(
         successes = int(row["requests"]) - int(row["errors"])
         if successes:
             histograms[variant][bucket] = histograms[variant].get(bucket, 0) + successes
-    aggregates = [
-        _VariantAggregate(
+    variants = [
+        VariantTotals(
             variant,
             requests=counts["requests"],
             errors=counts["errors"],
@@ -428,21 +415,27 @@ def _aggregate(
         )
         for variant, counts in sorted(totals.items())
     ]
-    return aggregates, histograms
+    return variants, histograms
 
 
-def _category_counts(rows: Iterable[RowMapping]) -> dict[str, dict[str, tuple[int, int, int]]]:
+def _with_latency(item: VariantTotals, latency: tuple[float, float] | None) -> VariantTotals:
+    if latency is None:
+        return item
+    return replace(item, latency_p50_ms=latency[0], latency_p95_ms=latency[1])
+
+
+def _category_counts(rows: Iterable[RowMapping]) -> dict[str | None, CategoryCounts]:
     """Sum `category_window_totals` rows: category -> variant -> (impressions, up, down), the
-    category named as the API names it."""
+    category being the classifier's label, None for none."""
     totals: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for row in rows:
         totals[row["category"], row["variant"]].update(
             {name: int(row[name]) for name in CATEGORY_COUNTERS}
         )
-    counts: dict[str, dict[str, tuple[int, int, int]]] = defaultdict(dict)
+    counts: dict[str | None, dict[str, tuple[int, int, int]]] = defaultdict(dict)
     for (category, variant), each in totals.items():
-        name = REPORTED_UNCATEGORISED if category == UNCATEGORISED else category
-        counts[name][variant] = (each["requests"] - each["errors"], each["up"], each["down"])
+        label = None if category == UNCATEGORISED else category
+        counts[label][variant] = (each["requests"] - each["errors"], each["up"], each["down"])
     return dict(counts)
 
 
@@ -497,65 +490,6 @@ def _locate(histogram: Mapping[int, int], rank: int) -> tuple[int, int]:
             return bucket, rank
         rank -= histogram[bucket]
     raise ValueError("rank beyond the histogram")
-
-
-def _build_report(
-    aggregates: list[_VariantAggregate],
-    categories: Mapping[str, Mapping[str, tuple[int, int, int]]],
-    since: datetime | None,
-    weights: Mapping[str, float],
-) -> StatsReport:
-    total_requests = sum(item.requests for item in aggregates)
-    posteriors = {
-        item.variant: statistics.up_rate_posterior(item.up, item.down) for item in aggregates
-    }
-    variants = [
-        VariantStats(
-            variant=item.variant,
-            requests=item.requests,
-            impressions=item.impressions,
-            errors=item.errors,
-            error_rate=item.errors / item.requests,
-            traffic_share=item.requests / total_requests,
-            up=item.up,
-            down=item.down,
-            up_rate=item.up / (item.up + item.down) if item.up + item.down else None,
-            up_rate_interval=CredibleInterval(
-                low=statistics.beta_quantile(*posteriors[item.variant], 0.025),
-                high=statistics.beta_quantile(*posteriors[item.variant], 0.975),
-            ),
-            latency_ms=LatencyPercentiles(
-                p50=item.latency[0] if item.latency else None,
-                p95=item.latency[1] if item.latency else None,
-            ),
-        )
-        for item in aggregates
-    ]
-    srm_p_value = statistics.sample_ratio_mismatch_p_value(
-        {item.variant: item.weighted_requests for item in aggregates}, weights
-    )
-    rules = DecisionRules()
-    judgement = judge({item.variant: (item.up, item.down) for item in aggregates}, rules)
-    return StatsReport(
-        since=since,
-        generated_at=datetime.now(UTC),
-        total_requests=total_requests,
-        variants=variants,
-        verdict=ExperimentVerdict(
-            probability_best=judgement.probability_best,
-            expected_loss=judgement.expected_loss,
-            sample_ratio_mismatch_p_value=srm_p_value,
-            weights=dict(weights),
-            probability_no_lift=judgement.probability_no_lift,
-            decision=judgement.decision,
-            leader=judgement.leader,
-            votes_needed=judgement.votes_needed,
-            min_votes_per_variant=rules.min_votes_per_variant,
-            decision_probability=rules.decision_probability,
-            min_lift=rules.min_lift,
-        ),
-        by_category=judge_categories(categories, judgement.leader, rules),
-    )
 
 
 def open_store(url: str, *, migrate: bool = False) -> FeedbackStore:

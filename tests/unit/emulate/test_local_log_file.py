@@ -14,11 +14,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from local.devstack.logfile import LogEvent, LogFile
 from local.emulate.gateway import AccessLog, ApiRoute, Gateway, LambdaFunction, RestApi
 from local.emulate.sagemaker import RestartPolicy, WorkerStartError
 from local.emulate.sagemaker.batching import BatchingConfig
 from local.emulate.sagemaker.supervisor import WorkerSupervisor
+from local.plumbing.logfile import LogEvent, LogFile
 
 # The common layer's own Logger and metric helpers, as the real functions use them.
 HANDLERS = """

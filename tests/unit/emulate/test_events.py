@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from local.emulate.events import proxy_event
+
+
+@pytest.fixture
+def aws_proxy_event() -> dict[str, Any]:
+    """The event `sam local generate-event apigateway aws-proxy` prints (checked in as data)."""
+    return json.loads((Path(__file__).parent / "data" / "aws-proxy-event.json").read_text())
 
 
 def key_paths(value: Any, prefix: str = "") -> set[str]:

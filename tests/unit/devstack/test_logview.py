@@ -13,10 +13,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from local.cli import app
-from local.devstack.logfile import LogEvent, LogFile
 from local.devstack.logview import follow_lines, parse_since
 from local.devstack.summary import figures, served_models, summary_panel
 from local.emulate.sagemaker.endpoints import EndpointSpec, VariantSpec
+from local.plumbing.logfile import LogEvent, LogFile
 
 GENERATE_GROUP = "/aws/lambda/pressroom-inferenceapi-generatefunction-1e71fe0ef7b3"
 STREAM = "2026/01/01/[$LATEST]0123456789abcdef"

@@ -1,4 +1,9 @@
-"""`pressroom retrain`: the votes in the feedback store train a challenger, registered locally."""
+"""`pressroom retrain`: the votes in the feedback store train a challenger, registered locally.
+
+This composes the local model registry and champion (`local.registry`, `local.champion`) with
+the training code (`training.feedback.retrain`), so it lives in `local`: `training` never
+imports `local`.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,7 @@ import typer
 from rich.console import Console
 
 from local.champion import ChampionError, local_champion
-from local.devstack.stack import DEFAULT_DATABASE_URL
-from local.paths import DEFAULT_MODELS_ROOT
+from local.paths import DEFAULT_DATABASE_URL, DEFAULT_MODELS_ROOT
 from local.registry import (
     DEFAULT_REGISTRY_ROOT,
     REJECTED,
