@@ -14,7 +14,7 @@ from local.experiment.ground_truth import commands as ground_truth_commands
 from local.experiment.rounds import commands as round_commands
 from local.ops.deploy import commands as deploy_commands
 from local.ops.preflight import commands as preflight_commands
-from local.ops.publish import commands as publish_commands
+from local.ops.publish_cli import commands as publish_commands
 from local.ops.retrain_job import commands as retrain_job_commands
 from local.retrain import commands as retrain_commands
 from training.cli import commands as training_commands

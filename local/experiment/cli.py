@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pressroom_common.generation.settings import GenerateSettings
@@ -14,6 +14,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from local.paths import BUILD_DIR, DEFAULT_DATABASE_URL, ROOT_TEMPLATE
+
+if TYPE_CHECKING:
+    from local.experiment.loop import LoopResult
+    from local.experiment.simulate import HeadlineTaste, SimulationResult
 
 commands = typer.Typer()
 
@@ -267,28 +271,69 @@ def simulate_retrain(
     ] = BUILD_DIR / "loop",
 ) -> None:
     """Readers with a hidden taste vote; `retrain` learns from them; does the challenger win?"""
-    from local.experiment.loop import close_the_loop, write_loop_files
-    from local.experiment.simulate import TASTES, PrefersShortHeadlines, SimulationError
+    from local.experiment.loop import write_loop_files
     from local.paths import DEFAULT_MODELS_ROOT
-    from local.registry import DEFAULT_REGISTRY_ROOT
-    from local.rounds.state import RoundRefused
     from training.artifacts import ensure_artifacts
-    from training.feedback import RetrainRefused
+
+    taste = _chosen_taste(taste_name, max_words)
+    console = Console()
+    ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=Console(stderr=True))
+    result = _run_loop(
+        console,
+        profile,
+        out,
+        readers=readers,
+        round_readers=round_readers,
+        share=share,
+        seed=seed,
+        taste=taste,
+    )
+    _print_taste_table(console, result)
+    if result.second_round is None:
+        write_loop_files(result, out)
+        console.print(f"[red]Challenger {result.challenger.version}:[/] {result.decision}")
+        raise typer.Exit(1)
+    _print_challenger_verdict(console, result, result.second_round, round_readers)
+    for path in write_loop_files(result, out):
+        console.print(f"wrote {path}")
+
+
+def _chosen_taste(taste_name: str, max_words: int) -> HeadlineTaste:
+    """The readers' taste named by `--taste` (`--max-words` sets the short one's limit)."""
+    from local.experiment.simulate import TASTES, PrefersShortHeadlines
 
     if taste_name not in TASTES:
         raise typer.BadParameter(f"choose one of {', '.join(TASTES)}", param_hint="--taste")
-    taste = (
-        PrefersShortHeadlines(max_words=max_words)
-        if taste_name == PrefersShortHeadlines.name
-        else TASTES[taste_name]()
-    )
-    console = Console()
-    ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=Console(stderr=True))
+    if taste_name == PrefersShortHeadlines.name:
+        return PrefersShortHeadlines(max_words=max_words)
+    return TASTES[taste_name]()
+
+
+def _run_loop(
+    console: Console,
+    profile: str,
+    out: Path,
+    *,
+    readers: int,
+    round_readers: int,
+    share: float,
+    seed: int,
+    taste: HeadlineTaste,
+) -> LoopResult:
+    """Both rounds and the retraining between them, with a progress bar over the readers; a
+    refusal on the way is printed and exits 1."""
+    from local.experiment.loop import close_the_loop
+    from local.experiment.simulate import SimulationError
+    from local.paths import DEFAULT_MODELS_ROOT
+    from local.registry import DEFAULT_REGISTRY_ROOT
+    from local.rounds.state import RoundRefused
+    from training.feedback import RetrainRefused
+
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("Synthetic readers", total=readers + round_readers)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            result = close_the_loop(
+            return close_the_loop(
                 profile,
                 out / "feedback.db",
                 readers=readers,
@@ -304,7 +349,11 @@ def simulate_retrain(
         except (SimulationError, RetrainRefused, RoundRefused) as error:
             console.print(f"[red]Simulation stopped:[/] {error}")
             raise typer.Exit(1) from None
-    table = Table(title=f"Readers like {taste.description}", title_justify="left")
+
+
+def _print_taste_table(console: Console, result: LoopResult) -> None:
+    """Per round and variant: which model answered, and how its headlines met the taste."""
+    table = Table(title=f"Readers like {result.taste.description}", title_justify="left")
     columns = ("round", "variant", "model", "answers", "true up-rate", "liked", "words", "distinct")
     for column in columns:
         table.add_column(column, justify="right")
@@ -321,12 +370,14 @@ def simulate_retrain(
                 f"{figures.distinct_share:.0%}",
             )
     console.print(table)
-    if result.second_round is None:
-        write_loop_files(result, out)
-        console.print(f"[red]Challenger {result.challenger.version}:[/] {result.decision}")
-        raise typer.Exit(1)
+
+
+def _print_challenger_verdict(
+    console: Console, result: LoopResult, round_two: SimulationResult, round_readers: int
+) -> None:
+    """Whether round two found the challenger best (P(best) >= 0.95), and after how many."""
     confident_at = result.challenger_confident_at()
-    final = result.second_round.checkpoints[-1].probability_best.get("B", 0.0)
+    final = round_two.checkpoints[-1].probability_best.get("B", 0.0)
     console.print(
         f"Challenger {result.challenger.version} ({result.challenger.status}): "
         + (
@@ -335,5 +386,3 @@ def simulate_retrain(
             else f"[yellow]P(best) {final:.3f}[/] after {round_readers} readers of round two"
         )
     )
-    for path in write_loop_files(result, out):
-        console.print(f"wrote {path}")

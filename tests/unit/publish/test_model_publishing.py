@@ -24,7 +24,6 @@ from local.ops.publish import (
     VERSION_KEY,
     PackagedModel,
     PublishError,
-    commands,
     find_package,
     manifest_key,
     newest_servable_package,
@@ -32,6 +31,7 @@ from local.ops.publish import (
     publish,
     release_parameters,
 )
+from local.ops.publish_cli import commands
 from local.paths import ROOT_TEMPLATE
 from local.registry import APPROVED, PENDING
 from tests.unit.publish.conftest import REGION, StubbedCloudFormation
