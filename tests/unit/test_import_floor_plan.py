@@ -8,7 +8,8 @@ function, or under `TYPE_CHECKING`. The floors, bottom up:
 - top level: `models` <- `training` <- `local` <- `qa`, `benchmarks` (`training` never imports
   `local`: a SageMaker training job ships `training/` and `models/` alone);
 - in `local`: `paths`, `cfn_intrinsics` <- `cfn`, `plumbing` (log file, background server),
-  `registry` <- `emulate` <- `champion` <- `retrain`, `rounds` <- `devstack` <- `ops` <- `experiment` <- `cli`;
+  `registry` <- `emulate` <- `champion` <- `retrain`, `rounds` <- `devstack` <- `ops` <-
+  `experiment` <- `cli`;
 - in the layer: `records`, `platform` <- `experiment` <- `generation`, `feedback` (which share
   only `records`, never each other) <- `routes` <- `wiring`.
 """
