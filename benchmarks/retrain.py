@@ -153,7 +153,7 @@ def loop_lines(loop: LoopResult, seconds: float, champion: dict[str, Any]) -> li
         f"(held-out bits/char drift {drift:+.4f}); one run of {seconds / 60:.1f} min "
         f"(`build/loop/{loop.taste.name}/loop.json`, chart `loop.png` beside it).",
         "",
-        result_line(loop),
+        result_line(loop, figures),
         "",
         "| round | variant | model | answers | true up-rate | liked | mean words | distinct |",
         "|---|---|---|---:|---:|---:|---:|---:|",
@@ -185,14 +185,14 @@ def loop_lines(loop: LoopResult, seconds: float, champion: dict[str, Any]) -> li
     return lines
 
 
-def result_line(loop: LoopResult) -> str:
-    """What the loop came to: the gate's refusal, or round two's verdict and `round decide`'s."""
+def result_line(loop: LoopResult, figures: dict[str, Any]) -> str:
+    """What the loop came to: the gate's refusal, or round two's verdict and `round decide`'s
+    (`figures`: the loop's `to_json`)."""
     if loop.second_round is None:
         return (
             f"**Result: the offline gate rejected the challenger, so round two did not run:** "
             f"{loop.challenger.reason}."
         )
-    figures = loop.to_json()
     confident_at = figures["challenger_confident_at"]
     verdict = (
         f"the challenger reached P(best) >= {CONFIDENT} after {confident_at} readers of round "

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pressroom_common.experiment.adaptive import ThompsonSampling
 from pressroom_common.experiment.report import DecisionRules, judge
 from pressroom_common.experiment.routing import FixedWeights
-from pressroom_common.experiment.settings import VariantConfig
+from pressroom_common.experiment.settings import ThompsonParameters, VariantConfig
 from pressroom_common.experiment.statistics import percentile
-from pressroom_common.generation.settings import GenerateSettings
 from rich.console import Console
 from rich.markdown import Markdown
 
@@ -41,28 +40,24 @@ VARIANTS = {
         endpoint_name="b", model_name="challenger", model_version="1", weight=DEFAULT_SHARE
     ),
 }
-DEFAULTS = GenerateSettings.model_fields
 
 
 @dataclass(frozen=True)
 class Rules:
     label: str
-    warmup_votes: int
-    top_two_probability: float
+    thompson: ThompsonParameters  # refresh_s 0: every reader sees every earlier vote
     decision: DecisionRules
 
 
 RULES = (
     Rules(
         "before: 100-vote warm-up, plain Thompson, no futility",
-        100,
-        1.0,
+        ThompsonParameters(warmup_votes=100, top_two_probability=1.0, refresh_s=0.0),
         DecisionRules(min_lift=None),
     ),
     Rules(
         "now: defaults",
-        DEFAULTS["thompson_warmup_votes"].default,
-        DEFAULTS["thompson_top_two_probability"].default,
+        ThompsonParameters(refresh_s=0.0),
         DecisionRules(),
     ),
 )
@@ -91,9 +86,7 @@ def run(rules: Rules, challenger_rate: float, seed: int) -> Run:
     strategy = ThompsonSampling(
         votes,
         FixedWeights(rng=random.Random(seed + 1)),  # noqa: S311
-        warmup_votes=rules.warmup_votes,
-        top_two_probability=rules.top_two_probability,
-        refresh_s=0.0,  # every reader sees every earlier vote
+        rules.thompson,
         rng=random.Random(seed + 2),  # noqa: S311
         run_refresh=lambda refresh: refresh(),
     )

@@ -35,8 +35,8 @@ from typing import Any, Literal, TypeVar
 
 import psycopg
 import sqlalchemy as sa
-from pressroom_common.experiment.report import build_report
 from pressroom_common.experiment.statistics import percentile
+from pressroom_common.feedback.service import stats_report
 from pressroom_common.feedback.store import FeedbackStore, open_store
 from pressroom_common.feedback.store.rollup import rebuild
 from pressroom_common.feedback.store.schema import generations, votes
@@ -236,9 +236,7 @@ def store_answer(store: FeedbackStore, since: datetime | None) -> Exact:
             item.latency_ms.p50,
             item.latency_ms.p95,
         )
-        for item in build_report(
-            store.experiment_totals(since), since=since, weights=WEIGHTS
-        ).variants
+        for item in stats_report(store, since=since, weights=WEIGHTS).variants
     }
 
 
@@ -260,9 +258,7 @@ class Scenario:
 
     def run(self, store: FeedbackStore) -> object:
         if self.kind == "stats":
-            return build_report(
-                store.experiment_totals(self.since), since=self.since, weights=WEIGHTS
-            )
+            return stats_report(store, since=self.since, weights=WEIGHTS)
         if self.kind == "routing":
             return store.variant_counts()
         return python_baseline(store, self.since)
@@ -346,9 +342,7 @@ def main() -> None:
         load_s = time.perf_counter() - started
         rows = measure(stores, arguments.runs, arguments.baseline_runs)
         load_average = os.getloadavg()[0]  # the last minute: the end of the timings
-        report = build_report(
-            stores["PostgreSQL"].experiment_totals(None), since=None, weights=WEIGHTS
-        )
+        report = stats_report(stores["PostgreSQL"], since=None, weights=WEIGHTS)
 
     title = (
         f"/api/stats: {arguments.votes:,} votes over {arguments.generations:,} generations, "

@@ -100,30 +100,42 @@ def export_onnx(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path
         )
 
 
+MetricRow = tuple[str, str, Any]  # (model-index metric type, readable name, value)
+
+
 def model_card(
     definition: ModelDefinition, base_model: str, metrics: dict[str, Any], training: dict[str, Any]
 ) -> str:
+    """The model card: front matter, summary, evaluation, the kind's own sections, limits."""
     generator = definition.kind == "generator"
-    # (model-index metric type, readable name, value)
-    metric_rows = (
+    metric_rows = _generator_metric_rows(metrics) if generator else _classifier_metric_rows(metrics)
+    lines = [
+        *_front_matter_lines(definition, base_model, metric_rows),
+        *_summary_lines(definition, metrics, training),
+        *_evaluation_lines(metric_rows),
+        *(_generator_lines(metrics, training) if generator else _classifier_lines(metrics)),
+        *_INTENDED_USE_LINES,
+    ]
+    return "\n".join(lines)
+
+
+def _generator_metric_rows(metrics: dict[str, Any]) -> list[MetricRow]:
+    """A generator's figures for the model index and the evaluation table."""
+    return [
+        ("bits_per_char", "bits per character (test, fp32)", metrics["test_bits_per_char"]),
+        ("bits_per_char", "bits per character (test, as served)", metrics["served_bits_per_char"]),
+        ("perplexity", "perplexity per token (test, fp32)", metrics["test_perplexity"]),
+    ]
+
+
+def _classifier_metric_rows(metrics: dict[str, Any]) -> list[MetricRow]:
+    """A classifier's figures for the model index and the evaluation table."""
+    onnx = metrics["onnx"]
+    return (
         [
-            ("bits_per_char", "bits per character (test, fp32)", metrics["test_bits_per_char"]),
-            (
-                "bits_per_char",
-                "bits per character (test, as served)",
-                metrics["served_bits_per_char"],
-            ),
-            ("perplexity", "perplexity per token (test, fp32)", metrics["test_perplexity"]),
-        ]
-        if generator
-        else [
             ("accuracy", "accuracy (BBC test)", metrics["test_accuracy"]),
             ("f1", "macro-F1 (BBC test)", metrics["test_macro_f1"]),
-            (
-                "f1",
-                f"macro-F1 (BBC test, served ONNX {metrics['onnx']['weights']})",
-                metrics["onnx"]["test_macro_f1"],
-            ),
+            ("f1", f"macro-F1 (BBC test, served ONNX {onnx['weights']})", onnx["test_macro_f1"]),
         ]
         + [("f1", f"F1 {label}", f1) for label, f1 in metrics["test_f1_per_class"].items()]
         + [
@@ -136,12 +148,18 @@ def model_card(
         ]
         + _calibration_rows(metrics.get("calibration"))
     )
-    sources = ", ".join(SOURCE_DESCRIPTIONS[source] for source in definition.data.sources)
+
+
+def _front_matter_lines(
+    definition: ModelDefinition, base_model: str, metric_rows: list[MetricRow]
+) -> list[str]:
+    """The Hugging Face YAML front matter, with the model index of `metric_rows`."""
+    task = "text-generation" if definition.kind == "generator" else "text-classification"
     front_matter = {
         "language": ["en"],
         "license": definition.license,
         "library_name": "transformers",
-        "pipeline_tag": "text-generation" if generator else "text-classification",
+        "pipeline_tag": task,
         "tags": ["pressroom", "news", "headlines", definition.profile],
         **({"base_model": base_model} if definition.base.scratch is None else {}),
         "model-index": [
@@ -149,7 +167,7 @@ def model_card(
                 "name": definition.name,
                 "results": [
                     {
-                        "task": {"type": "text-generation" if generator else "text-classification"},
+                        "task": {"type": task},
                         "dataset": {
                             "name": "Pressroom headlines, test split",
                             "type": "pressroom-headlines",
@@ -163,10 +181,16 @@ def model_card(
             }
         ],
     }
-    lines = [
-        "---",
-        yaml.safe_dump(front_matter, sort_keys=False).rstrip(),
-        "---",
+    return ["---", yaml.safe_dump(front_matter, sort_keys=False).rstrip(), "---"]
+
+
+def _summary_lines(
+    definition: ModelDefinition, metrics: dict[str, Any], training: dict[str, Any]
+) -> list[str]:
+    """The title, description and bullets: base, serving, profile, data and training."""
+    generator = definition.kind == "generator"
+    sources = ", ".join(SOURCE_DESCRIPTIONS[source] for source in definition.data.sources)
+    return [
         f"# {definition.name}",
         "",
         definition.description,
@@ -184,6 +208,12 @@ def model_card(
         _training_line(definition, training),
         *([] if generator else [_onnx_line(metrics["onnx"])]),
         *([] if generator else _classifier_data_lines(definition, metrics, training)),
+    ]
+
+
+def _evaluation_lines(metric_rows: list[MetricRow]) -> list[str]:
+    """The evaluation table: one row per figure of the model index."""
+    return [
         "",
         "## Evaluation",
         "",
@@ -191,42 +221,52 @@ def model_card(
         "|---|---|",
         *[f"| {name} | {value} |" for _, name, value in metric_rows],
     ]
-    if generator:
-        lines += [
-            "",
-            "## Samples (default parameters, seed 7)",
-            "",
-            "| prompt | headline |",
-            "|---|---|",
-        ]
-        lines += [f"| {prompt} | {text} |" for prompt, text in metrics["samples"].items()]
-        if "gate" in training:
-            lines += _gate_lines(training["gate"])
-    else:
-        matrix = metrics["test_confusion_matrix"]
-        lines += ["", "Confusion matrix (rows: actual, columns: predicted):", ""]
-        lines += [
-            "| | " + " | ".join(matrix["labels"]) + " |",
-            "|---" * (len(matrix["labels"]) + 1) + "|",
-        ]
-        for label, row in zip(
-            matrix["labels"], matrix["rows_actual_columns_predicted"], strict=True
-        ):
-            lines.append(f"| {label} | " + " | ".join(str(n) for n in row) + " |")
-        if "calibration" in metrics:
-            lines += _calibration_lines(metrics["calibration"])
-    lines += [
+
+
+def _generator_lines(metrics: dict[str, Any], training: dict[str, Any]) -> list[str]:
+    """A generator's samples and, for a challenger, its offline gate."""
+    lines = [
         "",
-        "## Intended use and limits",
+        "## Samples (default parameters, seed 7)",
         "",
-        "A demonstration of serving and A/B testing headline models. The BBC News text is for "
-        "non-commercial research use only. Generated headlines are not fact-checked.",
-        "",
+        "| prompt | headline |",
+        "|---|---|",
+        *[f"| {prompt} | {text} |" for prompt, text in metrics["samples"].items()],
     ]
-    return "\n".join(lines)
+    if "gate" in training:
+        lines += _gate_lines(training["gate"])
+    return lines
+
+
+def _classifier_lines(metrics: dict[str, Any]) -> list[str]:
+    """A classifier's confusion matrix and, when calibrated, its calibration and abstention."""
+    matrix = metrics["test_confusion_matrix"]
+    lines = [
+        "",
+        "Confusion matrix (rows: actual, columns: predicted):",
+        "",
+        "| | " + " | ".join(matrix["labels"]) + " |",
+        "|---" * (len(matrix["labels"]) + 1) + "|",
+    ]
+    for label, row in zip(matrix["labels"], matrix["rows_actual_columns_predicted"], strict=True):
+        lines.append(f"| {label} | " + " | ".join(str(n) for n in row) + " |")
+    if "calibration" in metrics:
+        lines += _calibration_lines(metrics["calibration"])
+    return lines
+
+
+_INTENDED_USE_LINES = (
+    "",
+    "## Intended use and limits",
+    "",
+    "A demonstration of serving and A/B testing headline models. The BBC News text is for "
+    "non-commercial research use only. Generated headlines are not fact-checked.",
+    "",
+)
 
 
 def _training_line(definition: ModelDefinition, training: dict[str, Any]) -> str:
+    """How the weights came about: retrained on votes, derived unchanged, or trained."""
     source = training.get("derived_from")
     votes = training.get("votes")
     if votes is not None:
@@ -255,6 +295,7 @@ def _training_line(definition: ModelDefinition, training: dict[str, Any]) -> str
 
 
 def _engine_line(definition: ModelDefinition) -> str:
+    """The engine and precision a generator is served with."""
     assert definition.engine is not None
     return (
         f"- Served on: ONNX Runtime GenAI {ENGINE_VERSION}, weights {definition.engine.precision} "
@@ -338,7 +379,8 @@ def _classifier_data_lines(
     return lines
 
 
-def _calibration_rows(calibration: dict[str, Any] | None) -> list[tuple[str, str, Any]]:
+def _calibration_rows(calibration: dict[str, Any] | None) -> list[MetricRow]:
+    """The calibration's figures for the model index (none for an uncalibrated model)."""
     if calibration is None:
         return []
     shown = calibration["at_threshold"]["bbc_test"]

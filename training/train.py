@@ -234,6 +234,76 @@ def train(
 
     `loss` is the objective, in training and validation alike (the labels' cross-entropy
     unless given)."""
+    _prepare(model, train_set, validation_set, spec, label)
+    trainable, optimizer, schedule = _optimizer_and_schedule(model, spec)
+    batches = _shuffled_batches(train_set, spec.batch_size, spec.seed)
+    run = _Run(started=time.monotonic(), cpu_started=time.process_time())
+    log_every = max(1, spec.max_steps // 20)
+    with progress_bar(console) as progress:
+        task = progress.add_task(f"train {label}", total=spec.max_steps, status="")
+        while run.step < spec.max_steps:
+            model.train()
+            with autocast_context(spec.precision):
+                step_loss = loss(model, collate(next(batches)))
+            _optimizer_step(step_loss, trainable, optimizer, schedule)
+            run.took_step(step_loss.item())
+            evaluated = run.step % spec.eval_every == 0 or run.step == spec.max_steps
+            if evaluated:
+                validation_loss = mean_loss(
+                    model, validation_set, collate, spec.batch_size * 2, loss
+                )
+                status = run.validated(model, validation_loss)
+            else:
+                status = run.training_status()
+            if evaluated or (not console.is_terminal and run.step % log_every == 0):
+                _print_step(console, label, spec, run, status)
+            progress.update(task, advance=1, status=status)
+            if run.evaluations_without_gain >= spec.patience:
+                break
+    return _finish(model, run, spec, label, console)
+
+
+@dataclass
+class _Run:
+    """Where a training run stands: its step, running loss and best validation so far."""
+
+    started: float
+    cpu_started: float
+    step: int = 0
+    running: float | None = None
+    best_loss: float = float("inf")
+    best_step: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    evaluations_without_gain: int = 0
+
+    def took_step(self, step_loss: float) -> None:
+        """Count a step and fold its loss into the running (exponentially smoothed) loss."""
+        self.step += 1
+        self.running = step_loss if self.running is None else 0.9 * self.running + 0.1 * step_loss
+
+    def training_status(self) -> str:
+        """The bar's status after a step without validation."""
+        return f"loss {self.running:.3f}  best val {self.best_loss:.3f}"
+
+    def validated(self, model: PreTrainedModel, validation_loss: float) -> str:
+        """Keep the weights if `validation_loss` is the best yet; return the bar's status."""
+        if validation_loss < self.best_loss:
+            self.best_loss, self.best_step = validation_loss, self.step
+            self.evaluations_without_gain = 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.evaluations_without_gain += 1
+        return f"loss {self.running:.3f}  val {validation_loss:.3f}  best {self.best_loss:.3f}"
+
+
+def _prepare(
+    model: PreTrainedModel,
+    train_set: Sequence[Example],
+    validation_set: Sequence[Example],
+    spec: TrainingSpec,
+    label: str,
+) -> None:
+    """Seed every RNG, refuse empty sets and freeze what the spec keeps as pretrained."""
     seed_everything(spec.seed)
     if not train_set or not validation_set:
         raise ValueError(f"{label}: the training and validation sets must not be empty")
@@ -241,6 +311,12 @@ def train(
         freeze_all_but_top_layers(
             model, spec.train_top_layers, train_embeddings=spec.train_embeddings
         )
+
+
+def _optimizer_and_schedule(
+    model: PreTrainedModel, spec: TrainingSpec
+) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the trainable weights (no decay on biases, norms) with linear warm-up, decay."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
     no_decay = [p for p in trainable if p.ndim < 2]
@@ -252,58 +328,47 @@ def train(
         lr=spec.learning_rate,
     )
     schedule = get_linear_schedule_with_warmup(optimizer, spec.warmup_steps, spec.max_steps)
-    batches = _shuffled_batches(train_set, spec.batch_size, spec.seed)
-    started, cpu_started = time.monotonic(), time.process_time()
-    best_loss, best_step, best_state = float("inf"), 0, None
-    evaluations_without_gain, step, running = 0, 0, None
-    log_every = max(1, spec.max_steps // 20)
-    with progress_bar(console) as progress:
-        task = progress.add_task(f"train {label}", total=spec.max_steps, status="")
-        while step < spec.max_steps:
-            model.train()
-            with autocast_context(spec.precision):
-                step_loss = loss(model, collate(next(batches)))
-            step_loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            running = (
-                step_loss.item() if running is None else 0.9 * running + 0.1 * step_loss.item()
-            )
-            status = f"loss {running:.3f}  best val {best_loss:.3f}"
-            evaluated = step % spec.eval_every == 0 or step == spec.max_steps
-            if evaluated:
-                validation_loss = mean_loss(
-                    model, validation_set, collate, spec.batch_size * 2, loss
-                )
-                if validation_loss < best_loss:
-                    best_loss, best_step, evaluations_without_gain = validation_loss, step, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    evaluations_without_gain += 1
-                status = f"loss {running:.3f}  val {validation_loss:.3f}  best {best_loss:.3f}"
-            if evaluated or (not console.is_terminal and step % log_every == 0):
-                eta_s = (time.monotonic() - started) / step * (spec.max_steps - step)
-                console.print(f"{label} step {step}/{spec.max_steps}: {status}  eta {eta_s:.0f}s")
-            progress.update(task, advance=1, status=status)
-            if evaluations_without_gain >= spec.patience:
-                break
-    assert best_state is not None
-    model.load_state_dict(best_state)
+    return trainable, optimizer, schedule
+
+
+def _optimizer_step(
+    step_loss: torch.Tensor,
+    trainable: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LambdaLR,
+) -> None:
+    """Backpropagate the step's loss, clip the gradients and step the optimizer and schedule."""
+    step_loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _print_step(console: Console, label: str, spec: TrainingSpec, run: _Run, status: str) -> None:
+    """A step line with its status and the time left at this pace."""
+    eta_s = (time.monotonic() - run.started) / run.step * (spec.max_steps - run.step)
+    console.print(f"{label} step {run.step}/{spec.max_steps}: {status}  eta {eta_s:.0f}s")
+
+
+def _finish(
+    model: PreTrainedModel, run: _Run, spec: TrainingSpec, label: str, console: Console
+) -> TrainingSummary:
+    """Restore the best weights, print the run's summary line and return the summary."""
+    assert run.best_state is not None
+    model.load_state_dict(run.best_state)
     model.eval()
     summary = TrainingSummary(
-        steps=step,
-        best_step=best_step,
-        best_validation_loss=round(best_loss, 4),
-        stopped_early=step < spec.max_steps,
-        seconds=round(time.monotonic() - started, 1),
-        cpu_seconds=round(time.process_time() - cpu_started, 1),
+        steps=run.step,
+        best_step=run.best_step,
+        best_validation_loss=round(run.best_loss, 4),
+        stopped_early=run.step < spec.max_steps,
+        seconds=round(time.monotonic() - run.started, 1),
+        cpu_seconds=round(time.process_time() - run.cpu_started, 1),
     )
     console.print(
-        f"{label}: {step} steps in {summary.seconds}s ({summary.cpu_seconds} CPU s), "
-        f"best validation loss {best_loss:.4f} at step {best_step}"
+        f"{label}: {run.step} steps in {summary.seconds}s ({summary.cpu_seconds} CPU s), "
+        f"best validation loss {run.best_loss:.4f} at step {run.best_step}"
         + (" (stopped early)" if summary.stopped_early else "")
     )
     return summary

@@ -299,13 +299,34 @@ def up(
 
     When an experiment round is running (`pressroom round start`), variant B serves its
     challenger at the round's share, routed by Thompson sampling on the round's votes."""
-    from training.artifacts import ensure_artifacts
-
     edge = edge_parameters(waf, reader_rate_limit, client_ip_rate_limit)
     console = Console(stderr=True)
+    _ensure_models(profile, console)
+    champion = _champion_overrides(profile, console)
+    experiment = _round_overrides(console)
+    stack = _start_stack(
+        console,
+        profile,
+        host=host,
+        port=port,
+        database_url=database_url,
+        log_file=log_file,
+        parameter_overrides={**edge, **champion, **experiment},
+    )
+    _serve_until_interrupted(stack, console, profile=profile, log_file=log_file)
+
+
+def _ensure_models(profile: str, console: Console) -> None:
+    """Build the profile's models that are missing or stale."""
+    from training.artifacts import ensure_artifacts
+
     console.print(f"[bold]Models[/] ({profile} profile): building what is missing")
     ensure_artifacts(profile, root=DEFAULT_MODELS_ROOT, console=console)
-    try:  # variant A: the champion a round promoted, else the built headline-base
+
+
+def _champion_overrides(profile: str, console: Console) -> dict[str, str]:
+    """Variant A's parameters: the champion a round promoted, else the built headline-base."""
+    try:
         champion = champion_parameters(profile)
     except ChampionError as error:
         console.print(f"[red]Cannot serve the champion[/]: {error}")
@@ -315,29 +336,55 @@ def up(
             f"[bold]Champion[/]: headline-base {champion[CHAMPION_VERSION_PARAMETER]}, "
             "promoted by a round, from the local model registry"
         )
+    return champion
+
+
+def _round_overrides(console: Console) -> dict[str, str]:
+    """The running experiment round's parameters (none without a round); a refusal exits 1."""
     experiment_round = load_round()
-    overrides = None
-    if experiment_round is not None:
-        try:
-            overrides = round_parameters(experiment_round)
-        except RoundRefused as refusal:
-            console.print(
-                f"[red]Cannot serve the experiment round[/] ({ROUND_FILE}): {refusal}; "
-                "end it with `pressroom round end --keep champion`"
-            )
-            raise typer.Exit(1) from None
-        console.print(f"[bold]Experiment round[/]: {describe_round(experiment_round)}")
+    if experiment_round is None:
+        return {}
+    try:
+        overrides = round_parameters(experiment_round)
+    except RoundRefused as refusal:
+        console.print(
+            f"[red]Cannot serve the experiment round[/] ({ROUND_FILE}): {refusal}; "
+            "end it with `pressroom round end --keep champion`"
+        )
+        raise typer.Exit(1) from None
+    console.print(f"[bold]Experiment round[/]: {describe_round(experiment_round)}")
+    return overrides
+
+
+def _start_stack(
+    console: Console,
+    profile: str,
+    *,
+    host: str,
+    port: int,
+    database_url: str,
+    log_file: Path,
+    parameter_overrides: dict[str, Any],
+) -> LocalStack:
+    """Start the stack behind a progress bar over the model workers loading."""
     with startup_progress(console) as on_progress:
         stack = LocalStack(
             profile,
             host=host,
             port=port,
             database_url=database_url,
-            parameter_overrides={**edge, **champion, **(overrides or {})},
+            parameter_overrides=parameter_overrides,
             log_path=log_file,
             emulator_options={"on_progress": on_progress},
         )
         stack.start()
+    return stack
+
+
+def _serve_until_interrupted(
+    stack: LocalStack, console: Console, *, profile: str, log_file: Path
+) -> None:
+    """Print the summary panel and serve until Ctrl-C, then stop the stack."""
     try:
         assert stack.emulator is not None
         models = served_models(stack.emulator.endpoints)

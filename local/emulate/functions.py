@@ -17,9 +17,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 Handler = Callable[[dict[str, Any], Any], Any]
 
 _instance_numbers = itertools.count(1)
+# Only its thread-local keys are used, which every Powertools Logger in the process shares.
+_powertools_keys = Logger(service="pressroom-local")
 
 
 class HandlerLoadError(RuntimeError):
@@ -73,6 +77,23 @@ def patched_environ(environment: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def function_service(environment: Mapping[str, str]) -> Iterator[None]:
+    """While the block runs, Powertools log lines written on this thread name the function's
+    `POWERTOOLS_SERVICE_NAME`. In Lambda each function has a process of its own, whose Logger
+    reads the variable when the layer is imported; here the functions share one process and the
+    layer's one Logger, so the name travels in Powertools' thread-local log keys instead."""
+    service = environment.get("POWERTOOLS_SERVICE_NAME")
+    if not service:
+        yield
+        return
+    _powertools_keys.thread_safe_append_keys(service=service)
+    try:
+        yield
+    finally:
+        _powertools_keys.thread_safe_remove_keys(["service"])
 
 
 @contextmanager

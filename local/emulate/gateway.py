@@ -42,7 +42,7 @@ from starlette.routing import Route as StarletteRoute
 
 from local.cfn import Resource, Stack
 from local.emulate.events import is_binary, proxy_event
-from local.emulate.functions import Handler, load_handler
+from local.emulate.functions import Handler, function_service, load_handler
 from local.emulate.throttling import Throttle, TokenBucket
 from local.emulate.waf import WebAclFilter
 from local.plumbing.logfile import FunctionLog, LogFile, function_output
@@ -325,11 +325,12 @@ class FunctionInstances:
         log_file: LogFile | None = None,
     ) -> None:
         self.function = function
+        self._environment = dict(environment)
         self._idle: queue.Queue[_Instance] = queue.Queue()
         for _ in range(size):
             log = FunctionLog(log_file, function.label, function.name) if log_file else None
             started = time.perf_counter()
-            with function_output(log):
+            with function_output(log), function_service(environment):
                 handler = load_handler(function.code_dir, function.handler, environment)
             self._idle.put(_Instance(handler, log, (time.perf_counter() - started) * 1000))
 
@@ -347,7 +348,7 @@ class FunctionInstances:
             )
             if log is not None:
                 log.emit(f"START RequestId: {request_id} Version: $LATEST")
-            with function_output(log):
+            with function_output(log), function_service(self._environment):
                 return instance.handler(event, context)
         except Exception as error:
             if log is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pressroom_common.generation.settings import GenerateSettings
+from pressroom_common.experiment.settings import ThompsonParameters
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 commands = typer.Typer()
 
 SQLITE_PREFIX = "sqlite:///"
-WARMUP_VOTES = GenerateSettings.model_fields["thompson_warmup_votes"].default
+WARMUP_VOTES = ThompsonParameters().warmup_votes
 
 
 def parse_assignments(values: list[str], option: str) -> dict[str, float]:

@@ -29,13 +29,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 from pressroom_common.experiment.report import StatsReport, VariantStats
-from pressroom_common.experiment.settings import GuardrailThresholds
-from pressroom_common.generation.settings import GenerateSettings
-from pydantic import TypeAdapter, ValidationError
+from pressroom_common.experiment.settings import GuardrailSettings, GuardrailThresholds
+from pydantic import ValidationError
 from rich.console import Console
 
 from local.registry import APPROVED, PENDING, REJECTED
@@ -157,23 +156,20 @@ def guardrail_breach(stats: VariantStats | None, thresholds: GuardrailThresholds
 
 def guardrail_thresholds(environment: Mapping[str, str] | None = None) -> GuardrailThresholds:
     """The thresholds the generate function's guardrail uses: its `GUARDRAIL_*` settings, from
-    `environment` (this process's by default) where set, else `GenerateSettings`' defaults."""
+    `environment` (this process's by default) where set, else their defaults."""
     environment = os.environ if environment is None else environment
-    values: dict[str, Any] = {}
-    for field in ("min_requests", "max_error_rate", "max_p95_latency_ms"):
-        name = f"guardrail_{field}"
-        setting = GenerateSettings.model_fields[name]
-        raw = environment.get(name.upper())
-        if raw is None:
-            values[field] = setting.default
-            continue
-        constrained: Any = Annotated[setting.annotation, *setting.metadata]  # its bounds too
-        try:
-            values[field] = TypeAdapter(constrained).validate_python(raw)
-        except ValidationError as error:
-            problem = error.errors()[0]["msg"]
-            raise DecideError(f"{name.upper()}={raw!r}: {problem}") from None
-    return GuardrailThresholds(**values)
+    given = {
+        name: environment[name.upper()]
+        for name in GuardrailSettings.model_fields
+        if name.upper() in environment
+    }
+    try:
+        # model_validate, not the constructor: only `environment` is read, never os.environ.
+        return GuardrailSettings.model_validate(given).guardrail
+    except ValidationError as error:
+        problem = error.errors()[0]
+        name = str(problem["loc"][0])
+        raise DecideError(f"{name.upper()}={given[name]!r}: {problem['msg']}") from None
 
 
 def _votes(report: StatsReport) -> str:

@@ -1,7 +1,7 @@
 """The experiment's state from the feedback store: per-variant table, SRM check, verdict.
 
 The statistics themselves (Beta posteriors, P(best), expected loss, the SRM test) come from the
-layer's `build_report` over the store's totals; this module only adds what a reader of the
+layer's `stats_report` over the store; this module only adds what a reader of the
 terminal report needs on top: the difference between the two leaders with its interval,
 a plain-language verdict, and the sample size a planned experiment needs.
 """
@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from pressroom_common.experiment.report import CategoryStats, StatsReport, build_report
+from pressroom_common.experiment.report import CategoryStats, StatsReport
+from pressroom_common.feedback.service import stats_report
 from pressroom_common.feedback.store import FeedbackStore, TrafficBucket
 from rich.console import Console
 from rich.table import Table
@@ -50,7 +51,7 @@ class ExperimentReport:
 def experiment_report(
     store: FeedbackStore, weights: Mapping[str, float], *, bucket_s: int = 60
 ) -> ExperimentReport:
-    stats = build_report(store.experiment_totals(None), since=None, weights=weights)
+    stats = stats_report(store, since=None, weights=weights)
     timeline = store.traffic_over_time(bucket_s)
     models = {bucket.variant: bucket.model_name for bucket in timeline}
     difference = leader_difference(stats)

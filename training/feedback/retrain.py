@@ -32,8 +32,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import PreTrainedTokenizerBase as Tokenizer
 
 import models.serving.inference as serving
-from training.data import build_corpus
-from training.definitions import load_definition
+from training.data import Headline, build_corpus
+from training.definitions import ModelDefinition, load_definition
 from training.engine import served
 from training.evaluate import held_out_metrics, served_metrics
 from training.feedback import RetrainRefused
@@ -45,10 +45,16 @@ from training.feedback.gate import (
     gate_figures,
     judge,
 )
-from training.feedback.votes import by_model, count, held_out_generations, training_set_sha256
+from training.feedback.votes import (
+    VoteCounts,
+    by_model,
+    count,
+    held_out_generations,
+    training_set_sha256,
+)
 from training.package import package
 from training.pipeline import select_data
-from training.train import IGNORE_INDEX, Batch, shared_context_forward, train
+from training.train import IGNORE_INDEX, Batch, TrainingSummary, shared_context_forward, train
 
 
 class RetrainSettings(BaseModel):
@@ -218,26 +224,90 @@ def retrain(
     source = champion.manifest
     settings = settings or settings_for(source["profile"])
     check_enough(votes, settings)
+    definition = _retrainable_definition(source)
+    voted = _split_votes(votes, settings)
+    model_dir = champion.directory / "model"
+    model, frozen_champion, tokenizer = _load_champion(model_dir)
+    summary = _train_on_votes(
+        model, frozen_champion, tokenizer, definition, voted, source, settings, console
+    )
+    splits = select_data(definition, build_corpus())
+    metrics, gate = _judge_challenger(
+        model, tokenizer, definition, splits.test, model_dir, source, votes, settings, console
+    )
+    return package(
+        _challenger_definition(definition),
+        model,
+        tokenizer,
+        metrics=metrics,
+        training={
+            **asdict(summary),
+            "votes": _learned_from(source, votes, voted, settings),
+            "gate": gate,
+        },
+        data_fingerprint=voted.training_set_sha256,
+        build_key=_challenger_build_key(source, voted.training_set_sha256, settings),
+        destination=destination,
+        source=source,
+        held_out=(splits.validation, splits.test),
+    )
+
+
+@dataclass(frozen=True)
+class _VoteSplit:
+    """The votes a challenger learns from and those held out, with the tally of them all."""
+
+    training: list[VotedGeneration]
+    validation: list[VotedGeneration]
+    counts: VoteCounts
+    training_set_sha256: str
+
+
+def _retrainable_definition(source: dict[str, Any]) -> ModelDefinition:
+    """The champion's definition, refused unless it is a trained generator."""
     definition = load_definition(source["name"], source["profile"])
     if definition.kind != "generator" or definition.training is None:
         raise RetrainRefused(f"{source['name']} is not a trained generator: nothing to retrain")
+    return definition
+
+
+def _split_votes(votes: Sequence[VotedGeneration], settings: RetrainSettings) -> _VoteSplit:
+    """Hold out one voted generation in ten; train on the rest (each distinct vote once)."""
     validation_ids = held_out_generations(votes)
     validation = [v for v in votes if v.generation_id in validation_ids]
     training_votes = [v for v in votes if v.generation_id not in validation_ids]
     counts, training_set = count(votes), training_set_sha256(votes)
     if settings.distinct_examples:
         training_votes = list({(v.prompt, v.text, v.vote): v for v in training_votes}.values())
+    return _VoteSplit(training_votes, validation, counts, training_set)
 
-    model_dir = champion.directory / "model"
+
+def _load_champion(model_dir: Path) -> tuple[PreTrainedModel, PreTrainedModel, Tokenizer]:
+    """The champion twice, one copy to train and one frozen, and its tokenizer."""
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     # The champion as it stays: the KL anchor while training.
     frozen_champion = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     frozen_champion.requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return model, frozen_champion, tokenizer
+
+
+def _train_on_votes(
+    model: PreTrainedModel,
+    frozen_champion: PreTrainedModel,
+    tokenizer: Tokenizer,
+    definition: ModelDefinition,
+    voted: _VoteSplit,
+    source: dict[str, Any],
+    settings: RetrainSettings,
+    console: Console,
+) -> TrainingSummary:
+    """Train `model` in place on the voted generations with the champion's recipe."""
     context = getattr(model.config, serving.HEADLINE_CONTEXT_CONFIG_KEY, None)
     recipe = definition.training
+    assert recipe is not None
     steps = min(
-        settings.max_steps, math.ceil(settings.epochs * len(training_votes) / settings.batch_size)
+        settings.max_steps, math.ceil(settings.epochs * len(voted.training) / settings.batch_size)
     )
     spec = recipe.model_copy(
         update={
@@ -251,54 +321,79 @@ def retrain(
         }
     )
     collate = voted_collate(tokenizer, recipe.max_length, context, settings.down_vote_weight)
+    counts = voted.counts
     console.print(
         f"retraining {source['name']} {source['version']} on {counts.total} votes "
-        f"({counts.up} up, {counts.down} down; {len(validation)} held out): "
+        f"({counts.up} up, {counts.down} down; {len(voted.validation)} held out): "
         f"{steps} steps of {settings.batch_size}"
     )
-    summary = train(
+    return train(
         model,
-        training_votes,
-        validation,
+        voted.training,
+        voted.validation,
         collate,
         spec,
         label=f"retrain {source['name']}",
         console=console,
         loss=vote_objective(frozen_champion, settings.anchor_weight),
     )
-    splits = select_data(definition, build_corpus())
-    assert definition.engine is not None
+
+
+def _judge_challenger(
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
+    definition: ModelDefinition,
+    test: Sequence[Headline],
+    champion_dir: Path,
+    source: dict[str, Any],
+    votes: Sequence[VotedGeneration],
+    settings: RetrainSettings,
+    console: Console,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The challenger's held-out and served metrics, and the offline gate's verdict on it."""
+    assert definition.engine is not None and definition.training is not None
+    max_length = definition.training.max_length
     # The challenger is judged as it would be served: on the champion's engine and precision.
     with served(model, tokenizer, definition.engine.precision, console) as challenger_served:
-        with console.status(f"evaluating the challenger on {len(splits.test)} test headlines"):
+        with console.status(f"evaluating the challenger on {len(test)} test headlines"):
             metrics = {
-                **held_out_metrics(model, tokenizer, splits.test, recipe.max_length),
-                **served_metrics(challenger_served, splits.test, recipe.max_length),
+                **held_out_metrics(model, tokenizer, test, max_length),
+                **served_metrics(challenger_served, test, max_length),
             }
         gate = offline_gate(
             settings.gate,
             {
                 "challenger": (challenger_served, metrics["test_bits_per_char"]),
                 "champion": (
-                    serving.load_generator(model_dir, threads=1),
+                    serving.load_generator(champion_dir, threads=1),
                     source["metrics"]["test_bits_per_char"],
                 ),
             },
             (GatePrompts.of([vote.prompt for vote in votes]), settings.gate_answers_per_prompt),
             console,
         )
+    return metrics, gate
+
+
+def _learned_from(
+    source: dict[str, Any],
+    votes: Sequence[VotedGeneration],
+    voted: _VoteSplit,
+    settings: RetrainSettings,
+) -> dict[str, Any]:
+    """What the manifest and the card record of the votes the challenger learned from."""
     moments = [vote.voted_at for vote in votes]
-    learned_from = {
+    return {
         "source": {"name": source["name"], "version": source["version"]},
-        "examples": counts.total,
-        "up": counts.up,
-        "down": counts.down,
-        "validation": len(validation),
-        "trained_on": len(training_votes),
+        "examples": voted.counts.total,
+        "up": voted.counts.up,
+        "down": voted.counts.down,
+        "validation": len(voted.validation),
+        "trained_on": len(voted.training),
         "first_vote_at": min(moments).isoformat(timespec="seconds"),
         "last_vote_at": max(moments).isoformat(timespec="seconds"),
         "by_model": by_model(votes),
-        "training_set_sha256": training_set,
+        "training_set_sha256": voted.training_set_sha256,
         "objective": (
             f"likelihood of up-voted text, unlikelihood of down-voted text x "
             f"{settings.down_vote_weight}"
@@ -310,23 +405,21 @@ def retrain(
         ),
         "settings": settings.model_dump(),
     }
-    build_key = hashlib.sha256(
+
+
+def _challenger_build_key(
+    source: dict[str, Any], training_set: str, settings: RetrainSettings
+) -> str:
+    """The challenger's build key: its champion's, the votes and the settings."""
+    return hashlib.sha256(
         json.dumps([source["build_key"], training_set, settings.model_dump()]).encode()
     ).hexdigest()
-    challenger = definition.model_copy(
+
+
+def _challenger_definition(definition: ModelDefinition) -> ModelDefinition:
+    """The champion's definition, its description saying the challenger learned from votes."""
+    return definition.model_copy(
         update={"description": f"{definition.description} Retrained from readers' votes."}
-    )
-    return package(
-        challenger,
-        model,
-        tokenizer,
-        metrics=metrics,
-        training={**asdict(summary), "votes": learned_from, "gate": gate},
-        data_fingerprint=training_set,
-        build_key=build_key,
-        destination=destination,
-        source=source,
-        held_out=(splits.validation, splits.test),
     )
 
 

@@ -307,13 +307,28 @@ function percentAxis(max = 1) {
 
 function renderCharts(report, variants) {
   if (!chartsAvailable()) return;
-  const labels = variants.map((item) => `Variant ${item.variant}`);
-  const colours = variants.map((_, index) => colour(index));
-  const { probability_best: probabilityBest, expected_loss: expectedLoss } = report.verdict;
-  const percentTooltip = {
-    tooltip: { callbacks: { label: (context) => formatPercent(context.parsed.y ?? context.parsed, 1) } },
-  };
+  const setup = chartSetup(variants);
+  drawTrafficChart(variants, setup);
+  drawUpRateChart(variants, setup);
+  drawBestChart(variants, setup, report.verdict.probability_best);
+  drawLossChart(variants, setup, report.verdict.expected_loss);
+  drawLatencyChart(variants, setup);
+  drawErrorsChart(variants, setup);
+}
 
+/** What every per-variant chart shares: its labels, its colours and a percent tooltip. */
+function chartSetup(variants) {
+  return {
+    labels: variants.map((item) => `Variant ${item.variant}`),
+    colours: variants.map((_, index) => colour(index)),
+    percentTooltip: {
+      tooltip: { callbacks: { label: (context) => formatPercent(context.parsed.y ?? context.parsed, 1) } },
+    },
+  };
+}
+
+/** Each variant's share of the traffic, as a doughnut. */
+function drawTrafficChart(variants, { labels, colours }) {
   drawChart("chart-traffic", {
     type: "doughnut",
     data: { labels, datasets: [{ data: variants.map((item) => item.traffic_share), backgroundColor: colours }] },
@@ -324,7 +339,10 @@ function renderCharts(report, variants) {
       },
     },
   });
+}
 
+/** Each variant's up-rate: its 95% credible interval as a floating bar, the observed rate as a marker. */
+function drawUpRateChart(variants, { labels, colours }) {
   drawChart("chart-uprate", {
     type: "bar",
     data: {
@@ -368,13 +386,19 @@ function renderCharts(report, variants) {
       },
     },
   });
+}
 
+/** Each variant's probability of being best. */
+function drawBestChart(variants, { labels, colours, percentTooltip }, probabilityBest) {
   drawChart("chart-best", {
     type: "bar",
     data: { labels, datasets: [{ data: variants.map((item) => probabilityBest[item.variant] ?? 0), backgroundColor: colours }] },
     options: { scales: { y: percentAxis() }, plugins: percentTooltip },
   });
+}
 
+/** The up-rate each variant risks losing if chosen (its expected loss). */
+function drawLossChart(variants, { labels, colours }, expectedLoss) {
   drawChart("chart-loss", {
     type: "bar",
     data: { labels, datasets: [{ data: variants.map((item) => expectedLoss[item.variant] ?? 0), backgroundColor: colours }] },
@@ -383,7 +407,10 @@ function renderCharts(report, variants) {
       plugins: { tooltip: { callbacks: { label: (context) => formatPercent(context.parsed.y, 2) } } },
     },
   });
+}
 
+/** Each variant's p50 and p95 latency. */
+function drawLatencyChart(variants, { labels }) {
   drawChart("chart-latency", {
     type: "bar",
     data: {
@@ -401,7 +428,10 @@ function renderCharts(report, variants) {
       },
     },
   });
+}
 
+/** Each variant's error rate, on an axis of at least 5%. */
+function drawErrorsChart(variants, { labels, colours, percentTooltip }) {
   drawChart("chart-errors", {
     type: "bar",
     data: { labels, datasets: [{ data: variants.map((item) => item.error_rate), backgroundColor: colours }] },

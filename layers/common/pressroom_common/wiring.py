@@ -20,7 +20,7 @@ from pressroom_common.experiment.adaptive import build_guardrail
 from pressroom_common.experiment.routing import Router, build_strategy
 from pressroom_common.feedback.service import FeedbackService
 from pressroom_common.feedback.settings import FeedbackSettings
-from pressroom_common.feedback.store import open_store
+from pressroom_common.feedback.store import FeedbackStore, open_store
 from pressroom_common.generation.health import HealthChecker, endpoint_checks
 from pressroom_common.generation.service import Classifier, GenerationService, Generator
 from pressroom_common.generation.settings import GenerateSettings
@@ -58,32 +58,31 @@ def sagemaker_clients(settings: GenerateSettings) -> SageMakerClients:
     )
 
 
-def build_generate_app(settings: GenerateSettings) -> JsonApiResolver:
-    """POST /api/generate, GET /api/health and GET /api/openapi.json."""
-    clients = sagemaker_clients(settings)
-    store = open_store(settings.database_url)
-    reader_keys = load_reader_keys(settings)
-    executor = ThreadPoolExecutor(max_workers=SAGEMAKER_WORKERS, thread_name_prefix="sagemaker")
-    router = Router(
+def build_router(settings: GenerateSettings, counts: FeedbackStore) -> Router:
+    """The A/B router: the configured strategy (Thompson sampling reads the round's votes from
+    `counts`), the variants, and the guardrail."""
+    return Router(
         build_strategy(
             settings.routing_strategy,
-            counts=store,
+            counts=counts,
             counts_since=settings.experiment_started_at,
-            warmup_votes=settings.thompson_warmup_votes,
-            top_two_probability=settings.thompson_top_two_probability,
-            refresh_s=settings.thompson_refresh_s,
+            thompson=settings.thompson,
         ),
         settings.variants,
         guardrail=build_guardrail(
-            settings.guardrail_enabled,
-            variants=settings.variants,
-            window_s=settings.guardrail_window_s,
-            min_requests=settings.guardrail_min_requests,
-            max_error_rate=settings.guardrail_max_error_rate,
-            max_p95_latency_ms=settings.guardrail_max_p95_latency_ms,
-            cooldown_s=settings.guardrail_cooldown_s,
+            settings.guardrail_enabled, variants=settings.variants, thresholds=settings.guardrail
         ),
     )
+
+
+def build_models(
+    settings: GenerateSettings,
+    clients: SageMakerClients,
+    router: Router,
+    executor: ThreadPoolExecutor,
+) -> tuple[Generator, Classifier]:
+    """The generator variants (retried, within one attempt's timeout, falling back by the
+    router) and the classifier (one attempt, within its budget)."""
     generator = Generator(
         SageMakerRuntime(
             clients.generator,
@@ -104,6 +103,17 @@ def build_generate_app(settings: GenerateSettings) -> JsonApiResolver:
         settings.classifier_endpoint_name,
         settings.classifier_timeout_s,
     )
+    return generator, classifier
+
+
+def build_generate_app(settings: GenerateSettings) -> JsonApiResolver:
+    """POST /api/generate, GET /api/health and GET /api/openapi.json."""
+    clients = sagemaker_clients(settings)
+    store = open_store(settings.database_url)
+    reader_keys = load_reader_keys(settings)
+    executor = ThreadPoolExecutor(max_workers=SAGEMAKER_WORKERS, thread_name_prefix="sagemaker")
+    router = build_router(settings, store)
+    generator, classifier = build_models(settings, clients, router, executor)
     served = generate_router(
         GenerationService(
             router,

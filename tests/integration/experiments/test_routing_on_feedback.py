@@ -8,6 +8,7 @@ from collections import Counter
 
 from pressroom_common.experiment.adaptive import ThompsonSampling
 from pressroom_common.experiment.routing import FixedWeights, Router
+from pressroom_common.experiment.settings import ThompsonParameters
 from pressroom_common.feedback.store import FeedbackStore
 
 from local.experiment.report import experiment_report
@@ -45,9 +46,8 @@ def test_thompson_sampling_sends_most_late_traffic_to_the_better_variant(
     strategy = ThompsonSampling(
         experiment_store,
         FixedWeights(rng=random.Random(3)),
-        warmup_votes=100,
-        top_two_probability=1.0,  # plain Thompson sampling: the traffic follows the evidence
-        refresh_s=10.0,
+        # Plain Thompson sampling (top-two 1.0): the traffic follows the evidence.
+        ThompsonParameters(warmup_votes=100, top_two_probability=1.0, refresh_s=10.0),
         rng=random.Random(5),
         clock=clock,
         run_refresh=lambda refresh: refresh(),  # in the request: a reproducible run

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from pressroom_common.experiment.report import build_report
+from pressroom_common.feedback.service import stats_report
 from pressroom_common.feedback.store import (
     FeedbackStore,
     GenerationNotFoundError,
@@ -152,15 +152,10 @@ def test_stats_window_counts_only_generations_since_the_given_time(
     store.record_generation(make_generation(id="new", created_at=cutoff))
     store.record_vote("old", USER, "down")
     store.record_vote("new", USER, "up")
-    report = build_report(store.experiment_totals(cutoff), since=cutoff, weights={"A": 1.0})
+    report = stats_report(store, since=cutoff, weights={"A": 1.0})
     (variant,) = report.variants
     assert (variant.requests, variant.up, variant.down) == (1, 1, 0)
-    assert (
-        build_report(store.experiment_totals(None), since=None, weights={"A": 1.0})
-        .variants[0]
-        .requests
-        == 2
-    )
+    assert stats_report(store, since=None, weights={"A": 1.0}).variants[0].requests == 2
 
 
 def test_variant_counts_since_a_rounds_start_count_only_that_rounds_generations(
@@ -225,7 +220,7 @@ def test_stats_match_a_hand_computed_example(
     store.record_vote("b0", USER, "down")
     store.record_vote("b1", USER, "down")
 
-    report = build_report(store.experiment_totals(None), since=None, weights={"A": 1.0, "B": 1.0})
+    report = stats_report(store, since=None, weights={"A": 1.0, "B": 1.0})
 
     a, b = report.variants
     assert (a.variant, a.requests, a.impressions, a.errors, a.up, a.down) == ("A", 60, 59, 1, 3, 0)
@@ -250,7 +245,7 @@ def test_stats_match_a_hand_computed_example(
 
 
 def test_stats_of_an_empty_store_report_no_variants(store: FeedbackStore) -> None:
-    report = build_report(store.experiment_totals(None), since=None, weights={"A": 1.0, "B": 1.0})
+    report = stats_report(store, since=None, weights={"A": 1.0, "B": 1.0})
     assert report.variants == []
     assert report.total_requests == 0
     assert report.verdict.sample_ratio_mismatch_p_value is None
@@ -279,7 +274,7 @@ def test_database_crash_answers_unavailable_and_loses_no_acknowledged_vote(
         assert raised.value.status == 503
         assert "vote was not stored" in raised.value.message
         with pytest.raises(StoreUnavailableError):
-            build_report(store.experiment_totals(None), since=None, weights={"A": 1.0})
+            stats_report(store, since=None, weights={"A": 1.0})
         with pytest.raises(StoreUnavailableError):
             store.ping()
     finally:

@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from pressroom_common.experiment.report import UNCATEGORISED, build_report, judge
+from pressroom_common.experiment.report import UNCATEGORISED, judge
 from pressroom_common.experiment.settings import WEIGHTED_STRATEGY
 from pressroom_common.experiment.statistics import percentile
+from pressroom_common.feedback.service import stats_report
 from pressroom_common.feedback.store import (
     FeedbackStore,
     GenerationNotFoundError,
@@ -162,9 +163,7 @@ def reported_by_category(
 ) -> dict[str, dict[str, tuple[int, int, int]]]:
     return {
         item.category: {row.variant: (row.impressions, row.up, row.down) for row in item.variants}
-        for item in build_report(
-            store.experiment_totals(since), since=since, weights={"A": 1, "B": 1}
-        ).by_category
+        for item in stats_report(store, since=since, weights={"A": 1, "B": 1}).by_category
     }
 
 
@@ -402,7 +401,7 @@ def test_the_verdict_by_category_is_the_rule_on_each_categorys_votes(
                 )
                 records.append(record)
 
-    report = build_report(store.experiment_totals(None), since=None, weights={"A": 1, "B": 1})
+    report = stats_report(store, since=None, weights={"A": 1, "B": 1})
 
     assert report.verdict.leader == "A"
     by_name = {item.category: item for item in report.by_category}

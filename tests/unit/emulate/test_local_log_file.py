@@ -63,7 +63,7 @@ def logged_gateway(tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
             f"arn:aws:lambda:us-east-1:1:function:pressroom-test-{handler}function-0123",
             tmp_path,
             f"handlers.{handler}",
-            {"POWERTOOLS_SERVICE_NAME": "test"},
+            {"POWERTOOLS_SERVICE_NAME": f"{handler}-service"},
             3,
             256,
         )
@@ -113,10 +113,13 @@ def test_a_functions_log_and_metric_lines_go_to_the_log_file_not_stdout(
     assert "[$LATEST]" in events[0].logStreamName
     messages = [event.message for event in events]
     # The cold start's line comes first; the invocation is framed as the runtime frames it.
-    assert json.loads(messages[0])["message"] == "cold start of the test function"
+    cold_start = json.loads(messages[0])
+    assert cold_start["message"] == "cold start of the test function"
     invocation = messages[messages.index(f"START RequestId: {request_id} Version: $LATEST") :]
     logged = json.loads(invocation[1])
     assert (logged["level"], logged["message"], logged["path"]) == ("INFO", "answering", "/api/ok")
+    # Both functions share the layer's Logger in this process; each line names its own function.
+    assert cold_start["service"] == logged["service"] == "ok-service"
     metric = json.loads(invocation[2])
     assert metric["Invocations"] == [1.0] and metric["variant"] == "B"
     assert metric["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [

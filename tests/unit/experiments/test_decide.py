@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from pressroom_common.experiment.adaptive import GuardrailThresholds
-from pressroom_common.experiment.report import StatsReport, build_report
+from pressroom_common.experiment.report import StatsReport
+from pressroom_common.feedback.service import stats_report
 from pressroom_common.generation.settings import GenerateSettings
 from typer.testing import CliRunner
 
@@ -60,9 +61,7 @@ def api() -> Iterator[StatsApi]:
 
 def round_report(api: StatsApi) -> StatsReport:
     """The round's `/api/stats` report, built as the API builds it."""
-    return build_report(
-        api.store.experiment_totals(ROUND_START), since=ROUND_START, weights=WEIGHTS
-    )
+    return stats_report(api.store, since=ROUND_START, weights=WEIGHTS)
 
 
 def outcome_of(api: StatsApi, guardrail: GuardrailThresholds = GUARDRAIL) -> object:

@@ -1,6 +1,8 @@
-"""The inference API template's experiment monitoring, resolved by the local template loader:
-the dashboard charts only metrics the code emits, every variant has its two alarms, and the
-realtime endpoint rolls a deployment back on exactly those alarms."""
+"""The experiment monitoring (apps/monitoring), resolved by the local template loader: the
+dashboard charts only metrics the code emits, every variant has its two alarms on the endpoint
+the inference API serves it from, and the realtime endpoint (apps/inference-api, wired to the
+monitoring app's outputs in template-root.yaml) rolls a deployment back on exactly those
+alarms."""
 
 from __future__ import annotations
 
@@ -11,24 +13,61 @@ from typing import Any
 
 import pytest
 
-from local.cfn import Resource, load_stack
+from local.cfn import Resource, Stack, load_stack, load_template
+from local.paths import APPS_DIR, ROOT_TEMPLATE
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "apps" / "inference-api" / "template.yaml"
+MONITORING = APPS_DIR / "monitoring" / "template.yaml"
+INFERENCE_API = APPS_DIR / "inference-api" / "template.yaml"
 CODE = Path(__file__).resolve().parents[3] / "layers" / "common" / "pressroom_common"
+MODELS = {
+    "HeadlineBaseModelDataUrl": "s3://pressroom-models/headline-base/model.tar.gz",
+    "HeadlineBaseModelVersion": "v1",
+    "HeadlineLiteModelDataUrl": "s3://pressroom-models/headline-lite/model.tar.gz",
+    "HeadlineLiteModelVersion": "v2",
+}
+ROLLBACK_ALARM_PARAMETERS = (
+    "VariantAErrorRateAlarmName",
+    "VariantALatencyAlarmName",
+    "VariantBErrorRateAlarmName",
+    "VariantBLatencyAlarmName",
+)
 
 
-def resources(hosting_mode: str, instances: int = 1) -> dict[str, Resource]:
+def by_id(stack: Stack) -> dict[str, Resource]:
+    return {resource.logical_id: resource for resource in stack.walk_resources()}
+
+
+def monitoring(hosting_mode: str) -> dict[str, Resource]:
+    return by_id(load_stack(MONITORING, {"HostingMode": hosting_mode}))
+
+
+def inference_api(hosting_mode: str, instances: int = 1) -> dict[str, Resource]:
+    """The inference API on its own (its alarm-name parameters get placeholders)."""
     stack = load_stack(
-        TEMPLATE,
+        INFERENCE_API,
         {
             "HostingMode": hosting_mode,
             "RealtimeInstanceCount": instances,
-            "HeadlineBaseModelDataUrl": "s3://pressroom-models/headline-base/model.tar.gz",
-            "HeadlineLiteModelDataUrl": "s3://pressroom-models/headline-lite/model.tar.gz",
+            "HeadlineBaseModelDataUrl": MODELS["HeadlineBaseModelDataUrl"],
+            "HeadlineLiteModelDataUrl": MODELS["HeadlineLiteModelDataUrl"],
         },
         placeholder_missing=True,
     )
-    return {resource.logical_id: resource for resource in stack.walk_resources()}
+    return by_id(stack)
+
+
+def root(hosting_mode: str, instances: int = 1) -> Stack:
+    """The root stack, every app wired as CloudFormation would wire it."""
+    return load_stack(
+        ROOT_TEMPLATE,
+        {
+            **MODELS,
+            "NewsClassifierModelDataUrl": "s3://pressroom-models/news-classifier/model.tar.gz",
+            "NewsClassifierModelVersion": "v3",
+            "HostingMode": hosting_mode,
+        },
+        nested_overrides={"InferenceApi": {"RealtimeInstanceCount": instances}},
+    )
 
 
 def emitted_metric_names() -> set[str]:
@@ -49,7 +88,7 @@ def dashboard_metrics(body: dict[str, Any]) -> set[str]:
 
 
 def test_the_dashboard_charts_only_metrics_the_code_emits() -> None:
-    dashboard = resources("realtime")["ExperimentDashboard"]
+    dashboard = monitoring("realtime")["ExperimentDashboard"]
     body = json.loads(dashboard.properties["DashboardBody"])
 
     charted = dashboard_metrics(body)
@@ -68,7 +107,10 @@ def test_the_dashboard_charts_only_metrics_the_code_emits() -> None:
 def test_each_variant_has_a_5xx_rate_and_a_p95_latency_alarm_on_its_endpoint(
     hosting_mode: str, endpoints: dict[str, str]
 ) -> None:
-    found = resources(hosting_mode)
+    found = monitoring(hosting_mode)
+    # The alarms name the endpoints by convention: they must be the ones the API serves from.
+    served = root(hosting_mode).nested["InferenceApi"].outputs
+    assert {variant: served[f"Variant{variant}EndpointName"] for variant in "AB"} == endpoints
     for variant, endpoint in endpoints.items():
         for alarm in (f"Variant{variant}ErrorRateAlarm", f"Variant{variant}LatencyAlarm"):
             stats = [
@@ -80,7 +122,8 @@ def test_each_variant_has_a_5xx_rate_and_a_p95_latency_alarm_on_its_endpoint(
 
 
 def test_a_realtime_deployment_rolls_back_on_the_variant_alarms() -> None:
-    found = resources("realtime", instances=2)
+    stack = root("realtime", instances=2)
+    found = by_id(stack.nested["InferenceApi"])
     config = found["GeneratorRealtimeEndpoint"].properties["DeploymentConfig"]
 
     routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
@@ -91,21 +134,33 @@ def test_a_realtime_deployment_rolls_back_on_the_variant_alarms() -> None:
     }
     variant_alarms = {
         resource.properties["AlarmName"]
-        for resource in found.values()
-        if resource.type == "AWS::CloudWatch::Alarm"
+        for resource in stack.walk_resources("AWS::CloudWatch::Alarm")
     }
     assert rollback_alarms == variant_alarms and len(variant_alarms) == 4
+    assert {r.stack.name for r in stack.walk_resources("AWS::CloudWatch::Alarm")} == {
+        stack.nested["Monitoring"].name
+    }
+
+
+def test_the_api_takes_its_rollback_alarms_from_the_monitoring_app_so_it_deploys_after_it() -> None:
+    passed = load_template(ROOT_TEMPLATE)["Resources"]["InferenceApi"]["Properties"]["Parameters"]
+    outputs = load_template(MONITORING)["Outputs"]
+
+    for parameter in ROLLBACK_ALARM_PARAMETERS:
+        # A GetAtt on the monitoring app's output: CloudFormation creates that app first.
+        assert passed[parameter] == {"Fn::GetAtt": ["Monitoring", f"Outputs.{parameter}"]}
+        assert outputs[parameter]["Value"] == {"Ref": parameter.removesuffix("Name")}
 
 
 def test_one_instance_per_variant_shifts_all_at_once_since_a_canary_needs_two() -> None:
-    config = resources("realtime", instances=1)["GeneratorRealtimeEndpoint"].properties
+    config = inference_api("realtime", instances=1)["GeneratorRealtimeEndpoint"].properties
 
     routing = config["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     assert routing["Type"] == "ALL_AT_ONCE"
 
 
 def test_each_realtime_variant_autoscales_on_invocations_per_instance() -> None:
-    found = resources("realtime", instances=2)
+    found = inference_api("realtime", instances=2)
     endpoint = found["GeneratorRealtimeEndpoint"].properties["EndpointName"]
     targets = {
         resource.properties["ResourceId"]: resource
@@ -131,5 +186,5 @@ def test_each_realtime_variant_autoscales_on_invocations_per_instance() -> None:
 
 
 def test_serverless_endpoints_have_no_instance_autoscaling() -> None:
-    found = resources("serverless")
+    found = inference_api("serverless")
     assert not [r for r in found.values() if r.type.startswith("AWS::ApplicationAutoScaling")]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pressroom_common.experiment.adaptive import ThompsonSampling
 from pressroom_common.experiment.routing import FixedWeights, Router, build_strategy
+from pressroom_common.experiment.settings import ThompsonParameters
 from pressroom_common.feedback.store import (
     FeedbackStore,
     GenerationRecord,
@@ -76,9 +77,7 @@ def thompson(
     return ThompsonSampling(
         counts,
         FixedWeights(rng=random.Random(1)),
-        warmup_votes=warmup,
-        top_two_probability=top_two,
-        refresh_s=5.0,
+        ThompsonParameters(warmup_votes=warmup, top_two_probability=top_two, refresh_s=5.0),
         rng=random.Random(2),
         clock=clock,
         run_refresh=lambda refresh: refresh(),  # in the request: deterministic counts
@@ -182,9 +181,7 @@ def test_a_request_never_waits_for_the_counts_it_starts_one_refresh_off_its_path
     strategy = ThompsonSampling(
         counts,
         FixedWeights(rng=random.Random(1)),
-        warmup_votes=10,
-        top_two_probability=1.0,
-        refresh_s=5.0,
+        ThompsonParameters(warmup_votes=10, top_two_probability=1.0, refresh_s=5.0),
         rng=random.Random(2),
         clock=clock,
         run_refresh=pending.append,  # started, not yet run
@@ -262,9 +259,7 @@ def test_a_new_round_counts_only_its_own_votes(store: FeedbackStore) -> None:
     strategy = ThompsonSampling(
         CountingStore(store),
         FixedWeights(rng=random.Random(1)),
-        warmup_votes=10,
-        top_two_probability=1.0,
-        refresh_s=5.0,
+        ThompsonParameters(warmup_votes=10, top_two_probability=1.0, refresh_s=5.0),
         since=round_start,
         rng=random.Random(2),
         clock=FakeClock(),
@@ -282,7 +277,12 @@ def test_a_round_warms_up_afresh_whatever_came_before(store: FeedbackStore) -> N
     record(store, "B", 50, up=0, at=round_start - timedelta(days=1))
     record(store, "A", 3, up=3, at=round_start)  # B has nothing in this round yet
     router = Router(
-        build_strategy("thompson", counts=store, warmup_votes=10, counts_since=round_start),
+        build_strategy(
+            "thompson",
+            counts=store,
+            counts_since=round_start,
+            thompson=ThompsonParameters(warmup_votes=10),
+        ),
         VARIANTS,
     )
     weighted = Router(FixedWeights(), VARIANTS)

@@ -22,13 +22,17 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pressroom_common.experiment.settings import GuardrailThresholds, Strategy, VariantConfig
+from pressroom_common.experiment.settings import (
+    GuardrailThresholds,
+    Strategy,
+    ThompsonParameters,
+    VariantConfig,
+)
 from pressroom_common.experiment.statistics import percentile, up_rate_posterior
 from pressroom_common.platform.errors import DomainError
 from pressroom_common.platform.observability import logger, record_variant_metric
 
 Clock = Callable[[], float]
-_GUARDRAIL = GuardrailThresholds()
 
 
 class VariantCountsSource(Protocol):
@@ -74,10 +78,8 @@ class ThompsonSampling:
         self,
         counts: VariantCountsSource,
         warmup: WeightedStrategy,
+        parameters: ThompsonParameters,
         *,
-        warmup_votes: int,
-        top_two_probability: float,
-        refresh_s: float,
         since: datetime | None = None,
         rng: random.Random | None = None,
         clock: Clock = time.monotonic,
@@ -86,9 +88,9 @@ class ThompsonSampling:
         self._counts = counts
         self._run_refresh = run_refresh
         self._warmup = warmup
-        self._warmup_votes = warmup_votes
-        self._top_two_probability = top_two_probability
-        self._refresh_s = refresh_s
+        self._warmup_votes = parameters.warmup_votes
+        self._top_two_probability = parameters.top_two_probability
+        self._refresh_s = parameters.refresh_s
         self._since = since
         self._rng = rng or random.Random()  # noqa: S311 - exploration, not cryptography
         self._clock = clock
@@ -263,24 +265,9 @@ def build_guardrail(
     enabled: bool,
     *,
     variants: Mapping[str, VariantConfig],
-    window_s: float = _GUARDRAIL.window_s,
-    min_requests: int = _GUARDRAIL.min_requests,
-    max_error_rate: float = _GUARDRAIL.max_error_rate,
-    max_p95_latency_ms: float = _GUARDRAIL.max_p95_latency_ms,
-    cooldown_s: float = _GUARDRAIL.cooldown_s,
+    thresholds: GuardrailThresholds = GuardrailThresholds(),
 ) -> Guardrail | None:
     """The guardrail a deployment's `GUARDRAIL_ENABLED` asks for, over the routed `variants`,
-    with its thresholds (defaults: `settings.GuardrailThresholds`); None when disabled. Built
-    the way `routing.build_strategy` builds the strategy."""
-    if not enabled:
-        return None
-    return Guardrail(
-        variants,
-        GuardrailThresholds(
-            window_s=window_s,
-            min_requests=min_requests,
-            max_error_rate=max_error_rate,
-            max_p95_latency_ms=max_p95_latency_ms,
-            cooldown_s=cooldown_s,
-        ),
-    )
+    with its `thresholds`; None when disabled. Built the way `routing.build_strategy` builds the
+    strategy, from its parameters."""
+    return Guardrail(variants, thresholds) if enabled else None

@@ -25,8 +25,6 @@ from pressroom_common.experiment.settings import (
 )
 from pressroom_common.platform.errors import ValidationError
 
-_THOMPSON = ThompsonParameters()
-
 
 @dataclass(frozen=True)
 class Assignment:
@@ -83,34 +81,24 @@ def build_strategy(
     *,
     counts: VariantCountsSource | None = None,
     counts_since: datetime | None = None,
-    warmup_votes: int = _THOMPSON.warmup_votes,
-    top_two_probability: float = _THOMPSON.top_two_probability,
-    refresh_s: float = _THOMPSON.refresh_s,
+    thompson: ThompsonParameters = ThompsonParameters(),
 ) -> RoutingStrategy:
-    """The strategy a deployment's `ROUTING_STRATEGY` names, with its parameters (defaults:
-    `settings.ThompsonParameters`); new strategies register here. `adaptive.build_guardrail`
-    takes the guardrail's the same way.
+    """The strategy a deployment's `ROUTING_STRATEGY` names, with its parameters; new
+    strategies register here. `adaptive.build_guardrail` takes the guardrail's the same way.
 
     `thompson` reads the vote counts of the generations since `counts_since` (the experiment
     round's start; all time when None) from `counts` (the feedback store) and routes its
     warm-up by the weights.
     """
 
-    def thompson() -> RoutingStrategy:
+    def thompson_sampling() -> RoutingStrategy:
         if counts is None:
             raise ValueError("thompson routing needs the feedback store's vote counts")
-        return ThompsonSampling(
-            counts,
-            FixedWeights(),
-            warmup_votes=warmup_votes,
-            top_two_probability=top_two_probability,
-            refresh_s=refresh_s,
-            since=counts_since,
-        )
+        return ThompsonSampling(counts, FixedWeights(), thompson, since=counts_since)
 
     strategies: dict[Strategy, Callable[[], RoutingStrategy]] = {
         Strategy.FIXED: FixedWeights,
-        Strategy.THOMPSON: thompson,
+        Strategy.THOMPSON: thompson_sampling,
     }
     return strategies[name]()
 

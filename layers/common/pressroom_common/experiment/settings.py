@@ -103,6 +103,14 @@ class ThompsonSettings(BaseSettings):
     thompson_top_two_probability: float = Field(default=_THOMPSON.top_two_probability, ge=0, le=1)
     thompson_refresh_s: float = Field(default=_THOMPSON.refresh_s, gt=0)
 
+    @property
+    def thompson(self) -> ThompsonParameters:
+        return ThompsonParameters(
+            warmup_votes=self.thompson_warmup_votes,
+            top_two_probability=self.thompson_top_two_probability,
+            refresh_s=self.thompson_refresh_s,
+        )
+
 
 class GuardrailSettings(BaseSettings):
     """The guardrail (any strategy): drain a variant whose error rate or p95 model latency over
@@ -116,6 +124,16 @@ class GuardrailSettings(BaseSettings):
     guardrail_max_error_rate: float = Field(default=_GUARDRAIL.max_error_rate, gt=0, le=1)
     guardrail_max_p95_latency_ms: float = Field(default=_GUARDRAIL.max_p95_latency_ms, gt=0)
     guardrail_cooldown_s: float = Field(default=_GUARDRAIL.cooldown_s, gt=0)
+
+    @property
+    def guardrail(self) -> GuardrailThresholds:
+        return GuardrailThresholds(
+            window_s=self.guardrail_window_s,
+            min_requests=self.guardrail_min_requests,
+            max_error_rate=self.guardrail_max_error_rate,
+            max_p95_latency_ms=self.guardrail_max_p95_latency_ms,
+            cooldown_s=self.guardrail_cooldown_s,
+        )
 
 
 class RoutingSettings(RoundSettings, ThompsonSettings, GuardrailSettings):

@@ -21,6 +21,13 @@ from pressroom_common.platform.readers import ReaderKeys
 from pressroom_common.records import Vote
 
 
+def stats_report(
+    store: FeedbackStore, *, since: datetime | None, weights: Mapping[str, float]
+) -> StatsReport:
+    """`GET /api/stats`' report over the generations `store` holds since `since` (None: all)."""
+    return build_report(store.experiment_totals(since), since=since, weights=weights)
+
+
 class FeedbackService:
     def __init__(
         self,
@@ -62,6 +69,4 @@ class FeedbackService:
         round, which a promoted challenger starts, so the votes of the round before do not
         count."""
         window = self._round_started_at if since is None else since
-        return build_report(
-            self._store.experiment_totals(window), since=window, weights=self._weights
-        )
+        return stats_report(self._store, since=window, weights=self._weights)
