@@ -209,8 +209,13 @@ def test_concurrent_classifier_requests_are_batched_and_each_gets_its_answer(
         start.wait()
         return ask(headline)
 
-    with ThreadPoolExecutor(max_workers=len(headlines)) as pool:
-        together = list(pool.map(ask_together, headlines))
+    # A busy machine can spread five requests past the 25 ms batch window, so the burst is
+    # sent up to three times; the first in which the worker merged some is checked.
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=len(headlines)) as pool:
+            together = list(pool.map(ask_together, headlines))
+        if max(batch_size for _, batch_size in together) > 1:
+            break
 
     # Each request got its own answer back, the one it gets alone, even in a shared model call,
     for (prediction, _), expected in zip(together, alone, strict=True):
