@@ -151,7 +151,7 @@ def _voted(prompt: str, text: str, vote: str, generation_id: str = "g") -> Voted
     )
 
 
-def test_only_the_generated_text_and_its_end_carry_a_votes_loss() -> None:
+def test_only_the_generated_text_and_its_end_carry_an_up_votes_loss() -> None:
     _, tokenizer = _tiny_model_and_tokenizer()
     collate = voted_collate(tokenizer, 40, CONTEXT, down_vote_weight=0.5)
     batch = collate([_voted("Stocks fall", " as oil prices rise", "up")])
@@ -160,6 +160,22 @@ def test_only_the_generated_text_and_its_end_carry_a_votes_loss() -> None:
     assert (labels[:prompt_length] == IGNORE_INDEX).all()
     assert (labels[prompt_length:] != IGNORE_INDEX).all()
     assert int(labels[-1]) == tokenizer.eos_token_id
+
+
+def test_a_down_votes_loss_is_on_its_words_not_on_where_it_ends() -> None:
+    _, tokenizer = _tiny_model_and_tokenizer()
+    collate = voted_collate(tokenizer, 40, CONTEXT, down_vote_weight=0.5)
+    # The up-vote is longer, so the down-voted row ends in padding after its end token.
+    up, down = _voted("Stocks", " fall as oil prices rise", "up"), _voted("Stocks", " fall", "down")
+    batch = collate([up, down])
+    prompt_length = len(headline_prompt_ids(tokenizer, "Stocks", CONTEXT))
+    text_length = len(tokenizer(" fall", add_special_tokens=False)["input_ids"])
+    end = prompt_length + text_length
+    labels = batch.inputs["labels"][1]
+    assert int(batch.inputs["input_ids"][1, end]) == tokenizer.eos_token_id
+    assert (labels[prompt_length:end] != IGNORE_INDEX).all()
+    assert (labels[end:] == IGNORE_INDEX).all()
+    assert int(batch.inputs["labels"][0, -1]) == tokenizer.eos_token_id
 
 
 def test_the_loss_of_up_votes_is_their_texts_cross_entropy() -> None:
