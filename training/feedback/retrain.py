@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from pressroom_common.feedback.store import VotedGeneration
+from pressroom_common.records import Vote
 from pydantic import BaseModel, Field
 from rich.console import Console
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -137,13 +138,12 @@ def voted_collate(
         input_ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
         attention_mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
         labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
-        for row, (prompt_length, vote) in enumerate(zip(prompt_lengths, voted, strict=True)):
+        up_votes = [vote.vote is Vote.UP for vote in voted]
+        for row, (prompt_length, up) in enumerate(zip(prompt_lengths, up_votes, strict=True)):
             labels[row, :prompt_length] = IGNORE_INDEX
-            if vote.vote.value != "up":
+            if not up:
                 labels[row, len(rows[row]) - 1] = IGNORE_INDEX
-        weights = torch.tensor(
-            [1.0 if vote.vote.value == "up" else -down_vote_weight for vote in voted]
-        )
+        weights = torch.tensor([1.0 if up else -down_vote_weight for up in up_votes])
         return VotedBatch(
             {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels},
             int((labels[:, 1:] != IGNORE_INDEX).sum()),
